@@ -1,0 +1,78 @@
+//! Zoho CRM OAuth tokens for serverless apps, kept in AWS Secrets Manager.
+//!
+//! The Zoho CRM SDKs persist OAuth tokens through a `TokenStore` interface
+//! whose built-in implementations write a local CSV file or a MySQL table:
+//! neither survives in AWS Lambda, where the disk is ephemeral and there is
+//! no database server. This crate provides that interface in Rust:
+//!
+//! - [`OAuthToken`] and the [`TokenStore`] trait, with the Zoho SDK's matching
+//!   rules ([`LookupKey`]) and without its bugs;
+//! - [`MemoryStore`], the reference implementation;
+//! - [`conformance`] (feature `conformance`), checks any store can run.
+//!
+//! # Example
+//!
+//! ```
+//! use zoho_token_store::{MemoryStore, OAuthToken, TokenStore};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//!
+//! // First use: a grant token from the Zoho API console, exchanged for a
+//! // refresh token, saved under the CRM user's name.
+//! let mut token = OAuthToken::from_refresh_token("1000.CLIENTID", "client-secret", "1000.refresh")
+//!     .with_user_name("me@example.com");
+//! store.save_token(&mut token).await?;
+//! let id = token.id.clone().expect("save_token sets the id");
+//!
+//! // Hourly: a new access token for the same user updates the stored token.
+//! let mut refreshed = OAuthToken {
+//!     access_token: Some("1000.access".into()),
+//!     expiry_time: Some(1_900_000_000_000),
+//!     ..OAuthToken::for_user("me@example.com")
+//! };
+//! store.save_token(&mut refreshed).await?;
+//! assert_eq!(refreshed.id.as_deref(), Some(id.as_str()));
+//! assert_eq!(refreshed.refresh_token.as_deref(), Some("1000.refresh"));
+//!
+//! let found = store.find_token(&OAuthToken::for_user("me@example.com")).await?;
+//! assert_eq!(found, Some(refreshed));
+//! # Ok::<(), zoho_token_store::StoreError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Choices where the Zoho SDK is silent or wrong
+//!
+//! - Reads and deletes of an absent id answer `Ok(None)` / `Ok(())`.
+//! - Ids are random (never `max(id) + 1`, which concurrent writers compute alike).
+//! - A given id decides alone: a save with an id that is not stored creates a
+//!   token under that id (unless its user name belongs to another token, which
+//!   is [`StoreError::InvalidInput`]); it is not merged with a token that
+//!   matches by lookup key.
+//! - An empty string counts as an absent field in matching, as in the Zoho SDKs.
+//! - Tokens are limited to [`MAX_TOKEN_BYTES`] encoded, in every store.
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::explicit_iter_loop,
+    clippy::future_not_send,
+    clippy::use_self,
+    clippy::clone_on_ref_ptr,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+mod error;
+mod id;
+mod memory;
+mod store;
+mod token;
+
+pub use error::{BoxError, StoreError};
+pub use id::{MAX_ID_LEN, generate_id, validate_id};
+pub use memory::MemoryStore;
+pub use store::{LookupKey, TokenStore, check_unique_user, prepare_save};
+pub use token::{MAX_TOKEN_BYTES, OAuthToken, decode_token, encode_token};

@@ -1,0 +1,295 @@
+//! The [`TokenStore`] trait, its forwarding impls, and the matching rules
+//! every backend shares (DESIGN §3).
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::id::{generate_id, validate_id};
+use crate::token::{OAuthToken, is_set};
+
+/// Persistent storage of Zoho OAuth tokens: the `TokenStore` interface of the
+/// Zoho CRM SDKs.
+///
+/// Implementations follow the rules of the Zoho SDK's `FileStore`, with its
+/// bugs fixed:
+///
+/// - a query token is matched by its [`LookupKey`]: user name first, else
+///   access token, else grant or refresh token;
+/// - [`find_token`](Self::find_token) answers with the stored token overlaid by
+///   the fields the query sets;
+/// - [`save_token`](Self::save_token) is an upsert that never makes two tokens
+///   for one user name;
+/// - reads and deletes of an absent id are `Ok`, not errors;
+/// - bad input is a [`StoreError::InvalidInput`], never a panic.
+///
+/// The trait is object safe: stores are used as `Arc<dyn TokenStore>` or
+/// `Box<dyn TokenStore>` as readily as by value. Any implementation can prove
+/// that it follows these rules with the [`conformance`](crate::conformance) suite.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// The stored token that `token` matches by its [`LookupKey`], with every
+    /// field `token` sets taken from `token`; `Ok(None)` when none matches.
+    ///
+    /// A `token` with nothing to match on is [`StoreError::InvalidInput`].
+    async fn find_token(&self, token: &OAuthToken) -> Result<Option<OAuthToken>, StoreError>;
+
+    /// The token stored under `id`, or `Ok(None)`.
+    async fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>, StoreError>;
+
+    /// Stores `token`: updates the token its id names, else the one its
+    /// [`LookupKey`] matches (stored fields fill the fields `token` leaves
+    /// empty), else stores it as a new token under its id or a generated one.
+    ///
+    /// On `Ok`, `token.id` is set and `token` equals what is stored. A new
+    /// token without refresh, grant or access token, or a save that would give
+    /// a second stored token the same user name, is [`StoreError::InvalidInput`]
+    /// and writes nothing.
+    async fn save_token(&self, token: &mut OAuthToken) -> Result<(), StoreError>;
+
+    /// Deletes the token stored under `id`; `Ok(())` if there is none.
+    async fn delete_token(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Every stored token, in no particular order.
+    async fn get_tokens(&self) -> Result<Vec<OAuthToken>, StoreError>;
+
+    /// Deletes every stored token.
+    async fn delete_tokens(&self) -> Result<(), StoreError>;
+}
+
+macro_rules! forward_token_store {
+    ($wrapper:ident) => {
+        #[async_trait]
+        impl<T: TokenStore + ?Sized> TokenStore for $wrapper<T> {
+            async fn find_token(
+                &self,
+                token: &OAuthToken,
+            ) -> Result<Option<OAuthToken>, StoreError> {
+                (**self).find_token(token).await
+            }
+            async fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>, StoreError> {
+                (**self).find_token_by_id(id).await
+            }
+            async fn save_token(&self, token: &mut OAuthToken) -> Result<(), StoreError> {
+                (**self).save_token(token).await
+            }
+            async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
+                (**self).delete_token(id).await
+            }
+            async fn get_tokens(&self) -> Result<Vec<OAuthToken>, StoreError> {
+                (**self).get_tokens().await
+            }
+            async fn delete_tokens(&self) -> Result<(), StoreError> {
+                (**self).delete_tokens().await
+            }
+        }
+    };
+}
+
+forward_token_store!(Arc);
+forward_token_store!(Box);
+
+/// What a query token is matched on: the first branch of DESIGN §3 that
+/// applies, with no fall-through to later branches.
+///
+/// 1. `user_name` set: the stored token with that user name.
+/// 2. else `access_token` set and neither `client_id` nor `client_secret`: that access token.
+/// 3. else grant or refresh token set and both `client_id` and `client_secret`:
+///    the grant token if the query has one, otherwise the refresh token.
+/// 4. else nothing: [`LookupKey::of`] is `None`.
+///
+/// An empty string counts as an absent field, as in the Zoho SDKs.
+/// `Debug` shows the user name but not token values.
+///
+/// ```
+/// use zoho_token_store::{LookupKey, OAuthToken};
+///
+/// let query = OAuthToken::from_refresh_token("id", "secret", "1000.abc");
+/// assert_eq!(LookupKey::of(&query), Some(LookupKey::RefreshToken("1000.abc")));
+/// let query = query.with_user_name("me@example.com");
+/// assert_eq!(LookupKey::of(&query), Some(LookupKey::UserName("me@example.com")));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LookupKey<'a> {
+    /// Branch 1: the CRM user's name.
+    UserName(&'a str),
+    /// Branch 2: an access token, for a query without client credentials.
+    AccessToken(&'a str),
+    /// Branch 3: a grant token, with client credentials.
+    GrantToken(&'a str),
+    /// Branch 3: a refresh token, with client credentials and no grant token.
+    RefreshToken(&'a str),
+}
+
+impl<'a> LookupKey<'a> {
+    /// The key `token` is matched on, or `None` when it has nothing to match on.
+    pub fn of(token: &'a OAuthToken) -> Option<Self> {
+        let value = |field: &'a Option<String>| field.as_deref().filter(|v| !v.is_empty());
+        if let Some(user_name) = value(&token.user_name) {
+            return Some(Self::UserName(user_name));
+        }
+        let has_id = is_set(&token.client_id);
+        let has_secret = is_set(&token.client_secret);
+        if let Some(access) = value(&token.access_token)
+            && !has_id
+            && !has_secret
+        {
+            return Some(Self::AccessToken(access));
+        }
+        if has_id && has_secret {
+            if let Some(grant) = value(&token.grant_token) {
+                return Some(Self::GrantToken(grant));
+            }
+            if let Some(refresh) = value(&token.refresh_token) {
+                return Some(Self::RefreshToken(refresh));
+            }
+        }
+        None
+    }
+
+    /// Like [`LookupKey::of`], but a token with nothing to match on is an
+    /// [`StoreError::InvalidInput`] (what `find_token` answers).
+    pub fn require(token: &'a OAuthToken) -> Result<Self, StoreError> {
+        Self::of(token).ok_or_else(|| {
+            StoreError::invalid_input(
+                "query token has nothing to match on: set user_name, or access_token \
+                 without client credentials, or grant_token/refresh_token with \
+                 client_id and client_secret",
+            )
+        })
+    }
+
+    /// Whether `stored` has this key's value in the matching field.
+    pub fn matches(&self, stored: &OAuthToken) -> bool {
+        let (field, wanted) = match *self {
+            Self::UserName(v) => (&stored.user_name, v),
+            Self::AccessToken(v) => (&stored.access_token, v),
+            Self::GrantToken(v) => (&stored.grant_token, v),
+            Self::RefreshToken(v) => (&stored.refresh_token, v),
+        };
+        field.as_deref() == Some(wanted)
+    }
+
+    /// The field this key matches on, for logs and errors.
+    pub fn field_name(&self) -> &'static str {
+        match self {
+            Self::UserName(_) => "user_name",
+            Self::AccessToken(_) => "access_token",
+            Self::GrantToken(_) => "grant_token",
+            Self::RefreshToken(_) => "refresh_token",
+        }
+    }
+}
+
+impl fmt::Debug for LookupKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UserName(user) => f.debug_tuple("UserName").field(user).finish(),
+            other => write!(f, "{}(<redacted>)", other.field_name()),
+        }
+    }
+}
+
+/// The token a `save_token` writes, given the stored token it updates (found
+/// by id or by lookup key), or `None` for a new token.
+///
+/// Every backend resolves the target its own way, then calls this so that the
+/// merge and the "new token needs a credential" rule live in one place. The
+/// result is the id to write under and the token to write (whose `id` is that
+/// id); check it with [`check_unique_user`] before writing.
+pub fn prepare_save(
+    token: &OAuthToken,
+    target: Option<&OAuthToken>,
+) -> Result<(String, OAuthToken), StoreError> {
+    if let Some(id) = &token.id {
+        validate_id(id)?;
+    }
+    match target {
+        Some(stored) => {
+            let id = stored.id.clone().or_else(|| token.id.clone());
+            let id = id.ok_or_else(|| StoreError::invalid_input("stored token has no id"))?;
+            let mut merged = token.merged_over(stored);
+            merged.id = Some(id.clone());
+            Ok((id, merged))
+        }
+        None if !token.has_credential() => Err(StoreError::invalid_input(
+            "a new token needs a refresh_token, grant_token or access_token",
+        )),
+        None => {
+            let id = token.id.clone().unwrap_or_else(generate_id);
+            let mut new = token.clone();
+            new.id = Some(id.clone());
+            Ok((id, new))
+        }
+    }
+}
+
+/// Rejects a save that would give a second stored token `token`'s user name.
+///
+/// `holder` is the id of the stored token that already has that user name, if any.
+pub fn check_unique_user(token: &OAuthToken, holder: Option<&str>) -> Result<(), StoreError> {
+    match (holder, token.id.as_deref()) {
+        (Some(holder), Some(id)) if holder != id => Err(StoreError::invalid_input(format!(
+            "user {:?} already has stored token {holder}; saving token {id} would make a second",
+            token.user_name.as_deref().unwrap_or_default()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(f: impl FnOnce(&mut OAuthToken)) -> OAuthToken {
+        let mut t = OAuthToken::default();
+        f(&mut t);
+        t
+    }
+
+    #[test]
+    fn lookup_key_branches() {
+        let t = token(|t| {
+            t.user_name = Some("u".into());
+            t.access_token = Some("a".into());
+        });
+        assert_eq!(LookupKey::of(&t), Some(LookupKey::UserName("u")));
+        let t = token(|t| t.access_token = Some("a".into()));
+        assert_eq!(LookupKey::of(&t), Some(LookupKey::AccessToken("a")));
+        let t = token(|t| {
+            t.access_token = Some("a".into());
+            t.client_id = Some("c".into());
+        });
+        assert_eq!(LookupKey::of(&t), None);
+        let t = token(|t| {
+            t.access_token = Some("a".into());
+            t.client_id = Some("c".into());
+            t.client_secret = Some("s".into());
+            t.refresh_token = Some("r".into());
+            t.grant_token = Some("g".into());
+        });
+        assert_eq!(LookupKey::of(&t), Some(LookupKey::GrantToken("g")));
+        let t = token(|t| {
+            t.user_name = Some(String::new());
+            t.client_id = Some("c".into());
+            t.client_secret = Some("s".into());
+            t.refresh_token = Some("r".into());
+            t.grant_token = Some(String::new());
+        });
+        assert_eq!(LookupKey::of(&t), Some(LookupKey::RefreshToken("r")));
+        let t = token(|t| t.refresh_token = Some("r".into()));
+        assert_eq!(LookupKey::of(&t), None);
+    }
+
+    #[test]
+    fn lookup_key_debug_redacts_token_values() {
+        let shown = format!("{:?}", LookupKey::RefreshToken("secret-refresh"));
+        assert!(!shown.contains("secret-refresh"), "{shown}");
+        assert_eq!(
+            format!("{:?}", LookupKey::UserName("u@x")),
+            r#"UserName("u@x")"#
+        );
+    }
+}

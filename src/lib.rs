@@ -7,6 +7,7 @@
 //!
 //! - [`OAuthToken`] and the [`TokenStore`] trait, with the Zoho SDK's matching
 //!   rules ([`LookupKey`]) and without its bugs;
+//! - [`SecretsManagerStore`], tokens in AWS Secrets Manager behind a read-through cache;
 //! - [`MemoryStore`], the reference implementation;
 //! - [`conformance`] (feature `conformance`), checks any store can run.
 //!
@@ -68,11 +69,17 @@ pub mod conformance;
 mod error;
 mod id;
 mod memory;
+mod secrets_manager;
 mod store;
 mod token;
 
 pub use error::{BoxError, StoreError};
 pub use id::{MAX_ID_LEN, generate_id, validate_id};
 pub use memory::MemoryStore;
+pub use secrets_manager::{
+    DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_OPERATION_TIMEOUT,
+    DEFAULT_PREFIX, DeletionMode, IndexStats, RepairReport, SecretsManagerStore,
+    SecretsManagerStoreBuilder,
+};
 pub use store::{LookupKey, TokenStore, check_unique_user, prepare_save};
 pub use token::{MAX_TOKEN_BYTES, OAuthToken, decode_token, encode_token};

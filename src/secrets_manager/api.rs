@@ -1,0 +1,345 @@
+//! The Secrets Manager calls the store makes, each counted for its tracing
+//! span and mapped to the outcomes the store acts on.
+
+use std::cell::Cell;
+use std::fmt;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+
+use crate::error::StoreError;
+
+tokio::task_local! {
+    /// API calls made by the store operation running in this task.
+    static CALLS: Cell<u32>;
+}
+
+/// Runs `operation` counting the API calls it makes; returns its result and the count.
+pub(crate) async fn counting_calls<T>(operation: impl Future<Output = T>) -> (T, u32) {
+    CALLS
+        .scope(Cell::new(0), async {
+            let result = operation.await;
+            (result, CALLS.with(Cell::get))
+        })
+        .await
+}
+
+fn count_call() {
+    let _ = CALLS.try_with(|calls| calls.set(calls.get() + 1));
+}
+
+/// An SDK failure, shown with its whole cause chain (never a request body).
+struct SdkFailure(String);
+
+impl fmt::Debug for SdkFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for SdkFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SdkFailure {}
+
+fn backend<E, R>(operation: &str, name: &str, error: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::backend(
+        format!("{operation} {name}"),
+        SdkFailure(DisplayErrorContext(&error).to_string()),
+    )
+}
+
+fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
+    error
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+}
+
+fn is_marked_for_deletion<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    code(error) == Some("InvalidRequestException")
+        && error
+            .as_service_error()
+            .and_then(ProvideErrorMetadata::message)
+            .is_some_and(|m| m.to_ascii_lowercase().contains("deletion"))
+}
+
+/// A secret as read.
+#[derive(Debug)]
+pub(crate) enum Fetched {
+    /// The current value.
+    Value {
+        /// The string value; `None` for a binary secret.
+        string: Option<String>,
+        /// The version that holds `AWSCURRENT`.
+        version_id: Option<String>,
+    },
+    /// No such secret.
+    Absent,
+    /// The secret is scheduled for deletion.
+    Deleted,
+}
+
+/// What a create did.
+#[derive(Debug)]
+pub(crate) enum Created {
+    /// Created with this version id.
+    Yes(String),
+    /// A secret with the name exists already.
+    Exists,
+    /// A secret with the name is scheduled for deletion.
+    Deleted,
+}
+
+/// What a put did.
+#[derive(Debug)]
+pub(crate) enum Put {
+    /// Stored as this new version.
+    Yes(String),
+    /// No such secret.
+    Absent,
+    /// The secret is scheduled for deletion.
+    Deleted,
+}
+
+/// The Secrets Manager client with the settings every write uses.
+#[derive(Debug, Clone)]
+pub(crate) struct Api {
+    pub(crate) client: Client,
+    pub(crate) kms_key_id: Option<String>,
+    pub(crate) tags: Vec<Tag>,
+    /// `None`: delete at once; `Some(days)`: with a recovery window.
+    pub(crate) recovery_window_days: Option<i64>,
+}
+
+impl Api {
+    pub(crate) async fn get(&self, name: &str) -> Result<Fetched, StoreError> {
+        count_call();
+        match self.client.get_secret_value().secret_id(name).send().await {
+            Ok(out) => Ok(Fetched::Value {
+                string: out.secret_string,
+                version_id: out.version_id,
+            }),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(Fetched::Absent),
+            Err(e) if is_marked_for_deletion(&e) => Ok(Fetched::Deleted),
+            Err(e) => Err(backend("GetSecretValue", name, e)),
+        }
+    }
+
+    /// Reads up to 20 secrets in one call; absent or deleted ones are left out.
+    /// Returns (name, string value or `None` for a binary secret).
+    pub(crate) async fn batch_get(
+        &self,
+        names: Vec<String>,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        debug_assert!(names.len() <= 20);
+        count_call();
+        let first = names.first().cloned().unwrap_or_default();
+        let out = self
+            .client
+            .batch_get_secret_value()
+            .set_secret_id_list(Some(names))
+            .send()
+            .await
+            .map_err(|e| backend("BatchGetSecretValue", &first, e))?;
+        if let Some(error) = out.errors().iter().find(|e| {
+            !matches!(
+                e.error_code(),
+                Some("ResourceNotFoundException") | Some("InvalidRequestException")
+            )
+        }) {
+            return Err(StoreError::backend(
+                format!(
+                    "BatchGetSecretValue {}",
+                    error.secret_id().unwrap_or_default()
+                ),
+                SdkFailure(format!(
+                    "{}: {}",
+                    error.error_code().unwrap_or("error"),
+                    error.message().unwrap_or_default()
+                )),
+            ));
+        }
+        Ok(out
+            .secret_values
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|entry| Some((entry.name?, entry.secret_string)))
+            .collect())
+    }
+
+    pub(crate) async fn create(
+        &self,
+        name: &str,
+        value: &str,
+        request_token: &str,
+    ) -> Result<Created, StoreError> {
+        count_call();
+        let result = self
+            .client
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .client_request_token(request_token)
+            .set_kms_key_id(self.kms_key_id.clone())
+            .set_tags((!self.tags.is_empty()).then(|| self.tags.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Created::Yes(
+                out.version_id.unwrap_or_else(|| request_token.to_owned()),
+            )),
+            Err(e) if code(&e) == Some("ResourceExistsException") => Ok(Created::Exists),
+            Err(e) if is_marked_for_deletion(&e) => Ok(Created::Deleted),
+            Err(e) => Err(backend("CreateSecret", name, e)),
+        }
+    }
+
+    /// Stores a new version. With `stage`, the version gets only that label
+    /// (not `AWSCURRENT`): the first half of a compare-and-swap.
+    pub(crate) async fn put(
+        &self,
+        name: &str,
+        value: &str,
+        request_token: &str,
+        stage: Option<&str>,
+    ) -> Result<Put, StoreError> {
+        count_call();
+        let result = self
+            .client
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(value)
+            .client_request_token(request_token)
+            .set_version_stages(stage.map(|s| vec![s.to_owned()]))
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Put::Yes(
+                out.version_id.unwrap_or_else(|| request_token.to_owned()),
+            )),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(Put::Absent),
+            Err(e) if is_marked_for_deletion(&e) => Ok(Put::Deleted),
+            Err(e) => Err(backend("PutSecretValue", name, e)),
+        }
+    }
+
+    /// Moves `AWSCURRENT` from version `from` to version `to`. `Ok(false)` when
+    /// `AWSCURRENT` is no longer on `from`: another writer won.
+    pub(crate) async fn move_current(
+        &self,
+        name: &str,
+        to: &str,
+        from: &str,
+    ) -> Result<bool, StoreError> {
+        count_call();
+        let result = self
+            .client
+            .update_secret_version_stage()
+            .secret_id(name)
+            .version_stage("AWSCURRENT")
+            .move_to_version_id(to)
+            .remove_from_version_id(from)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    code(&e),
+                    Some("InvalidParameterException") | Some("InvalidRequestException")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(backend("UpdateSecretVersionStage", name, e)),
+        }
+    }
+
+    /// Removes staging label `stage` from version `from` (best effort cleanup).
+    pub(crate) async fn remove_stage(&self, name: &str, stage: &str, from: &str) {
+        count_call();
+        let result = self
+            .client
+            .update_secret_version_stage()
+            .secret_id(name)
+            .version_stage(stage)
+            .remove_from_version_id(from)
+            .send()
+            .await;
+        if let Err(e) = result {
+            tracing::debug!(secret = name, error = %DisplayErrorContext(&e), "label cleanup failed");
+        }
+    }
+
+    /// Deletes a secret (at once, or with the recovery window); an absent or
+    /// already deleted secret is `Ok`.
+    pub(crate) async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        count_call();
+        let request = self.client.delete_secret().secret_id(name);
+        let request = match self.recovery_window_days {
+            Some(days) => request.recovery_window_in_days(days),
+            None => request.force_delete_without_recovery(true),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(()),
+            Err(e) if is_marked_for_deletion(&e) => Ok(()),
+            Err(e) => Err(backend("DeleteSecret", name, e)),
+        }
+    }
+
+    /// Cancels a scheduled deletion. `Ok(false)` when it cannot be restored
+    /// (e.g. an immediate delete still in flight).
+    pub(crate) async fn restore(&self, name: &str) -> Result<bool, StoreError> {
+        count_call();
+        match self.client.restore_secret().secret_id(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(false),
+            Err(e) if code(&e) == Some("InvalidRequestException") => Ok(false),
+            Err(e) => Err(backend("RestoreSecret", name, e)),
+        }
+    }
+
+    /// Names of the secrets whose name starts with `prefix` (not those
+    /// scheduled for deletion). Used by `repair` only: the listing lags writes.
+    pub(crate) async fn list_names(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut names = Vec::new();
+        let mut next_token = None;
+        loop {
+            count_call();
+            let out = self
+                .client
+                .list_secrets()
+                .filters(
+                    Filter::builder()
+                        .key(FilterNameStringType::Name)
+                        .values(prefix)
+                        .build(),
+                )
+                .max_results(100)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| backend("ListSecrets", prefix, e))?;
+            names.extend(
+                out.secret_list()
+                    .iter()
+                    .filter_map(|s| s.name())
+                    .filter(|name| name.starts_with(prefix))
+                    .map(str::to_owned),
+            );
+            next_token = out.next_token;
+            if next_token.is_none() {
+                return Ok(names);
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! [`SecretsManagerStoreBuilder`]: configuration of a [`SecretsManagerStore`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
+use aws_sdk_secretsmanager::types::Tag;
+
+use super::api::Api;
+use super::cache::TokenCache;
+use super::index::Index;
+use super::layout::Layout;
+use super::{Inner, SecretsManagerStore};
+use crate::error::StoreError;
+
+/// The prefix used when none is set.
+pub const DEFAULT_PREFIX: &str = "zoho/crm";
+/// How long a token (and the index) is served from cache when none is set.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+/// How many tokens the cache holds when no capacity is set.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
+/// The default limit on one HTTP attempt: well under a Lambda's timeout.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The default limit on one API call, retries included.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the store deletes token secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DeletionMode {
+    /// Delete at once, without recovery (the default): a deleted token is gone.
+    #[default]
+    Immediate,
+    /// Schedule the deletion with a recovery window of 7 to 30 days; saving
+    /// the same id again within the window restores the secret.
+    RecoveryWindow {
+        /// Days before the secret is really deleted (7 to 30).
+        days: u8,
+    },
+}
+
+/// Builds a [`SecretsManagerStore`]. `build` is synchronous and makes no
+/// network call: a Lambda cold start pays nothing until the first operation.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), zoho_token_store::StoreError> {
+/// use std::time::Duration;
+/// use zoho_token_store::SecretsManagerStore;
+///
+/// let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+/// let store = SecretsManagerStore::builder()
+///     .client(aws_sdk_secretsmanager::Client::new(&config))
+///     .prefix("zoho/crm/production")
+///     .cache_ttl(Duration::from_secs(60))
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct SecretsManagerStoreBuilder {
+    client: Option<Client>,
+    prefix: Option<String>,
+    cache_ttl: Option<Duration>,
+    cache_capacity: Option<u64>,
+    kms_key_id: Option<String>,
+    tags: Vec<(String, String)>,
+    deletion: DeletionMode,
+    attempt_timeout: Option<Duration>,
+    operation_timeout: Option<Duration>,
+}
+
+impl SecretsManagerStoreBuilder {
+    /// The Secrets Manager client to use (required).
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The namespace of all the store's secrets (default [`DEFAULT_PREFIX`]):
+    /// tokens live at `{prefix}/tokens/{id}`, the index at `{prefix}/index/{n}`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// How long a token read from Secrets Manager is served from cache
+    /// (default [`DEFAULT_CACHE_TTL`]). A token is never served past its own
+    /// `expiry_time`, whatever the TTL. Also how long the index is cached.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = Some(ttl);
+        self
+    }
+
+    /// How many tokens the cache holds at most (default [`DEFAULT_CACHE_CAPACITY`]).
+    pub fn cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache_capacity = Some(capacity);
+        self
+    }
+
+    /// The KMS key that encrypts new secrets (default: the account's
+    /// `aws/secretsmanager` key).
+    pub fn kms_key_id(mut self, key_id: impl Into<String>) -> Self {
+        self.kms_key_id = Some(key_id.into());
+        self
+    }
+
+    /// A tag to put on every secret the store creates.
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
+    /// How deleted tokens are deleted (default [`DeletionMode::Immediate`]).
+    pub fn deletion_mode(mut self, mode: DeletionMode) -> Self {
+        self.deletion = mode;
+        self
+    }
+
+    /// The limit on one HTTP attempt (default [`DEFAULT_ATTEMPT_TIMEOUT`]).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// The limit on one API call including its retries (default
+    /// [`DEFAULT_OPERATION_TIMEOUT`]). A call that runs out fails with
+    /// [`StoreError::Backend`].
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = Some(timeout);
+        self
+    }
+
+    /// The store. Fails with [`StoreError::InvalidInput`] when no client is
+    /// set, or the prefix, recovery window or cache settings are invalid.
+    pub fn build(self) -> Result<SecretsManagerStore, StoreError> {
+        let client = self
+            .client
+            .ok_or_else(|| StoreError::invalid_input("SecretsManagerStore needs a client"))?;
+        let layout = Layout::new(self.prefix.as_deref().unwrap_or(DEFAULT_PREFIX))?;
+        let recovery_window_days = match self.deletion {
+            DeletionMode::Immediate => None,
+            DeletionMode::RecoveryWindow { days } if (7..=30).contains(&days) => {
+                Some(i64::from(days))
+            }
+            DeletionMode::RecoveryWindow { days } => {
+                return Err(StoreError::invalid_input(format!(
+                    "recovery window of {days} days: Secrets Manager takes 7 to 30"
+                )));
+            }
+        };
+        let ttl = self.cache_ttl.unwrap_or(DEFAULT_CACHE_TTL);
+        let timeouts = TimeoutConfig::builder()
+            .operation_attempt_timeout(self.attempt_timeout.unwrap_or(DEFAULT_ATTEMPT_TIMEOUT))
+            .operation_timeout(self.operation_timeout.unwrap_or(DEFAULT_OPERATION_TIMEOUT))
+            .build();
+        let client = Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .timeout_config(timeouts)
+                .build(),
+        );
+        let tags = self
+            .tags
+            .into_iter()
+            .map(|(key, value)| Tag::builder().key(key).value(value).build())
+            .collect();
+        let api = Api {
+            client,
+            kms_key_id: self.kms_key_id,
+            tags,
+            recovery_window_days,
+        };
+        Ok(SecretsManagerStore {
+            inner: Arc::new(Inner {
+                index: Index::new(api.clone(), layout.clone(), ttl),
+                cache: TokenCache::new(ttl, self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY)),
+                api,
+                layout,
+                deletion: self.deletion,
+            }),
+        })
+    }
+}

@@ -1,0 +1,486 @@
+//! [`SecretsManagerStore`]: tokens in AWS Secrets Manager, one secret each,
+//! behind a read-through cache, listed through index secrets.
+
+mod api;
+mod builder;
+mod cache;
+mod index;
+mod layout;
+mod repair;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use tracing::Instrument;
+
+pub use builder::{
+    DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_OPERATION_TIMEOUT,
+    DEFAULT_PREFIX, DeletionMode, SecretsManagerStoreBuilder,
+};
+pub use repair::RepairReport;
+
+use api::{Api, Created, Fetched, Put, counting_calls};
+use cache::{Cached, TokenCache};
+use index::{Entry, Index, Snapshot, UpdateError};
+use layout::Layout;
+
+use crate::error::StoreError;
+use crate::id::validate_id;
+use crate::store::{LookupKey, TokenStore, check_unique_user, prepare_save};
+use crate::token::{OAuthToken, decode_token, encode_token};
+
+/// How many API requests one `get_tokens` or `delete_tokens` keeps in flight.
+const CONCURRENCY: usize = 8;
+/// The most tokens one `BatchGetSecretValue` returns.
+const BATCH: usize = 20;
+/// The longest user name accepted: it is stored in the index.
+const MAX_USER_NAME_BYTES: usize = 320;
+/// Save attempts when concurrent writers keep changing what a save decided on.
+const SAVE_ATTEMPTS: u32 = 5;
+
+/// A [`TokenStore`] on AWS Secrets Manager, for serverless apps that share
+/// Zoho tokens without a disk or a database server.
+///
+/// - Each token is one secret, `{prefix}/tokens/{id}`, whose value is the
+///   token's JSON (the field names of [`OAuthToken`], absent fields omitted).
+/// - Index secrets `{prefix}/index/{n}` list the token ids with their user
+///   names and hashes of their refresh and grant tokens, so that lookups and
+///   listing need no `ListSecrets` (which lags writes by minutes). They are
+///   changed by compare-and-swap on version stages, so concurrent writers in
+///   other processes lose nothing.
+/// - Tokens read are cached (moka) for the cache TTL, but never past their
+///   own `expiry_time`; the store's own writes update its cache at once.
+///
+/// Clones share one cache and index. Build one per process (in a Lambda,
+/// once per cold start) with [`SecretsManagerStore::builder`].
+///
+/// # API calls
+///
+/// | operation | calls |
+/// |---|---|
+/// | `find_token_by_id`, cached | 0 |
+/// | `find_token_by_id`, not cached | 1 `GetSecretValue` |
+/// | `find_token` by user, refresh or grant token, cached | 0 |
+/// | `find_token`, not cached | the index shards + 1 per candidate |
+/// | `find_token` by access token | the index shards + ⌈N/20⌉ unless cached |
+/// | `save_token`, user and refresh/grant token unchanged | 1 `PutSecretValue` |
+/// | `save_token`, new token | 1 `CreateSecret` + an index update |
+/// | `delete_token` | 1 `DeleteSecret` + an index update |
+/// | `get_tokens` | the index shards + ⌈N/20⌉ `BatchGetSecretValue` |
+/// | `delete_tokens` | the index shards + N `DeleteSecret` + index updates |
+///
+/// An index update is 3 calls (`PutSecretValue`, `UpdateSecretVersionStage`
+/// twice) plus a re-read and retry whenever another writer got there first.
+#[derive(Clone)]
+pub struct SecretsManagerStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    api: Api,
+    layout: Layout,
+    cache: TokenCache,
+    index: Index,
+    deletion: DeletionMode,
+}
+
+impl std::fmt::Debug for SecretsManagerStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsManagerStore")
+            .field("prefix", &self.inner.layout.prefix())
+            .field("deletion", &self.inner.deletion)
+            .field("cache", &self.inner.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The size of a store's index, from [`SecretsManagerStore::index_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexStats {
+    /// Tokens listed.
+    pub tokens: usize,
+    /// Index shard secrets.
+    pub shards: usize,
+}
+
+/// What the index says about a lookup key.
+enum Resolved {
+    /// The stored token that matches.
+    Found(OAuthToken),
+    /// The index gives the key's user name to this id, but its secret does
+    /// not exist (yet, or any more): a save for that user takes the id over.
+    Reserved(String),
+    /// Nothing matches.
+    Missing,
+}
+
+impl SecretsManagerStore {
+    /// A builder; see [`SecretsManagerStoreBuilder`].
+    pub fn builder() -> SecretsManagerStoreBuilder {
+        SecretsManagerStoreBuilder::default()
+    }
+
+    /// A store under `prefix` with a client from the default AWS configuration
+    /// chain (credentials, region, and `AWS_ENDPOINT_URL`, e.g. for LocalStack).
+    pub async fn from_env(prefix: impl Into<String>) -> Result<Self, StoreError> {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::builder()
+            .client(aws_sdk_secretsmanager::Client::new(&config))
+            .prefix(prefix)
+            .build()
+    }
+
+    /// The prefix of the store's secrets.
+    pub fn prefix(&self) -> &str {
+        self.inner.layout.prefix()
+    }
+
+    /// Runs one operation in a `token_store` span that records the operation,
+    /// prefix, id and the number of API calls made (never a secret value).
+    async fn traced<T>(
+        &self,
+        operation: &'static str,
+        id: Option<&str>,
+        body: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let span = tracing::debug_span!(
+            "token_store",
+            operation,
+            prefix = self.prefix(),
+            id,
+            api_calls = tracing::field::Empty,
+        );
+        let (result, calls) = counting_calls(body).instrument(span.clone()).await;
+        span.record("api_calls", calls);
+        let _entered = span.enter();
+        match &result {
+            Ok(_) => tracing::debug!(api_calls = calls, "ok"),
+            Err(error) => tracing::warn!(api_calls = calls, %error, "failed"),
+        }
+        result
+    }
+
+    /// Reads token `id` from Secrets Manager, bypassing the cache.
+    async fn fetch(&self, id: &str) -> Result<Option<OAuthToken>, StoreError> {
+        match self.inner.api.get(&self.inner.layout.token(id)).await? {
+            Fetched::Value {
+                string: Some(json), ..
+            } => decode_token(id, &json).map(Some),
+            Fetched::Value { string: None, .. } => Err(StoreError::Corrupt {
+                id: id.to_owned(),
+                reason: "a binary secret, not a token JSON string".into(),
+            }),
+            Fetched::Absent | Fetched::Deleted => Ok(None),
+        }
+    }
+
+    /// Token `id`, from the cache or (coalesced) from Secrets Manager.
+    async fn get(&self, id: &str) -> Result<Option<Arc<Cached>>, StoreError> {
+        self.inner.cache.get_or_fetch(id, || self.fetch(id)).await
+    }
+
+    /// What the index snapshot says about `key`.
+    async fn resolve_in(
+        &self,
+        snapshot: &Snapshot,
+        key: &LookupKey<'_>,
+    ) -> Result<Resolved, StoreError> {
+        let mut reserved = None;
+        for id in snapshot.candidates(key) {
+            match self.get(&id).await? {
+                Some(cached) if key.matches(&cached.token) => {
+                    return Ok(Resolved::Found(cached.token.clone()));
+                }
+                None if matches!(key, LookupKey::UserName(_)) => reserved = Some(id),
+                _ => {}
+            }
+        }
+        Ok(reserved.map_or(Resolved::Missing, Resolved::Reserved))
+    }
+
+    /// The stored token `key` matches. A miss in a cached index is checked
+    /// against a fresh one, so another instance's new tokens are found at once.
+    async fn resolve(&self, key: &LookupKey<'_>) -> Result<Resolved, StoreError> {
+        if let LookupKey::AccessToken(_) = key {
+            // Access tokens change hourly, so they are not indexed: look in
+            // the cache, then through every token.
+            if let Some(cached) = self.inner.cache.iter().find(|c| key.matches(&c.token)) {
+                return Ok(Resolved::Found(cached.token.clone()));
+            }
+            let tokens = self.read_all().await?;
+            return Ok(tokens
+                .into_iter()
+                .find(|t| key.matches(t))
+                .map_or(Resolved::Missing, Resolved::Found));
+        }
+        let (snapshot, from_cache) = self.inner.index.current().await?;
+        match self.resolve_in(&snapshot, key).await? {
+            Resolved::Missing if from_cache => {
+                let snapshot = self.inner.index.load().await?;
+                self.resolve_in(&snapshot, key).await
+            }
+            resolved => Ok(resolved),
+        }
+    }
+
+    /// Every indexed token, read in batches of 20 from a fresh index.
+    async fn read_all(&self) -> Result<Vec<OAuthToken>, StoreError> {
+        let snapshot = self.inner.index.load().await?;
+        let names: Vec<String> = snapshot
+            .ids()
+            .iter()
+            .map(|id| self.inner.layout.token(id))
+            .collect();
+        let batches = futures::stream::iter(names.chunks(BATCH).map(<[String]>::to_vec))
+            .map(|batch| self.inner.api.batch_get(batch))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
+        let mut tokens = Vec::with_capacity(names.len());
+        for (name, value) in batches.into_iter().flatten() {
+            let Some(id) = self.inner.layout.id_of(&name) else {
+                continue;
+            };
+            let Some(json) = value else {
+                return Err(StoreError::Corrupt {
+                    id: id.to_owned(),
+                    reason: "a binary secret, not a token JSON string".into(),
+                });
+            };
+            tokens.push(decode_token(id, &json)?);
+        }
+        Ok(tokens)
+    }
+
+    /// One attempt at a save: `Ok(None)` when a concurrent writer changed what
+    /// it decided on and it should be tried again.
+    async fn try_save(
+        &self,
+        token: &OAuthToken,
+        takeover: &mut Option<String>,
+    ) -> Result<Option<OAuthToken>, StoreError> {
+        let inner = &self.inner;
+        // The stored token this save updates, if any.
+        let target = match (&token.id, takeover.as_ref()) {
+            (Some(id), _) => self.get(id).await?.map(|c| c.token.clone()),
+            (None, Some(_)) => None,
+            (None, None) => match LookupKey::of(token) {
+                None => None,
+                Some(key) => match self.resolve(&key).await? {
+                    Resolved::Found(stored) => Some(stored),
+                    Resolved::Reserved(id) => {
+                        *takeover = Some(id);
+                        None
+                    }
+                    Resolved::Missing => None,
+                },
+            },
+        };
+        let mut request = token.clone();
+        if request.id.is_none() {
+            request.id.clone_from(takeover);
+        }
+        let (id, updated) = prepare_save(&request, target.as_ref())?;
+        let json = encode_token(&updated)?;
+
+        // Index first: it reserves a new user name before anything is written.
+        let entry = Entry::of(&id, &updated);
+        let (snapshot, _) = inner.index.current().await?;
+        if target.is_none() || snapshot.entry(&id) != Some(&entry) {
+            match inner.index.upsert(entry).await {
+                Ok(()) => {}
+                Err(UpdateError::Store(error)) => return Err(error),
+                Err(UpdateError::UserTaken(holder)) => {
+                    // An explicit id may not take another token's user name.
+                    if token.id.is_some() {
+                        check_unique_user(&updated, Some(&holder))?;
+                    }
+                    // Else this instance's index was stale: the index now
+                    // names the holder, and the next attempt updates it.
+                    *takeover = None;
+                    return Ok(None);
+                }
+            }
+        }
+
+        let name = inner.layout.token(&id);
+        let request_token = uuid::Uuid::new_v4().to_string();
+        let written = if target.is_some() {
+            match inner.api.put(&name, &json, &request_token, None).await? {
+                Put::Yes(_) => true,
+                // Deleted meanwhile: create it anew.
+                Put::Absent => self.create(&name, &json).await?,
+                Put::Deleted => self.restore_and_put(&name, &json).await?,
+            }
+        } else {
+            self.create(&name, &json).await?
+        };
+        if !written {
+            // Someone else created it first: decide again with what is there.
+            inner.cache.invalidate(&id);
+            *takeover = None;
+            return Ok(None);
+        }
+        inner.cache.put(&id, updated.clone());
+        Ok(Some(updated))
+    }
+
+    /// Creates a token secret; `Ok(false)` when one with the name exists.
+    async fn create(&self, name: &str, json: &str) -> Result<bool, StoreError> {
+        let request_token = uuid::Uuid::new_v4().to_string();
+        match self.inner.api.create(name, json, &request_token).await? {
+            Created::Yes(_) => Ok(true),
+            Created::Exists => Ok(false),
+            Created::Deleted => self.restore_and_put(name, json).await,
+        }
+    }
+
+    /// Writes a secret that is scheduled for deletion: restores it (recovery
+    /// window), or waits out an immediate delete still in flight and creates it.
+    async fn restore_and_put(&self, name: &str, json: &str) -> Result<bool, StoreError> {
+        let api = &self.inner.api;
+        for attempt in 0..20u32 {
+            if api.restore(name).await? {
+                let request_token = uuid::Uuid::new_v4().to_string();
+                if let Put::Yes(_) = api.put(name, json, &request_token, None).await? {
+                    return Ok(true);
+                }
+            }
+            let request_token = uuid::Uuid::new_v4().to_string();
+            match api.create(name, json, &request_token).await? {
+                Created::Yes(_) => return Ok(true),
+                Created::Exists => return Ok(false),
+                Created::Deleted => {
+                    let wait = 50 * u64::from(attempt + 1);
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+            }
+        }
+        Err(StoreError::Conflict {
+            operation: format!("re-creating {name} while its deletion is in flight"),
+            attempts: 20,
+        })
+    }
+
+    /// How many tokens and index shards the index has, read fresh.
+    pub async fn index_stats(&self) -> Result<IndexStats, StoreError> {
+        self.traced("index_stats", None, async {
+            let snapshot = self.inner.index.load().await?;
+            Ok(IndexStats {
+                tokens: snapshot.len(),
+                shards: snapshot.shard_count(),
+            })
+        })
+        .await
+    }
+
+    /// Reconciles the index with the token secrets that exist, listed with
+    /// `ListSecrets`: indexes token secrets the index misses (left by a crash
+    /// between the two writes of a new token), drops entries whose secret is
+    /// gone, and rebuilds a corrupt index. Run it from an ops job, not on the
+    /// request path: `ListSecrets` lags recent writes by up to minutes.
+    pub async fn repair(&self) -> Result<RepairReport, StoreError> {
+        self.traced("repair", None, repair::repair(self)).await
+    }
+}
+
+#[async_trait]
+impl TokenStore for SecretsManagerStore {
+    async fn find_token(&self, token: &OAuthToken) -> Result<Option<OAuthToken>, StoreError> {
+        let key = LookupKey::require(token)?;
+        // Hot path: a cached index and a cached token answer without I/O.
+        self.traced("find_token", None, async {
+            match self.resolve(&key).await? {
+                Resolved::Found(stored) => Ok(Some(token.merged_over(&stored))),
+                Resolved::Reserved(_) | Resolved::Missing => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>, StoreError> {
+        validate_id(id)?;
+        // Hot path: a cache hit is one map lookup and a clone, no span.
+        if let Some(cached) = self.inner.cache.get(id) {
+            return Ok(Some(cached.token.clone()));
+        }
+        self.traced("find_token_by_id", Some(id), async {
+            Ok(self.get(id).await?.map(|c| c.token.clone()))
+        })
+        .await
+    }
+
+    async fn save_token(&self, token: &mut OAuthToken) -> Result<(), StoreError> {
+        if let Some(id) = &token.id {
+            validate_id(id)?;
+        }
+        if token
+            .user_name
+            .as_ref()
+            .is_some_and(|u| u.len() > MAX_USER_NAME_BYTES)
+        {
+            return Err(StoreError::invalid_input(format!(
+                "user_name is over {MAX_USER_NAME_BYTES} bytes"
+            )));
+        }
+        let id = token.id.clone();
+        let saved = self
+            .traced("save_token", id.as_deref(), async {
+                let mut takeover = None;
+                for _ in 0..SAVE_ATTEMPTS {
+                    if let Some(saved) = self.try_save(token, &mut takeover).await? {
+                        return Ok(saved);
+                    }
+                }
+                Err(StoreError::Conflict {
+                    operation: "save_token".into(),
+                    attempts: SAVE_ATTEMPTS,
+                })
+            })
+            .await?;
+        *token = saved;
+        Ok(())
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
+        validate_id(id)?;
+        self.traced("delete_token", Some(id), async {
+            // Forget it first: whatever happens next, this instance must not
+            // serve it again.
+            self.inner.cache.invalidate(id);
+            self.inner.api.delete(&self.inner.layout.token(id)).await?;
+            self.inner.index.remove(&[id.to_owned()]).await?;
+            self.inner.cache.invalidate(id);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_tokens(&self) -> Result<Vec<OAuthToken>, StoreError> {
+        self.traced("get_tokens", None, self.read_all()).await
+    }
+
+    async fn delete_tokens(&self) -> Result<(), StoreError> {
+        self.traced("delete_tokens", None, async {
+            let inner = &self.inner;
+            let ids = inner.index.load().await?.ids();
+            inner.cache.invalidate_all();
+            // Secrets first, then their entries: an interrupted run leaves
+            // entries whose secrets are gone, which read as absent and which
+            // the next run (or repair) removes.
+            let names: Vec<String> = ids.iter().map(|id| inner.layout.token(id)).collect();
+            futures::stream::iter(names)
+                .map(|name| async move { inner.api.delete(&name).await })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<()>()
+                .await?;
+            inner.index.remove(&ids).await?;
+            inner.cache.invalidate_all();
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,143 @@
+//! `repair`: reconciles the index with the token secrets that really exist.
+
+use std::collections::{BTreeSet, HashMap};
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::index::{Entry, UpdateError};
+use super::{BATCH, CONCURRENCY, SecretsManagerStore};
+use crate::error::StoreError;
+use crate::token::decode_token;
+
+/// What [`SecretsManagerStore::repair`] found and changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RepairReport {
+    /// Token ids whose secret existed without an index entry, now indexed.
+    pub indexed: Vec<String>,
+    /// Token ids whose index entry had no secret, now dropped.
+    pub dropped: Vec<String>,
+    /// Token ids whose secret cannot be decoded. They stay indexed (so that
+    /// `get_tokens` keeps reporting them) until fixed or deleted.
+    pub corrupt: Vec<String>,
+    /// Token ids left out of the index because another token holds their
+    /// user name: delete one of the two.
+    pub duplicate_users: Vec<String>,
+    /// Whether the index itself could not be read and was rebuilt.
+    pub index_rebuilt: bool,
+    /// How many tokens the index lists now.
+    pub tokens: usize,
+}
+
+pub(super) async fn repair(store: &SecretsManagerStore) -> Result<RepairReport, StoreError> {
+    let inner = &store.inner;
+    let mut report = RepairReport::default();
+    let listed = inner
+        .api
+        .list_names(&format!("{}/", inner.layout.prefix()))
+        .await?;
+    let index_prefix = format!("{}/index/", inner.layout.prefix());
+    let listed_shards = listed
+        .iter()
+        .filter(|n| n.starts_with(&index_prefix))
+        .count();
+    let listed_ids: BTreeSet<String> = listed
+        .iter()
+        .filter_map(|name| inner.layout.id_of(name))
+        .map(str::to_owned)
+        .collect();
+    let snapshot = match inner.index.load().await {
+        Ok(snapshot) => Some(snapshot),
+        Err(StoreError::Corrupt { .. }) => None,
+        Err(other) => return Err(other),
+    };
+    let indexed: BTreeSet<String> = snapshot
+        .as_ref()
+        .map(|s| s.ids().into_iter().collect())
+        .unwrap_or_default();
+
+    // Read every candidate: the listing lags, so existence is what
+    // BatchGetSecretValue returns, not what ListSecrets said.
+    let names: Vec<String> = listed_ids
+        .union(&indexed)
+        .map(|id| inner.layout.token(id))
+        .collect();
+    let found = futures::stream::iter(names.chunks(BATCH).map(<[String]>::to_vec))
+        .map(|batch| inner.api.batch_get(batch))
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let mut entries: HashMap<String, Entry> = HashMap::new();
+    for (name, value) in found.into_iter().flatten() {
+        let Some(id) = inner.layout.id_of(&name) else {
+            continue;
+        };
+        let decoded = value
+            .ok_or(())
+            .and_then(|json| decode_token(id, &json).map_err(|_| ()));
+        let entry = match decoded {
+            Ok(token) => Entry::of(id, &token),
+            Err(()) => {
+                report.corrupt.push(id.to_owned());
+                Entry {
+                    id: id.to_owned(),
+                    user: None,
+                    refresh: None,
+                    grant: None,
+                }
+            }
+        };
+        entries.insert(id.to_owned(), entry);
+    }
+    report.dropped = indexed
+        .iter()
+        .filter(|id| !entries.contains_key(*id))
+        .cloned()
+        .collect();
+    report.indexed = entries
+        .keys()
+        .filter(|id| !indexed.contains(*id))
+        .cloned()
+        .collect();
+    report.indexed.sort();
+    report.corrupt.sort();
+
+    if snapshot.is_none() {
+        // The index is unreadable: rebuild it whole, keeping one token per user.
+        report.index_rebuilt = true;
+        let mut users = HashMap::new();
+        let mut kept = Vec::new();
+        let mut sorted: Vec<Entry> = entries.into_values().collect();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        for entry in sorted {
+            if let Some(user) = &entry.user
+                && users.insert(user.clone(), entry.id.clone()).is_some()
+            {
+                report.duplicate_users.push(entry.id.clone());
+                continue;
+            }
+            kept.push(entry);
+        }
+        report
+            .indexed
+            .retain(|id| !report.duplicate_users.contains(id));
+        inner.index.rewrite(kept, listed_shards as u32).await?;
+    } else {
+        if !report.dropped.is_empty() {
+            inner.index.remove(&report.dropped).await?;
+        }
+        for id in report.indexed.clone() {
+            match inner.index.upsert(entries[&id].clone()).await {
+                Ok(()) => {}
+                Err(UpdateError::UserTaken(_)) => report.duplicate_users.push(id),
+                Err(UpdateError::Store(error)) => return Err(error),
+            }
+        }
+        report
+            .indexed
+            .retain(|id| !report.duplicate_users.contains(id));
+    }
+    inner.cache.invalidate_all();
+    report.tokens = inner.index.load().await?.len();
+    Ok(report)
+}

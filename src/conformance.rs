@@ -382,19 +382,29 @@ pub async fn save_sets_id_and_returns_what_is_stored(store: &dyn TokenStore) {
     assert_eq!(all(store).await, vec![saved]);
 }
 
-/// Generated ids are unique over 1,000 saves.
+/// Generated ids are unique over 1,000 saves (eight at a time).
 pub async fn generated_ids_are_unique(store: &dyn TokenStore) {
+    use futures::StreamExt;
+    // Tokens with nothing to match on: each save is a new token.
+    let saved: Vec<OAuthToken> = futures::stream::iter(0..1_000)
+        .map(|n| {
+            save(
+                store,
+                OAuthToken {
+                    refresh_token: Some(format!("1000.refresh-{n}")),
+                    ..OAuthToken::default()
+                },
+            )
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
     let mut ids = std::collections::HashSet::new();
-    for n in 0..1_000 {
-        let token = OAuthToken {
-            access_token: Some(format!("1000.access-{n}")),
-            ..OAuthToken::default()
-        };
-        let saved = save(store, token).await;
+    for token in &saved {
         assert!(
-            ids.insert(saved.id.clone()),
+            ids.insert(token.id.clone()),
             "id {:?} generated twice",
-            saved.id
+            token.id
         );
     }
     assert_eq!(all(store).await.len(), 1_000);

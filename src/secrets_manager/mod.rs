@@ -109,7 +109,7 @@ pub struct IndexStats {
 /// What the index says about a lookup key.
 enum Resolved {
     /// The stored token that matches.
-    Found(OAuthToken),
+    Found(Box<OAuthToken>),
     /// The index gives the key's user name to this id, but its secret does
     /// not exist (yet, or any more): a save for that user takes the id over.
     Reserved(String),
@@ -192,7 +192,7 @@ impl SecretsManagerStore {
         for id in snapshot.candidates(key) {
             match self.get(&id).await? {
                 Some(cached) if key.matches(&cached.token) => {
-                    return Ok(Resolved::Found(cached.token.clone()));
+                    return Ok(Resolved::Found(Box::new(cached.token.clone())));
                 }
                 None if matches!(key, LookupKey::UserName(_)) => reserved = Some(id),
                 _ => {}
@@ -208,13 +208,13 @@ impl SecretsManagerStore {
             // Access tokens change hourly, so they are not indexed: look in
             // the cache, then through every token.
             if let Some(cached) = self.inner.cache.iter().find(|c| key.matches(&c.token)) {
-                return Ok(Resolved::Found(cached.token.clone()));
+                return Ok(Resolved::Found(Box::new(cached.token.clone())));
             }
             let tokens = self.read_all().await?;
             return Ok(tokens
                 .into_iter()
                 .find(|t| key.matches(t))
-                .map_or(Resolved::Missing, Resolved::Found));
+                .map_or(Resolved::Missing, |t| Resolved::Found(Box::new(t))));
         }
         let (snapshot, from_cache) = self.inner.index.current().await?;
         match self.resolve_in(&snapshot, key).await? {
@@ -270,7 +270,7 @@ impl SecretsManagerStore {
             (None, None) => match LookupKey::of(token) {
                 None => None,
                 Some(key) => match self.resolve(&key).await? {
-                    Resolved::Found(stored) => Some(stored),
+                    Resolved::Found(stored) => Some(*stored),
                     Resolved::Reserved(id) => {
                         *takeover = Some(id);
                         None

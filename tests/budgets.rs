@@ -1,0 +1,209 @@
+//! API-call budgets of DESIGN §4, counted by an SDK interceptor on LocalStack
+//! (never by timing).
+
+mod common;
+
+use std::sync::Arc;
+
+use zoho_token_store::conformance::sample_token;
+use zoho_token_store::{OAuthToken, SecretsManagerStore, TokenStore};
+
+/// Calls that change something.
+const WRITES: [&str; 5] = [
+    "PutSecretValue",
+    "CreateSecret",
+    "UpdateSecretVersionStage",
+    "DeleteSecret",
+    "RestoreSecret",
+];
+
+fn writes(counter: &common::CallCounter) -> u64 {
+    WRITES.iter().map(|op| counter.count(op)).sum()
+}
+
+/// A second store instance on the same prefix, with its own (cold) cache.
+async fn cold_instance(h: &common::Harness) -> SecretsManagerStore {
+    SecretsManagerStore::builder()
+        .client(h.client.clone())
+        .prefix(h.prefix.clone())
+        .build()
+        .unwrap()
+}
+
+async fn saved(store: &SecretsManagerStore, n: usize) -> OAuthToken {
+    let mut token = sample_token(n);
+    store.save_token(&mut token).await.unwrap();
+    token
+}
+
+/// Warm `find_token` and `find_token_by_id` make no API call.
+#[tokio::test]
+async fn warm_finds_make_no_call() {
+    let h = common::harness().await;
+    let token = saved(&h.store, 1).await;
+    h.store
+        .find_token_by_id(token.id.as_deref().unwrap())
+        .await
+        .unwrap();
+    h.counter.reset();
+    for _ in 0..10 {
+        let found = h
+            .store
+            .find_token(&OAuthToken::for_user("user1@example.com"))
+            .await;
+        assert_eq!(found.unwrap(), Some(token.clone()));
+        let refresh =
+            OAuthToken::from_refresh_token("1000.CLIENT1", "client-secret-1", "1000.refresh-1");
+        assert_eq!(
+            h.store.find_token(&refresh).await.unwrap(),
+            Some(token.clone())
+        );
+        let by_id = h.store.find_token_by_id(token.id.as_deref().unwrap()).await;
+        assert_eq!(by_id.unwrap(), Some(token.clone()));
+    }
+    assert_eq!(
+        h.counter.snapshot(),
+        Default::default(),
+        "warm finds called the API"
+    );
+}
+
+/// A cold `find_token_by_id` is one `GetSecretValue`.
+#[tokio::test]
+async fn cold_find_by_id_is_one_call() {
+    let h = common::harness().await;
+    let token = saved(&h.store, 1).await;
+    let cold = cold_instance(&h).await;
+    h.counter.reset();
+    let found = cold
+        .find_token_by_id(token.id.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(found, Some(token));
+    assert_eq!(h.counter.total(), 1, "{:?}", h.counter.snapshot());
+    assert_eq!(h.counter.count("GetSecretValue"), 1);
+    // An absent id is one call too, and not an error.
+    h.counter.reset();
+    assert_eq!(cold.find_token_by_id("absent").await.unwrap(), None);
+    assert_eq!(h.counter.total(), 1);
+}
+
+/// A cold `find_token` by user name or refresh token reads the index shards
+/// and the one token.
+#[tokio::test]
+async fn cold_find_by_key_reads_index_then_token() {
+    let h = common::harness().await;
+    let token = saved(&h.store, 1).await;
+    saved(&h.store, 2).await;
+    let shards = h.store.index_stats().await.unwrap().shards as u64;
+
+    let cold = cold_instance(&h).await;
+    h.counter.reset();
+    let found = cold
+        .find_token(&OAuthToken::for_user("user1@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(found, Some(token.clone()));
+    assert!(
+        h.counter.total() <= 1 + shards,
+        "{:?}",
+        h.counter.snapshot()
+    );
+
+    let cold = cold_instance(&h).await;
+    h.counter.reset();
+    let refresh =
+        OAuthToken::from_refresh_token("1000.CLIENT1", "client-secret-1", "1000.refresh-1");
+    assert_eq!(cold.find_token(&refresh).await.unwrap(), Some(token));
+    assert!(
+        h.counter.total() <= 1 + shards,
+        "{:?}",
+        h.counter.snapshot()
+    );
+}
+
+/// The hourly refresh (same user and refresh token, new access token) is
+/// exactly one write and no index write, warm or cold.
+#[tokio::test]
+async fn hourly_refresh_is_one_write() {
+    let h = common::harness().await;
+    let token = saved(&h.store, 1).await;
+    let refresh = |n: i64| OAuthToken {
+        access_token: Some(format!("1000.access-hour-{n}")),
+        expiry_time: Some(4_102_444_800_000 + n),
+        ..OAuthToken::for_user("user1@example.com")
+    };
+
+    h.counter.reset();
+    let mut refreshed = refresh(1);
+    h.store.save_token(&mut refreshed).await.unwrap();
+    assert_eq!(refreshed.id, token.id);
+    assert_eq!(
+        h.counter.snapshot().into_iter().collect::<Vec<_>>(),
+        vec![("PutSecretValue".to_owned(), 1)]
+    );
+
+    // By id, with the refresh token restated: the same.
+    h.counter.reset();
+    let mut by_id = OAuthToken {
+        id: token.id.clone(),
+        refresh_token: token.refresh_token.clone(),
+        ..refresh(2)
+    };
+    h.store.save_token(&mut by_id).await.unwrap();
+    assert_eq!(h.counter.total(), 1, "{:?}", h.counter.snapshot());
+
+    // A cold instance reads what it must, but still writes once.
+    let cold = cold_instance(&h).await;
+    h.counter.reset();
+    cold.save_token(&mut refresh(3)).await.unwrap();
+    assert_eq!(writes(&h.counter), 1, "{:?}", h.counter.snapshot());
+    assert_eq!(h.counter.count("PutSecretValue"), 1);
+}
+
+/// `get_tokens` of 100 tokens is the index reads plus ⌈100/20⌉ batch reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_tokens_of_100_uses_batches() {
+    let h = common::harness().await;
+    let store = Arc::new(h.store.clone());
+    let tasks: Vec<_> = (0..100)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { saved(&store, n).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let shards = h.store.index_stats().await.unwrap().shards as u64;
+    h.counter.reset();
+    let tokens = cold_instance(&h).await.get_tokens().await.unwrap();
+    assert_eq!(tokens.len(), 100);
+    assert_eq!(h.counter.count("BatchGetSecretValue"), 5);
+    assert!(
+        h.counter.total() <= shards + 5,
+        "{:?}",
+        h.counter.snapshot()
+    );
+}
+
+/// 50 concurrent cold reads of one token coalesce into one call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cold_reads_coalesce() {
+    let h = common::harness().await;
+    let token = saved(&h.store, 1).await;
+    let id = token.id.clone().unwrap();
+    let cold = Arc::new(cold_instance(&h).await);
+    h.counter.reset();
+    let readers: Vec<_> = (0..50)
+        .map(|_| {
+            let cold = Arc::clone(&cold);
+            let id = id.clone();
+            tokio::spawn(async move { cold.find_token_by_id(&id).await.unwrap() })
+        })
+        .collect();
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), Some(token.clone()));
+    }
+    assert_eq!(h.counter.total(), 1, "{:?}", h.counter.snapshot());
+}

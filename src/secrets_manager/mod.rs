@@ -72,6 +72,17 @@ const SAVE_ATTEMPTS: u32 = 5;
 ///
 /// An index update is 3 calls (`PutSecretValue`, `UpdateSecretVersionStage`
 /// twice) plus a re-read and retry whenever another writer got there first.
+///
+/// # Bad stored data
+///
+/// A token secret that cannot be decoded (not JSON, the wrong shape, a binary
+/// secret) is a [`StoreError::Corrupt`] naming its id, never its contents, for
+/// every operation that reads it: `find_token_by_id`, a `find_token` whose
+/// candidate it is, a `save_token` that would update it (which then writes
+/// nothing), and `get_tokens`, which fails rather than silently leave a token
+/// out. Fix or delete the secret (`delete_token` works on it); `repair`
+/// reports every corrupt token. A corrupt index shard fails the operations
+/// that read the index until `repair` rebuilds it from the token secrets.
 #[derive(Clone)]
 pub struct SecretsManagerStore {
     inner: Arc<Inner>,

@@ -196,9 +196,37 @@ impl Api {
             Ok(out) => Ok(Created::Yes(
                 out.version_id.unwrap_or_else(|| request_token.to_owned()),
             )),
-            Err(e) if code(&e) == Some("ResourceExistsException") => Ok(Created::Exists),
+            // An SDK retry of a create that took effect (its response was
+            // lost) finds the secret it made: that is this create's success,
+            // not another writer's secret.
+            Err(e) if code(&e) == Some("ResourceExistsException") => {
+                if self.has_version(name, request_token).await? {
+                    Ok(Created::Yes(request_token.to_owned()))
+                } else {
+                    Ok(Created::Exists)
+                }
+            }
             Err(e) if is_marked_for_deletion(&e) => Ok(Created::Deleted),
             Err(e) => Err(backend("CreateSecret", name, e)),
+        }
+    }
+
+    /// Whether secret `name` has a version with id `version_id` (a write's
+    /// `ClientRequestToken` becomes the id of the version it creates).
+    async fn has_version(&self, name: &str, version_id: &str) -> Result<bool, StoreError> {
+        count_call();
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(name)
+            .version_id(version_id)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(false),
+            Err(e) if is_marked_for_deletion(&e) => Ok(false),
+            Err(e) => Err(backend("GetSecretValue", name, e)),
         }
     }
 

@@ -76,6 +76,12 @@ impl SecretsManagerStoreBuilder {
         self
     }
 
+    /// A client made from this AWS configuration (credentials, region,
+    /// endpoint): the same as `client(Client::new(config))`.
+    pub fn sdk_config(self, config: &aws_config::SdkConfig) -> Self {
+        self.client(Client::new(config))
+    }
+
     /// The namespace of all the store's secrets (default [`DEFAULT_PREFIX`]):
     /// tokens live at `{prefix}/tokens/{id}`, the index at `{prefix}/index/{n}`.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {

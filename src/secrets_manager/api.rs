@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 
 use crate::error::StoreError;
@@ -29,7 +29,8 @@ fn count_call() {
     let _ = CALLS.try_with(|calls| calls.set(calls.get() + 1));
 }
 
-/// An SDK failure, shown with its whole cause chain (never a request body).
+/// An SDK failure, shown with its whole cause chain (never a request or
+/// response body).
 struct SdkFailure(String);
 
 impl fmt::Debug for SdkFailure {
@@ -46,15 +47,29 @@ impl fmt::Display for SdkFailure {
 
 impl std::error::Error for SdkFailure {}
 
+/// The `Display` of `error` and of each of its sources, joined by `: `.
+///
+/// Never the `Debug` of an [`SdkError`] (which `DisplayErrorContext` appends):
+/// it holds the raw HTTP response, body included, and the body of a
+/// `GetSecretValue` or `BatchGetSecretValue` response the SDK failed to parse
+/// is the secret values in clear.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn backend<E, R>(operation: &str, name: &str, error: SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + Send + Sync + 'static,
     R: fmt::Debug + Send + Sync + 'static,
 {
-    StoreError::backend(
-        format!("{operation} {name}"),
-        SdkFailure(DisplayErrorContext(&error).to_string()),
-    )
+    StoreError::backend(format!("{operation} {name}"), SdkFailure(causes(&error)))
 }
 
 fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
@@ -303,7 +318,7 @@ impl Api {
             .send()
             .await;
         if let Err(e) = result {
-            tracing::debug!(secret = name, error = %DisplayErrorContext(&e), "label cleanup failed");
+            tracing::debug!(secret = name, error = %causes(&e), "label cleanup failed");
         }
     }
 

@@ -1,16 +1,31 @@
-//! The read-through token cache: moka, expiry-aware, with concurrent misses
-//! of one id coalesced into one backend read.
+//! The read-through token cache: expiry-aware, bounded, with concurrent
+//! misses of one id coalesced into one backend read.
 //!
-//! The map is moka's synchronous cache: every operation on it is in memory
-//! and never waits on I/O, so the hot path (a hit) needs no `.await` and no
-//! allocation besides the clone the caller asks for. The backend reads it
-//! caches are async and coalesced here, per id.
+//! Two maps hold the same `Arc<Cached>` values:
+//!
+//! - the *hot map*, a few read-write-locked hash maps that every read goes
+//!   through: a hit is a hash, a shared lock, an expiry check and the clone
+//!   the caller asks for (about 60 ns plus the clone; a moka `get` alone
+//!   costs more than that, in recency bookkeeping the hit does not need);
+//! - moka, which decides what stays: it enforces the capacity and the
+//!   per-entry expiry, and every entry it drops (evicted, expired, rejected
+//!   on admission, invalidated) leaves the hot map through its eviction
+//!   listener. Hits are reported to moka one in [`TOUCH_EVERY`], so that its
+//!   eviction still sees which tokens are in use.
+//!
+//! Every change goes to the hot map first, then to moka, under the flights
+//! mutex; the listener removes a hot entry only if it is still the very
+//! value moka dropped. No operation holds a hot-map lock while it calls moka.
+//! Backend reads are async and coalesced here, per id.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moka::Expiry;
+use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use tokio::sync::OnceCell;
 
@@ -62,9 +77,159 @@ impl Expiry<String, Arc<Cached>> for TokenExpiry {
 /// One backend read of an id that concurrent misses share.
 type Flight = Arc<OnceCell<Option<Arc<Cached>>>>;
 
+/// Hot-map shards: readers of different ids seldom share a lock.
+const SHARDS: usize = 16;
+/// One hit in this many (per thread) is reported to moka.
+const TOUCH_EVERY: u32 = 64;
+
+/// The hasher of the hot map: a keyed folded multiply over 8-byte words
+/// (the construction of foldhash and wyhash), seeded at random per cache.
+/// Several times cheaper than SipHash on a 32-byte id, and seeded, so that
+/// ids cannot be chosen to collide without knowing the seed.
+#[derive(Clone, Copy)]
+struct IdHash {
+    seed: u64,
+}
+
+struct IdHasher {
+    state: u64,
+}
+
+const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+#[inline]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+impl Hasher for IdHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut state = self.state ^ bytes.len() as u64;
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            state = folded_multiply(state ^ word, MULTIPLIER);
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            state = folded_multiply(state ^ u64::from_le_bytes(last), MULTIPLIER);
+        }
+        self.state = state;
+    }
+
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.state = folded_multiply(self.state ^ u64::from(byte), MULTIPLIER);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        folded_multiply(self.state, self.state.rotate_left(29) | 1)
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher { state: self.seed }
+    }
+}
+
+type Shard = RwLock<HashMap<String, Arc<Cached>, IdHash>>;
+
+/// The maps every read goes through (see the module docs).
+struct HotMap {
+    hash: IdHash,
+    shards: [Shard; SHARDS],
+}
+
+impl HotMap {
+    fn new() -> Self {
+        let hash = IdHash {
+            seed: fastrand::u64(..),
+        };
+        Self {
+            hash,
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::with_hasher(hash))),
+        }
+    }
+
+    /// The shard of `id`: bits of its hash that the shard's own table uses
+    /// for neither its bucket index (low bits) nor its tags (top 7 bits).
+    #[inline]
+    fn shard(&self, id: &str) -> &Shard {
+        let hash = self.hash.hash_one(id);
+        &self.shards[(hash >> 32) as usize % SHARDS]
+    }
+
+    /// `f` of the unexpired entry of `id`, under the shard's read lock.
+    #[inline]
+    fn with<T>(&self, id: &str, f: impl FnOnce(&Arc<Cached>) -> T) -> Option<T> {
+        let shard = self.shard(id).read().unwrap_or_else(|p| p.into_inner());
+        let cached = shard.get(id)?;
+        (cached.expires_at > Instant::now()).then(|| f(cached))
+    }
+
+    fn insert(&self, id: &str, cached: Arc<Cached>) {
+        let mut shard = self.shard(id).write().unwrap_or_else(|p| p.into_inner());
+        shard.insert(id.to_owned(), cached);
+    }
+
+    fn remove(&self, id: &str) {
+        let mut shard = self.shard(id).write().unwrap_or_else(|p| p.into_inner());
+        shard.remove(id);
+    }
+
+    /// Removes the entry of `id` if it is `cached` itself (not a newer value).
+    fn remove_if_same(&self, id: &str, cached: &Arc<Cached>) {
+        let mut shard = self.shard(id).write().unwrap_or_else(|p| p.into_inner());
+        if shard.get(id).is_some_and(|c| Arc::ptr_eq(c, cached)) {
+            shard.remove(id);
+        }
+    }
+
+    fn clear(&self) {
+        for shard in &self.shards {
+            shard.write().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    /// The unexpired entries.
+    fn values(&self) -> Vec<Arc<Cached>> {
+        let now = Instant::now();
+        let mut values = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+            values.extend(shard.values().filter(|c| c.expires_at > now).cloned());
+        }
+        values
+    }
+}
+
+thread_local! {
+    /// Hits on this thread since its last report to moka.
+    static HITS: Cell<u32> = const { Cell::new(0) };
+}
+
 /// The token cache of one store instance.
 pub(crate) struct TokenCache {
     ttl: Duration,
+    /// What every read sees.
+    hot: Arc<HotMap>,
+    /// What decides which entries stay (capacity, expiry).
     entries: Cache<String, Arc<Cached>>,
     /// Reads in progress. A write removes its id's flight, so that a read
     /// that started before the write cannot put the old value back after it.
@@ -75,7 +240,7 @@ impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenCache")
             .field("ttl", &self.ttl)
-            .field("entries", &self.entries.entry_count())
+            .field("entries", &self.hot.len())
             .finish()
     }
 }
@@ -88,13 +253,42 @@ fn now_millis() -> i64 {
 
 impl TokenCache {
     pub(crate) fn new(ttl: Duration, capacity: u64) -> Self {
+        let hot = Arc::new(HotMap::new());
+        let dropped = Arc::clone(&hot);
         Self {
             ttl,
             entries: Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(TokenExpiry { ttl })
+                .eviction_listener(
+                    move |id: Arc<String>, cached: Arc<Cached>, _: RemovalCause| {
+                        dropped.remove_if_same(&id, &cached);
+                    },
+                )
                 .build(),
+            hot,
             flights: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Caches `cached` as the value of `id`: hot map first, so that moka's
+    /// listener can take it out again if moka does not admit it.
+    fn insert(&self, id: &str, cached: Arc<Cached>) {
+        self.hot.insert(id, Arc::clone(&cached));
+        self.entries.insert(id.to_owned(), cached);
+    }
+
+    /// Reports one hit in [`TOUCH_EVERY`] on this thread to moka, whose
+    /// eviction otherwise never hears of the hot map's hits.
+    #[inline]
+    fn touch(&self, id: &str) {
+        let due = HITS.with(|hits| {
+            let n = hits.get().wrapping_add(1);
+            hits.set(n);
+            n % TOUCH_EVERY == 0
+        });
+        if due {
+            self.entries.get(id);
         }
     }
 
@@ -116,9 +310,21 @@ impl TokenCache {
     }
 
     /// The cached token of `id`, if it is cached and not expired.
+    #[inline]
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Cached>> {
-        let cached = self.entries.get(id)?;
-        (cached.expires_at > Instant::now()).then_some(cached)
+        let cached = self.hot.with(id, Arc::clone)?;
+        self.touch(id);
+        Some(cached)
+    }
+
+    /// A clone of the cached token of `id`, if it is cached and not expired:
+    /// the warm read's hot path (cloned under the shard's read lock, which
+    /// saves the `Arc`'s two atomic updates).
+    #[inline]
+    pub(crate) fn get_token(&self, id: &str) -> Option<OAuthToken> {
+        let token = self.hot.with(id, |cached| cached.token.clone())?;
+        self.touch(id);
+        Some(token)
     }
 
     /// The token of `id` from the cache, else from `fetch`; concurrent calls
@@ -152,7 +358,7 @@ impl TokenCache {
             // Still this read's flight: no write happened since it started,
             // so its value may be cached.
             if let Ok(Some(cached)) = &result {
-                self.entries.insert(id.to_owned(), Arc::clone(cached));
+                self.insert(id, Arc::clone(cached));
             }
         }
         result
@@ -163,13 +369,14 @@ impl TokenCache {
         let cached = self.wrap(token);
         let mut flights = self.flights();
         flights.remove(id);
-        self.entries.insert(id.to_owned(), cached);
+        self.insert(id, cached);
     }
 
     /// Forgets `id` (after a delete, or a write whose outcome is unknown).
     pub(crate) fn invalidate(&self, id: &str) {
         let mut flights = self.flights();
         flights.remove(id);
+        self.hot.remove(id);
         self.entries.invalidate(id);
     }
 
@@ -177,15 +384,79 @@ impl TokenCache {
     pub(crate) fn invalidate_all(&self) {
         let mut flights = self.flights();
         flights.clear();
+        self.hot.clear();
         self.entries.invalidate_all();
     }
 
     /// The cached tokens, for lookups the index cannot answer (access tokens).
     pub(crate) fn iter(&self) -> impl Iterator<Item = Arc<Cached>> + '_ {
-        let now = Instant::now();
-        self.entries
-            .iter()
-            .map(|(_, cached)| cached)
-            .filter(move |cached| cached.expires_at > now)
+        self.hot.values().into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(n: usize) -> OAuthToken {
+        OAuthToken::from_refresh_token("c", "s", format!("r{n}"))
+    }
+
+    #[test]
+    fn put_get_invalidate() {
+        let cache = TokenCache::new(Duration::from_secs(60), 100);
+        cache.put("a", token(1));
+        cache.put("b", token(2));
+        assert_eq!(cache.get_token("a"), Some(token(1)));
+        assert_eq!(cache.get("b").map(|c| c.token.clone()), Some(token(2)));
+        cache.put("a", token(3));
+        assert_eq!(cache.get_token("a"), Some(token(3)));
+        cache.invalidate("a");
+        assert_eq!(cache.get_token("a"), None);
+        assert_eq!(cache.iter().count(), 1);
+        cache.invalidate_all();
+        assert_eq!(cache.get_token("b"), None);
+        assert_eq!(cache.iter().count(), 0);
+    }
+
+    #[test]
+    fn the_hot_map_keeps_only_what_moka_keeps() {
+        let cache = TokenCache::new(Duration::from_secs(60), 8);
+        for n in 0..200 {
+            cache.put(&format!("id{n}"), token(n));
+        }
+        cache.entries.run_pending_tasks();
+        let kept = cache.hot.len();
+        assert!(kept <= 8, "{kept} entries over a capacity of 8");
+        assert_eq!(kept as u64, cache.entries.entry_count());
+        for (id, _) in &cache.entries {
+            assert!(cache.get(&id).is_some(), "{id} in moka, not in the hot map");
+        }
+    }
+
+    #[test]
+    fn never_served_past_expiry() {
+        let cache = TokenCache::new(Duration::from_secs(60), 100);
+        let expiring = OAuthToken {
+            expiry_time: Some(now_millis() + EXPIRY_MARGIN.as_millis() as i64 + 150),
+            ..token(1)
+        };
+        cache.put("a", expiring.clone());
+        assert_eq!(cache.get_token("a"), Some(expiring));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(cache.get_token("a"), None);
+        assert!(cache.get("a").is_none());
+        assert_eq!(cache.iter().count(), 0);
+    }
+
+    #[test]
+    fn ids_spread_over_the_shards() {
+        let hot = HotMap::new();
+        let mut used = std::collections::HashSet::new();
+        for n in 0..1000 {
+            let id = format!("{n:032x}");
+            used.insert(std::ptr::from_ref(hot.shard(&id)));
+        }
+        assert_eq!(used.len(), SHARDS);
     }
 }

@@ -1,0 +1,488 @@
+//! A fault-injecting HTTP/1.1 proxy between the SDK and LocalStack, for the
+//! fault and leak tests (`#[path = "common/fault_proxy.rs"] mod fault_proxy;`
+//! next to `mod common;`).
+//!
+//! It listens on a random local port and is switched at run time between
+//! pass-through and the faults of [`Fault`], on the requests a [`Schedule`]
+//! picks. It speaks just enough HTTP/1.1 for the SDK: `Content-Length` and
+//! chunked bodies, keep-alive connections, one upstream connection per request.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// One way a request can fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Nothing listens: new connections are refused and open ones are
+    /// closed. Only as [`Schedule::Always`].
+    Refuse,
+    /// The request is read, never forwarded, and the connection is reset
+    /// without a response.
+    Drop,
+    /// The request reaches LocalStack (so its effect happens); the
+    /// response is cut half-way by a connection reset.
+    ResetMidResponse,
+    /// HTTP 500 with a non-JSON body; LocalStack never sees the request.
+    Http500,
+    /// HTTP 503 with an empty body; LocalStack never sees the request.
+    Http503,
+    /// HTTP 400 `ThrottlingException`; LocalStack never sees the request.
+    Throttle,
+    /// The request reaches LocalStack (so its effect happens); the
+    /// response is held back for the proxy's slow delay.
+    Slow,
+    /// The request reaches LocalStack (so its effect happens); a successful
+    /// response comes back with its JSON body cut short by one byte (so the
+    /// SDK cannot parse it; the body still holds what LocalStack sent).
+    Garble,
+}
+
+/// Which requests fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// None.
+    PassThrough,
+    /// Every request.
+    Always(Fault),
+    /// The first attempt of every SDK call (its `amz-sdk-request:
+    /// attempt=1` header); retries pass.
+    FirstAttempt(Fault),
+    /// The first attempt of every call that writes (any operation but
+    /// `Get*`, `BatchGet*`, `List*`, `Describe*`).
+    FirstAttemptOfWrites(Fault),
+    /// Every n-th request, but never the last attempt the SDK allows.
+    OneIn(u64, Fault),
+    /// Every n-th request, whatever the attempt: some calls fail.
+    EveryNth(u64, Fault),
+}
+
+struct State {
+    schedule: Mutex<Schedule>,
+    upstream: SocketAddr,
+    slow: Duration,
+    requests: AtomicU64,
+    injected: AtomicU64,
+    connections: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl State {
+    fn schedule(&self) -> Schedule {
+        *self.schedule.lock().unwrap()
+    }
+
+    fn decide(&self, operation: &str, attempt: u64, max: u64) -> Option<Fault> {
+        let n = self.requests.fetch_add(1, Ordering::SeqCst);
+        let fault = match self.schedule() {
+            Schedule::PassThrough => None,
+            Schedule::Always(fault) => Some(fault),
+            Schedule::FirstAttempt(fault) => (attempt <= 1).then_some(fault),
+            Schedule::FirstAttemptOfWrites(fault) => {
+                let read = ["Get", "BatchGet", "List", "Describe"]
+                    .iter()
+                    .any(|verb| operation.starts_with(verb));
+                (attempt <= 1 && !read).then_some(fault)
+            }
+            Schedule::OneIn(every, fault) => {
+                (n.is_multiple_of(every) && attempt < max).then_some(fault)
+            }
+            Schedule::EveryNth(every, fault) => n.is_multiple_of(every).then_some(fault),
+        };
+        if fault.is_some() {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        fault
+    }
+}
+
+/// The proxy; dropping it stops it.
+pub struct Proxy {
+    addr: SocketAddr,
+    state: Arc<State>,
+    accept: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(accept) = self.accept.lock().unwrap().take() {
+            accept.abort();
+        }
+        for connection in self.state.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+}
+
+impl Proxy {
+    /// A pass-through proxy to `upstream` (`http://host:port`) on a random
+    /// local port; `slow` is how long [`Fault::Slow`] holds a response.
+    pub async fn start(upstream: &str, slow: Duration) -> Self {
+        let hostport = upstream.trim_start_matches("http://").trim_end_matches('/');
+        let upstream = tokio::net::lookup_host(hostport)
+            .await
+            .expect("resolving the LocalStack endpoint")
+            .next()
+            .expect("an address for the LocalStack endpoint");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State {
+            schedule: Mutex::new(Schedule::PassThrough),
+            upstream,
+            slow,
+            requests: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+            connections: Mutex::new(Vec::new()),
+        });
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
+        Self {
+            addr,
+            state,
+            accept: Mutex::new(Some(accept)),
+        }
+    }
+
+    /// The endpoint URL to give the SDK.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many requests had a fault injected so far.
+    pub fn injected(&self) -> u64 {
+        self.state.injected.load(Ordering::SeqCst)
+    }
+
+    /// Switches to `schedule`. [`Schedule::Always`]`(`[`Fault::Refuse`]`)`
+    /// closes the listening socket and every open connection; any other
+    /// schedule listens again on the same port.
+    pub async fn set(&self, schedule: Schedule) {
+        assert!(
+            !matches!(
+                schedule,
+                Schedule::FirstAttempt(Fault::Refuse)
+                    | Schedule::FirstAttemptOfWrites(Fault::Refuse)
+                    | Schedule::OneIn(_, Fault::Refuse)
+                    | Schedule::EveryNth(_, Fault::Refuse)
+            ),
+            "a refusal cannot pick requests: use Always(Refuse)"
+        );
+        *self.state.schedule.lock().unwrap() = schedule;
+        let refusing = schedule == Schedule::Always(Fault::Refuse);
+        let running = self.accept.lock().unwrap().take();
+        match (refusing, running) {
+            (true, Some(accept)) => {
+                accept.abort();
+                let _ = accept.await; // the listener is closed once this returns
+                let connections: Vec<_> =
+                    self.state.connections.lock().unwrap().drain(..).collect();
+                for connection in connections {
+                    connection.abort();
+                    let _ = connection.await;
+                }
+            }
+            (false, None) => {
+                let listener = TcpListener::bind(self.addr)
+                    .await
+                    .expect("listening again on the proxy's port");
+                *self.accept.lock().unwrap() =
+                    Some(tokio::spawn(accept_loop(listener, Arc::clone(&self.state))));
+            }
+            (_, running) => *self.accept.lock().unwrap() = running,
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let _ = stream.set_nodelay(true);
+        let task = tokio::spawn(serve(Arc::clone(&state), stream));
+        let mut connections = state.connections.lock().unwrap();
+        connections.retain(|c| !c.is_finished());
+        connections.push(task);
+    }
+}
+
+/// An HTTP/1.1 message: its head (start line and headers, without the
+/// blank line) and its whole body.
+struct Message {
+    head: Vec<String>,
+    body: Vec<u8>,
+}
+
+impl Message {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.iter().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then_some(value.trim())
+        })
+    }
+
+    /// The message framed by `Content-Length` (a chunked body is sent dechunked).
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = String::new();
+        for (n, line) in self.head.iter().enumerate() {
+            let name = line
+                .split_once(':')
+                .map(|(k, _)| k.trim().to_ascii_lowercase());
+            if n > 0
+                && matches!(
+                    name.as_deref(),
+                    Some("content-length") | Some("transfer-encoding")
+                )
+            {
+                continue;
+            }
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!("Content-Length: {}\r\n\r\n", self.body.len()));
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+/// Reads one message; `Ok(None)` at a clean end of stream.
+async fn read_message<R: AsyncBufReadExt + Unpin>(
+    reader: &mut R,
+    is_response: bool,
+) -> std::io::Result<Option<Message>> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return if head.is_empty() {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        if line.is_empty() {
+            if head.is_empty() {
+                continue;
+            }
+            break;
+        }
+        head.push(line);
+    }
+    let mut message = Message {
+        head,
+        body: Vec::new(),
+    };
+    let chunked = message
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).await?;
+            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).await?;
+            chunk.truncate(size);
+            message.body.extend_from_slice(&chunk);
+            if size == 0 {
+                break;
+            }
+        }
+    } else if let Some(length) = message.header("content-length") {
+        let length: usize = length
+            .parse()
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+        message.body = vec![0; length];
+        reader.read_exact(&mut message.body).await?;
+    } else if is_response {
+        reader.read_to_end(&mut message.body).await?;
+    }
+    Ok(Some(message))
+}
+
+/// The SDK's `amz-sdk-request: attempt=N; max=M`, as (N, M).
+fn attempt_of(request: &Message) -> (u64, u64) {
+    let mut attempt = 1;
+    let mut max = 1;
+    for part in request.header("amz-sdk-request").unwrap_or("").split(';') {
+        match part.trim().split_once('=') {
+            Some(("attempt", n)) => attempt = n.parse().unwrap_or(1),
+            Some(("max", n)) => max = n.parse().unwrap_or(1),
+            _ => {}
+        }
+    }
+    (attempt, max)
+}
+
+/// Sends `request` to LocalStack and reads its response.
+///
+/// LocalStack 4.13 (moto) answers `InternalError: dictionary changed size
+/// during iteration` when a request looks a secret up while another creates
+/// or deletes one (its secrets map is scanned without a lock). That fault is
+/// LocalStack's, not one this proxy injects, and it happens before the
+/// request has any effect, so the proxy retries it: the tests then see
+/// exactly the faults they ask for.
+async fn forward(upstream: std::net::SocketAddr, request: &Message) -> std::io::Result<Message> {
+    let mut tries = 0;
+    loop {
+        let mut stream = BufReader::new(TcpStream::connect(upstream).await?);
+        stream.get_mut().write_all(&request.to_bytes()).await?;
+        let response = read_message(&mut stream, true)
+            .await?
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        tries += 1;
+        let localstack_race = response.head[0].contains(" 500 ")
+            && String::from_utf8_lossy(&response.body).contains("changed size during iteration");
+        if !localstack_race || tries >= 10 {
+            return Ok(response);
+        }
+        tokio::time::sleep(Duration::from_millis(10 * tries)).await;
+    }
+}
+
+fn canned(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\nx-amzn-RequestId: fault-proxy\r\n");
+    for header in headers {
+        out.push_str(header);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    out.into_bytes()
+}
+
+/// Closes with a TCP reset rather than a clean FIN.
+fn reset(stream: TcpStream) {
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
+
+async fn serve(state: Arc<State>, stream: TcpStream) {
+    let mut client = BufReader::new(stream);
+    loop {
+        let request = match read_message(&mut client, false).await {
+            Ok(Some(request)) => request,
+            _ => return,
+        };
+        let (attempt, max) = attempt_of(&request);
+        let operation = request
+            .header("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("")
+            .to_owned();
+        let reply = match state.decide(&operation, attempt, max) {
+            None => match forward(state.upstream, &request).await {
+                Ok(response) => response.to_bytes(),
+                Err(_) => return reset(client.into_inner()),
+            },
+            Some(Fault::Refuse | Fault::Drop) => return reset(client.into_inner()),
+            Some(Fault::ResetMidResponse) => {
+                let Ok(response) = forward(state.upstream, &request).await else {
+                    return reset(client.into_inner());
+                };
+                let bytes = response.to_bytes();
+                let head_len = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+                let cut = head_len + (bytes.len() - head_len) / 2;
+                let mut stream = client.into_inner();
+                let _ = stream.write_all(&bytes[..cut.max(1)]).await;
+                let _ = stream.flush().await;
+                // Let the partial response reach the client before the reset.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return reset(stream);
+            }
+            Some(Fault::Http500) => canned(
+                "500 Internal Server Error",
+                &["Content-Type: text/html"],
+                "<html><body>Internal Server Error</body></html>",
+            ),
+            Some(Fault::Http503) => canned("503 Service Unavailable", &[], ""),
+            Some(Fault::Throttle) => canned(
+                "400 Bad Request",
+                &[
+                    "x-amzn-ErrorType: ThrottlingException",
+                    "Content-Type: application/x-amz-json-1.1",
+                ],
+                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+            ),
+            Some(Fault::Garble) => {
+                let Ok(mut response) = forward(state.upstream, &request).await else {
+                    return reset(client.into_inner());
+                };
+                if response.head[0].contains(" 200 ") {
+                    response.body.pop();
+                }
+                response.to_bytes()
+            }
+            Some(Fault::Slow) => {
+                let response = forward(state.upstream, &request).await;
+                tokio::time::sleep(state.slow).await;
+                match response {
+                    Ok(response) => response.to_bytes(),
+                    Err(_) => return reset(client.into_inner()),
+                }
+            }
+        };
+        if client.get_mut().write_all(&reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A Secrets Manager client for `endpoint` (e.g. [`Proxy::url`]) with
+/// LocalStack's region and credentials and its own retry partition, so that
+/// tests in one binary never drain each other's retry quota (the SDK shares
+/// one quota per partition, process-wide). `backoff` is the initial retry
+/// backoff (the SDK's default is 1 s); the SDK's default of 3 attempts.
+pub async fn client_for(endpoint: &str, backoff: Duration) -> aws_sdk_secretsmanager::Client {
+    use aws_sdk_secretsmanager::config::retry::RetryConfig;
+    client_with(
+        endpoint,
+        RetryConfig::standard().with_initial_backoff(backoff),
+    )
+    .await
+}
+
+/// A client straight to LocalStack for setting up and checking a test (not
+/// the client under test): 10 attempts, so that LocalStack's own sporadic
+/// `InternalError`s under concurrent load (see [`forward`]) cannot fail a
+/// test's setup.
+pub async fn checking_client() -> aws_sdk_secretsmanager::Client {
+    use aws_sdk_secretsmanager::config::retry::RetryConfig;
+    let endpoint = crate::common::localstack().await;
+    client_with(
+        endpoint,
+        RetryConfig::standard()
+            .with_max_attempts(10)
+            .with_initial_backoff(Duration::from_millis(50)),
+    )
+    .await
+}
+
+async fn client_with(
+    endpoint: &str,
+    retry: aws_sdk_secretsmanager::config::retry::RetryConfig,
+) -> aws_sdk_secretsmanager::Client {
+    use aws_sdk_secretsmanager::config::retry::RetryPartition;
+    use aws_sdk_secretsmanager::config::{Credentials, Region};
+
+    crate::common::localstack().await;
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "fault-proxy"))
+        .retry_config(retry)
+        .load()
+        .await;
+    let config = aws_sdk_secretsmanager::config::Builder::from(&sdk_config)
+        .retry_partition(RetryPartition::new(format!(
+            "fault-proxy-{}",
+            uuid::Uuid::new_v4().simple()
+        )))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}

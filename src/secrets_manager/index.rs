@@ -8,12 +8,14 @@
 //! names unique across processes. A full last shard is sealed and a new one
 //! started; sealed shards still take updates and removals in place.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
 
 use super::api::{Api, Created, Fetched, Put};
 use super::layout::Layout;
@@ -25,6 +27,9 @@ use crate::token::{MAX_TOKEN_BYTES, OAuthToken, is_set};
 const SEAL_BYTES: usize = 48 * 1024;
 /// Compare-and-swap attempts before giving up with [`StoreError::Conflict`].
 const MAX_ATTEMPTS: u32 = 40;
+/// Steps one change may take within one group-commit round (a new entry
+/// takes at most three on one shard: seal it, announce the next, append).
+const MAX_STEPS_PER_ROUND: usize = 4;
 /// Index format version written into every shard.
 const FORMAT: u32 = 1;
 
@@ -103,10 +108,13 @@ pub(crate) struct Snapshot {
     by_id: HashMap<String, Entry>,
     by_user: HashMap<String, String>,
     loaded_at: Instant,
+    /// The [`Index::reads`] ticket of the read this view is as new as: a
+    /// snapshot derived from a write keeps the one of the read it started from.
+    read: u64,
 }
 
 impl Snapshot {
-    fn new(shards: Vec<Shard>) -> Self {
+    fn new(shards: Vec<Shard>, read: u64) -> Self {
         let mut by_id = HashMap::new();
         let mut by_user = HashMap::new();
         // A later shard wins: an entry being moved to the last shard is
@@ -127,6 +135,7 @@ impl Snapshot {
             by_id,
             by_user,
             loaded_at: Instant::now(),
+            read,
         }
     }
 
@@ -173,6 +182,15 @@ impl Snapshot {
         }
     }
 
+    /// This snapshot with shard `at` replaced by `body` (same version id).
+    /// Shard 0 may announce a new shard: it is added, empty.
+    fn with_shard(&self, at: usize, body: ShardBody) -> Self {
+        let mut shards = self.shards.clone();
+        shards[at].body = body;
+        extend_to_count(&mut shards);
+        Self::new(shards, self.read)
+    }
+
     fn last(&self) -> &Shard {
         self.shards.last().expect("a snapshot has at least shard 0")
     }
@@ -209,10 +227,17 @@ pub(crate) struct Index {
     label: String,
     ttl: Duration,
     snapshot: Mutex<Option<Arc<Snapshot>>>,
-    /// Coalesces concurrent loads.
+    /// One index read at a time: concurrent loads share one (see [`Index::load`]).
     load_lock: tokio::sync::Mutex<()>,
+    /// Tickets of index reads, numbered as they start.
+    reads: AtomicU64,
     /// One index write at a time from this instance: they would only collide.
+    /// Its holder applies the queued changes of the others too.
     write_lock: tokio::sync::Mutex<()>,
+    /// Changes waiting for the next holder of the write lock.
+    queue: Mutex<Vec<Pending>>,
+    /// Numbers queued changes, to keep their order through retries.
+    next_seq: AtomicU64,
 }
 
 impl Index {
@@ -224,7 +249,10 @@ impl Index {
             ttl,
             snapshot: Mutex::new(None),
             load_lock: tokio::sync::Mutex::new(()),
+            reads: AtomicU64::new(0),
             write_lock: tokio::sync::Mutex::new(()),
+            queue: Mutex::new(Vec::new()),
+            next_seq: AtomicU64::new(0),
         }
     }
 
@@ -250,15 +278,33 @@ impl Index {
         if let Some(snapshot) = self.cached().filter(|s| s.loaded_at.elapsed() < self.ttl) {
             return Ok((snapshot, true));
         }
-        Ok((self.load().await?, false))
+        Ok((self.read_all_shards().await?, false))
     }
 
-    /// Reads every shard now and caches the result.
+    /// The index as read after this call began, cached for later calls.
+    ///
+    /// Concurrent calls share reads: a caller that finds a read started
+    /// after it asked (by another caller, while this one waited its turn)
+    /// takes that read's result. So a burst of N calls costs at most two
+    /// reads of every shard, not N, and each still sees every index write
+    /// that completed before it was called.
     pub(crate) async fn load(&self) -> Result<Arc<Snapshot>, StoreError> {
+        let asked = self.reads.load(Ordering::SeqCst);
+        let _loading = self.load_lock.lock().await;
+        if let Some(snapshot) = self.cached().filter(|s| s.read >= asked) {
+            return Ok(snapshot);
+        }
+        self.read_all_shards().await
+    }
+
+    /// Reads every shard now and caches the result. Under `load_lock`.
+    async fn read_all_shards(&self) -> Result<Arc<Snapshot>, StoreError> {
+        let read = self.reads.fetch_add(1, Ordering::SeqCst);
         let first = self.read_shard(0).await?;
         let count = first.body.shard_count.unwrap_or(1).max(1);
         let rest = futures::future::try_join_all((1..count).map(|n| self.read_shard(n))).await?;
-        let snapshot = Arc::new(Snapshot::new(std::iter::once(first).chain(rest).collect()));
+        let shards = std::iter::once(first).chain(rest).collect();
+        let snapshot = Arc::new(Snapshot::new(shards, read));
         self.set_cached(Arc::clone(&snapshot));
         Ok(snapshot)
     }
@@ -301,35 +347,7 @@ impl Index {
     /// Adds or replaces the entry of `entry.id`. Fails with
     /// [`UpdateError::UserTaken`] when another id holds the entry's user name.
     pub(crate) async fn upsert(&self, entry: Entry) -> Result<(), UpdateError> {
-        let _writing = self.write_lock.lock().await;
-        let mut snapshot = self.current().await?.0;
-        let mut failures = 0;
-        loop {
-            if let Some(user) = &entry.user
-                && let Some(holder) = snapshot.by_user.get(user)
-                && *holder != entry.id
-            {
-                return Err(UpdateError::UserTaken(holder.clone()));
-            }
-            let step = self.upsert_step(&snapshot, &entry);
-            let Some((number, body)) = step else {
-                return Ok(());
-            };
-            match self.write_shard(&snapshot, number, body).await? {
-                Some(next) => snapshot = next,
-                None => {
-                    failures += 1;
-                    if failures >= MAX_ATTEMPTS {
-                        return Err(UpdateError::Store(StoreError::Conflict {
-                            operation: format!("index update for token {}", entry.id),
-                            attempts: failures,
-                        }));
-                    }
-                    backoff(failures).await;
-                    snapshot = self.load().await?;
-                }
-            }
-        }
+        self.submit(Op::Upsert(entry)).await
     }
 
     /// The next shard write towards having `entry` indexed, or `None` when it is.
@@ -380,35 +398,178 @@ impl Index {
 
     /// Removes the entries of `ids`; absent ids are ignored.
     pub(crate) async fn remove(&self, ids: &[String]) -> Result<(), StoreError> {
-        let _writing = self.write_lock.lock().await;
-        let ids: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let mut snapshot = self.current().await?.0;
+        match self.submit(Op::Remove(ids.iter().cloned().collect())).await {
+            Ok(()) => Ok(()),
+            Err(UpdateError::Store(error)) => Err(error),
+            // A removal frees user names, it never takes one.
+            Err(UpdateError::UserTaken(_)) => Ok(()),
+        }
+    }
+
+    /// Queues `op` and waits for it to be applied (group commit).
+    ///
+    /// The first caller to get the write lock applies every queued change,
+    /// from this instance's concurrent operations, in as few shard
+    /// compare-and-swaps as it can, then answers each caller. Serialising
+    /// them instead would make N concurrent saves N rounds of the CAS
+    /// protocol, each racing the other processes for the same last shard.
+    async fn submit(&self, op: Op) -> Result<(), UpdateError> {
+        loop {
+            let (reply, mut answer) = oneshot::channel();
+            self.queue().push(Pending {
+                seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+                op: op.clone(),
+                reply,
+            });
+            let _writing = self.write_lock.lock().await;
+            // A leader that held the lock before answers before releasing it.
+            match answer.try_recv() {
+                Ok(result) => return result,
+                // Its leader was cancelled mid-way: queue it again.
+                Err(oneshot::error::TryRecvError::Closed) => continue,
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let batch = std::mem::take(&mut *self.queue());
+            self.apply(batch).await;
+            if let Ok(result) = answer.try_recv() {
+                return result;
+            }
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `batch` (in order, as if one after the other) and answers
+    /// each of its callers. Runs under the write lock.
+    async fn apply(&self, batch: Vec<Pending>) {
+        let mut open = batch;
+        let mut snapshot = match self.current().await {
+            Ok((snapshot, _)) => snapshot,
+            Err(error) => return fail_all(open, error),
+        };
         let mut failures = 0;
         loop {
-            let dirty = snapshot
-                .shards
-                .iter()
-                .position(|s| s.body.entries.iter().any(|e| ids.contains(e.id.as_str())));
-            let Some(number) = dirty else {
-                return Ok(());
+            let round = self.plan(&snapshot, open);
+            for (pending, holder) in round.taken {
+                let _ = pending.reply.send(Err(UpdateError::UserTaken(holder)));
+            }
+            let Some((number, body)) = round.write else {
+                // Nothing to write: every remaining change is in already.
+                for pending in round.done {
+                    let _ = pending.reply.send(Ok(()));
+                }
+                // (A change only waits for a later round behind a write.)
+                debug_assert!(round.later.is_empty());
+                return fail_all(round.later, conflict(failures));
             };
-            let mut body = snapshot.shards[number].body.clone();
-            body.entries.retain(|e| !ids.contains(e.id.as_str()));
-            match self.write_shard(&snapshot, number, body).await? {
-                Some(next) => snapshot = next,
-                None => {
+            match self.write_shard(&snapshot, number, body).await {
+                Ok(Some(next)) => {
+                    for pending in round.done {
+                        let _ = pending.reply.send(Ok(()));
+                    }
+                    snapshot = next;
+                    open = round.later;
+                }
+                Ok(None) => {
+                    // Lost to another writer: plan everything again on a
+                    // fresh read, in the original order.
+                    let mut again: Vec<Pending> =
+                        round.done.into_iter().chain(round.later).collect();
+                    again.sort_by_key(|p| p.seq);
                     failures += 1;
                     if failures >= MAX_ATTEMPTS {
-                        return Err(StoreError::Conflict {
-                            operation: "index removal".into(),
-                            attempts: failures,
-                        });
+                        return fail_all(again, conflict(failures));
                     }
                     backoff(failures).await;
-                    snapshot = self.load().await?;
+                    snapshot = match self.load().await {
+                        Ok(snapshot) => snapshot,
+                        Err(error) => return fail_all(again, error),
+                    };
+                    open = again;
+                }
+                Err(error) => {
+                    let all = round.done.into_iter().chain(round.later).collect();
+                    return fail_all(all, error);
+                }
+            }
+            if open.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// One round of a group commit: the single shard write that takes as
+    /// many of the `open` changes as far as it can, applied in order on a
+    /// working copy of `snapshot`.
+    ///
+    /// A change is `done` when the write completes it, `later` when it needs
+    /// another shard (or waits on an earlier change to the same id), and
+    /// `taken` when `snapshot` gives its user name to another id.
+    fn plan(&self, snapshot: &Snapshot, open: Vec<Pending>) -> Round {
+        let mut round = Round::default();
+        let mut view: Option<Snapshot> = None;
+        // Ids with a change left for later: their later changes wait too,
+        // so that the changes to one id keep their order.
+        let mut blocked: HashSet<String> = HashSet::new();
+        for pending in open {
+            let outcome = if pending.op.ids().any(|id| blocked.contains(id)) {
+                Outcome::Later
+            } else {
+                self.advance(snapshot, &mut view, &mut round.write, &pending.op)
+            };
+            match outcome {
+                Outcome::Done => round.done.push(pending),
+                Outcome::Taken(holder) => round.taken.push((pending, holder)),
+                Outcome::Later => {
+                    blocked.extend(pending.op.ids().map(str::to_owned));
+                    round.later.push(pending);
                 }
             }
         }
+        round
+    }
+
+    /// Takes `op` as far as the round's one shard write allows, on the
+    /// working copy `view` of `snapshot` (`None`: unchanged yet).
+    fn advance(
+        &self,
+        snapshot: &Snapshot,
+        view: &mut Option<Snapshot>,
+        write: &mut Option<(usize, ShardBody)>,
+        op: &Op,
+    ) -> Outcome {
+        for _ in 0..MAX_STEPS_PER_ROUND {
+            let current = view.as_ref().unwrap_or(snapshot);
+            if let Op::Upsert(entry) = op
+                && let Some(user) = &entry.user
+                && let Some(holder) = current.by_user.get(user)
+                && *holder != entry.id
+            {
+                // Taken for good only if the committed index says so; if a
+                // change earlier in this round took it, decide next round.
+                return if snapshot.by_user.get(user) == Some(holder) {
+                    Outcome::Taken(holder.clone())
+                } else {
+                    Outcome::Later
+                };
+            }
+            let step = match op {
+                Op::Upsert(entry) => self.upsert_step(current, entry),
+                Op::Remove(ids) => remove_step(current, ids),
+            };
+            let Some((number, body)) = step else {
+                return Outcome::Done;
+            };
+            if write.as_ref().is_some_and(|(at, _)| *at != number) {
+                return Outcome::Later;
+            }
+            let next = current.with_shard(number, body.clone());
+            *view = Some(next);
+            *write = Some((number, body));
+        }
+        Outcome::Later
     }
 
     /// Replaces the whole index with `entries` (used by `repair`).
@@ -494,19 +655,8 @@ impl Index {
             version_id: Some(version),
             body,
         };
-        // Shard 0 may have announced a new shard: add it, empty, to the view.
-        let count = shards[0].body.shard_count.unwrap_or(1).max(1) as usize;
-        while shards.len() < count {
-            shards.push(Shard {
-                number: shards.len() as u32,
-                version_id: None,
-                body: ShardBody {
-                    format: FORMAT,
-                    ..ShardBody::default()
-                },
-            });
-        }
-        let next = Arc::new(Snapshot::new(shards));
+        extend_to_count(&mut shards);
+        let next = Arc::new(Snapshot::new(shards, snapshot.read));
         self.set_cached(Arc::clone(&next));
         Ok(Some(next))
     }
@@ -561,6 +711,162 @@ impl Index {
         // secret (there is a quota on them).
         self.api.remove_stage(&name, &self.label, &version).await;
         Ok(won?.then_some(version))
+    }
+}
+
+/// Shard 0 may announce shards not read yet: adds them, empty.
+fn extend_to_count(shards: &mut Vec<Shard>) {
+    let count = shards[0].body.shard_count.unwrap_or(1).max(1) as usize;
+    while shards.len() < count {
+        shards.push(Shard {
+            number: shards.len() as u32,
+            version_id: None,
+            body: ShardBody {
+                format: FORMAT,
+                ..ShardBody::default()
+            },
+        });
+    }
+}
+
+/// The next shard write towards removing `ids`, or `None` when none is indexed.
+fn remove_step(snapshot: &Snapshot, ids: &HashSet<String>) -> Option<(usize, ShardBody)> {
+    let at = snapshot
+        .shards
+        .iter()
+        .position(|s| s.body.entries.iter().any(|e| ids.contains(&e.id)))?;
+    let mut body = snapshot.shards[at].body.clone();
+    body.entries.retain(|e| !ids.contains(&e.id));
+    Some((at, body))
+}
+
+/// A change to the index, queued for a group commit.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Add or replace this entry.
+    Upsert(Entry),
+    /// Remove the entries of these ids.
+    Remove(HashSet<String>),
+}
+
+impl Op {
+    fn ids(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self {
+            Self::Upsert(entry) => Box::new(std::iter::once(entry.id.as_str())),
+            Self::Remove(ids) => Box::new(ids.iter().map(String::as_str)),
+        }
+    }
+}
+
+/// A queued change and where to send its outcome.
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    op: Op,
+    reply: oneshot::Sender<Result<(), UpdateError>>,
+}
+
+/// What one group-commit round does with the open changes.
+#[derive(Debug, Default)]
+struct Round {
+    /// The one shard write of the round, if any change needs one.
+    write: Option<(usize, ShardBody)>,
+    /// Complete once `write` is (or already in the index, without it).
+    done: Vec<Pending>,
+    /// Left for a later round.
+    later: Vec<Pending>,
+    /// Refused: the user name belongs to this other id.
+    taken: Vec<(Pending, String)>,
+}
+
+/// Where one change got to in a round.
+enum Outcome {
+    Done,
+    Later,
+    Taken(String),
+}
+
+fn conflict(attempts: u32) -> StoreError {
+    StoreError::Conflict {
+        operation: "index update".into(),
+        attempts,
+    }
+}
+
+/// Answers every change of `batch` with `error`.
+fn fail_all(batch: Vec<Pending>, error: StoreError) {
+    let shared = SharedError::new(error);
+    for pending in batch {
+        let _ = pending.reply.send(Err(UpdateError::Store(shared.copy())));
+    }
+}
+
+/// One error delivered to every caller of a failed group commit.
+struct SharedError(Arc<StoreError>);
+
+impl SharedError {
+    fn new(error: StoreError) -> Self {
+        Self(Arc::new(error))
+    }
+
+    /// A copy of the error; a backend error keeps its source (shared).
+    fn copy(&self) -> StoreError {
+        match &*self.0 {
+            StoreError::InvalidInput { reason } => StoreError::InvalidInput {
+                reason: reason.clone(),
+            },
+            StoreError::Corrupt { id, reason } => StoreError::Corrupt {
+                id: id.clone(),
+                reason: reason.clone(),
+            },
+            StoreError::Conflict {
+                operation,
+                attempts,
+            } => StoreError::Conflict {
+                operation: operation.clone(),
+                attempts: *attempts,
+            },
+            StoreError::Backend { operation, .. } => StoreError::Backend {
+                operation: operation.clone(),
+                source: Box::new(SharedSource(Arc::clone(&self.0))),
+            },
+        }
+    }
+}
+
+/// The source of a shared backend error, shown as the original source.
+struct SharedSource(Arc<StoreError>);
+
+impl SharedSource {
+    fn inner(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match &*self.0 {
+            StoreError::Backend { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.inner() {
+            Some(source) => std::fmt::Debug::fmt(source, f),
+            None => f.write_str("(none)"),
+        }
+    }
+}
+
+impl std::fmt::Display for SharedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.inner() {
+            Some(source) => std::fmt::Display::fmt(source, f),
+            None => f.write_str("(none)"),
+        }
+    }
+}
+
+impl std::error::Error for SharedSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner().and_then(|source| source.source())
     }
 }
 

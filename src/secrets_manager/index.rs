@@ -880,6 +880,165 @@ async fn backoff(failures: u32) {
 mod tests {
     use super::*;
 
+    /// An index that is never asked to make a call: for planning only.
+    fn offline_index() -> Index {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .build();
+        let api = Api {
+            client: aws_sdk_secretsmanager::Client::from_conf(config),
+            kms_key_id: None,
+            tags: Vec::new(),
+            recovery_window_days: None,
+        };
+        Index::new(api, Layout::new("t").unwrap(), Duration::from_secs(60))
+    }
+
+    fn snapshot_of(entries: Vec<Entry>) -> Snapshot {
+        let body = ShardBody {
+            format: FORMAT,
+            shard_count: Some(1),
+            entries,
+            ..ShardBody::default()
+        };
+        let shard = Shard {
+            number: 0,
+            version_id: Some("v0".into()),
+            body,
+        };
+        Snapshot::new(vec![shard], 0)
+    }
+
+    fn entry(id: &str, user: &str) -> Entry {
+        Entry {
+            id: id.into(),
+            user: Some(user.into()),
+            refresh: None,
+            grant: None,
+        }
+    }
+
+    fn pending(seq: u64, op: Op) -> Pending {
+        let (reply, _) = oneshot::channel();
+        Pending { seq, op, reply }
+    }
+
+    fn seqs(batch: &[Pending]) -> Vec<u64> {
+        batch.iter().map(|p| p.seq).collect()
+    }
+
+    #[test]
+    fn a_group_commit_takes_every_new_entry_in_one_write() {
+        let index = offline_index();
+        let snapshot = snapshot_of(vec![entry("a", "ua")]);
+        let batch = (0..20)
+            .map(|n| pending(n, Op::Upsert(entry(&format!("n{n}"), &format!("u{n}")))))
+            .collect();
+        let round = index.plan(&snapshot, batch);
+        assert_eq!(seqs(&round.done), (0..20).collect::<Vec<_>>());
+        assert!(round.later.is_empty() && round.taken.is_empty());
+        let (at, body) = round.write.expect("one write");
+        assert_eq!(at, 0);
+        assert_eq!(body.entries.len(), 21);
+    }
+
+    #[test]
+    fn a_user_name_goes_to_the_first_change_that_claims_it() {
+        let index = offline_index();
+        let snapshot = snapshot_of(vec![entry("a", "taken")]);
+        let batch = vec![
+            pending(0, Op::Upsert(entry("x", "taken"))),
+            pending(1, Op::Upsert(entry("y", "new"))),
+            pending(2, Op::Upsert(entry("z", "new"))),
+        ];
+        let round = index.plan(&snapshot, batch);
+        // Taken in the index: refused now. Taken by y in this round: decided
+        // in the next round, against what was written.
+        assert_eq!(round.taken.len(), 1);
+        assert_eq!(round.taken[0].0.seq, 0);
+        assert_eq!(round.taken[0].1, "a");
+        assert_eq!(seqs(&round.done), vec![1]);
+        assert_eq!(seqs(&round.later), vec![2]);
+
+        let (at, body) = round.write.unwrap();
+        let mut shards = snapshot.shards.clone();
+        shards[at].body = body;
+        let next = Snapshot::new(shards, 1);
+        let round = index.plan(&next, round.later);
+        assert_eq!(round.taken.len(), 1);
+        assert_eq!(round.taken[0].1, "y");
+        assert!(round.write.is_none());
+    }
+
+    #[test]
+    fn changes_to_one_id_apply_in_order() {
+        let index = offline_index();
+        let snapshot = snapshot_of(vec![entry("a", "ua")]);
+        let batch = vec![
+            pending(0, Op::Upsert(entry("b", "ub"))),
+            pending(1, Op::Remove(["b".to_owned()].into())),
+            pending(2, Op::Upsert(entry("a", "ua2"))),
+            pending(3, Op::Remove(["a".to_owned()].into())),
+            pending(4, Op::Upsert(entry("a", "ua3"))),
+        ];
+        let round = index.plan(&snapshot, batch);
+        assert_eq!(seqs(&round.done), vec![0, 1, 2, 3, 4]);
+        let (_, body) = round.write.unwrap();
+        assert_eq!(body.entries, vec![entry("a", "ua3")]);
+    }
+
+    #[test]
+    fn nothing_to_write_when_the_index_has_it_all() {
+        let index = offline_index();
+        let snapshot = snapshot_of(vec![entry("a", "ua")]);
+        let batch = vec![
+            pending(0, Op::Upsert(entry("a", "ua"))),
+            pending(1, Op::Remove(["gone".to_owned()].into())),
+        ];
+        let round = index.plan(&snapshot, batch);
+        assert!(round.write.is_none());
+        assert_eq!(seqs(&round.done), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_full_shard_is_sealed_and_the_rest_waits_for_the_next() {
+        let index = offline_index();
+        // Shard 0 just under the seal size.
+        let mut entries = Vec::new();
+        let mut n = 0;
+        while snapshot_of(entries.clone()).shards[0].body.encode().len() < SEAL_BYTES - 200 {
+            entries.push(entry(
+                &format!("id{n:05}"),
+                &format!("user{n:05}@example.com"),
+            ));
+            n += 1;
+        }
+        let snapshot = snapshot_of(entries);
+        let batch = (0..10)
+            .map(|k| {
+                pending(
+                    k,
+                    Op::Upsert(entry(&format!("new{k}"), &format!("new{k}@x"))),
+                )
+            })
+            .collect();
+        let round = index.plan(&snapshot, batch);
+        let (at, body) = round.write.unwrap();
+        assert_eq!(at, 0);
+        // Sealed with what fit, shard 1 announced; the rest waits for shard 1.
+        assert!(body.sealed);
+        assert_eq!(body.shard_count, Some(2));
+        assert!(!round.done.is_empty() && !round.later.is_empty());
+        assert_eq!(round.done.len() + round.later.len(), 10);
+        let written: usize = round
+            .done
+            .iter()
+            .filter(|p| body.entries.iter().any(|e| p.op.ids().any(|id| id == e.id)))
+            .count();
+        assert_eq!(written, round.done.len());
+    }
+
     #[test]
     fn hashes_are_short_and_stable() {
         assert_eq!(hash("abc").len(), 24);

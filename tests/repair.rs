@@ -1,0 +1,255 @@
+//! `SecretsManagerStore::repair` against LocalStack: the index and the token
+//! secrets disagree (as a crash between the two writes, an operator, or a
+//! corrupted value leaves them), and `repair` reconciles them.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use zoho_token_store::{OAuthToken, SecretsManagerStore, StoreError, TokenStore};
+
+fn token(n: usize) -> OAuthToken {
+    OAuthToken::from_refresh_token("1000.CLIENT", "client-secret", format!("refresh-{n}"))
+        .with_user_name(format!("user{n}@example.com"))
+}
+
+/// Saves `count` tokens; returns them as stored.
+async fn save_tokens(store: &SecretsManagerStore, count: usize) -> Vec<OAuthToken> {
+    let mut saved = Vec::new();
+    for n in 0..count {
+        let mut t = token(n);
+        store.save_token(&mut t).await.unwrap();
+        saved.push(t);
+    }
+    saved
+}
+
+/// A store on `prefix` that has read nothing yet (another instance).
+fn fresh(h: &common::Harness) -> SecretsManagerStore {
+    SecretsManagerStore::builder()
+        .client(h.client.clone())
+        .prefix(&h.prefix)
+        .build()
+        .unwrap()
+}
+
+async fn listed_ids(store: &SecretsManagerStore) -> BTreeSet<String> {
+    store
+        .get_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id.unwrap())
+        .collect()
+}
+
+/// A token secret without its index entry (a crash between creating the
+/// secret and indexing it) is not listed until `repair()` indexes it.
+#[tokio::test]
+async fn repair_indexes_an_orphan_token_secret() {
+    let h = common::harness().await;
+    let saved = save_tokens(&h.store, 2).await;
+    let orphan = OAuthToken {
+        id: Some("orphan-1".into()),
+        ..token(99)
+    };
+    h.client
+        .create_secret()
+        .name(format!("{}/tokens/orphan-1", h.prefix))
+        .secret_string(serde_json::to_string(&orphan).unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let store = fresh(&h);
+    assert!(!listed_ids(&store).await.contains("orphan-1"));
+    let by_user = OAuthToken::for_user("user99@example.com");
+    assert_eq!(store.find_token(&by_user).await.unwrap(), None);
+
+    let report = store.repair().await.unwrap();
+    assert_eq!(report.indexed, vec!["orphan-1".to_owned()]);
+    assert!(report.dropped.is_empty() && report.corrupt.is_empty());
+    assert!(!report.index_rebuilt);
+    assert_eq!(report.tokens, 3);
+
+    let expected: BTreeSet<String> = saved
+        .iter()
+        .map(|t| t.id.clone().unwrap())
+        .chain(["orphan-1".to_owned()])
+        .collect();
+    assert_eq!(listed_ids(&store).await, expected);
+    assert_eq!(listed_ids(&fresh(&h)).await, expected);
+    assert_eq!(fresh(&h).find_token(&by_user).await.unwrap(), Some(orphan));
+}
+
+/// An index entry whose secret was deleted behind the store's back is
+/// dropped by `repair()`, and its user name is free again.
+#[tokio::test]
+async fn repair_drops_an_entry_whose_secret_is_gone() {
+    let h = common::harness().await;
+    let saved = save_tokens(&h.store, 3).await;
+    let gone = saved[1].id.clone().unwrap();
+    h.client
+        .delete_secret()
+        .secret_id(format!("{}/tokens/{gone}", h.prefix))
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+
+    let store = fresh(&h);
+    assert_eq!(store.index_stats().await.unwrap().tokens, 3);
+    let report = store.repair().await.unwrap();
+    assert_eq!(report.dropped, vec![gone.clone()]);
+    assert!(report.indexed.is_empty() && report.corrupt.is_empty());
+    assert_eq!(report.tokens, 2);
+
+    let store = fresh(&h);
+    assert_eq!(store.index_stats().await.unwrap().tokens, 2);
+    let listed = listed_ids(&store).await;
+    assert_eq!(listed.len(), 2);
+    assert!(!listed.contains(&gone));
+    // The user name is free: a new token for it saves under a new id.
+    let mut again = token(1);
+    store.save_token(&mut again).await.unwrap();
+    assert_ne!(again.id.as_ref(), Some(&gone));
+}
+
+/// A corrupt index shard makes index operations fail with
+/// `StoreError::Corrupt` (never trusted), and `repair()` rebuilds the index
+/// from the token secrets so that everything is listed and found again.
+#[tokio::test]
+async fn repair_rebuilds_a_corrupt_index_shard() {
+    let h = common::harness().await;
+    let saved = save_tokens(&h.store, 5).await;
+    h.client
+        .put_secret_value()
+        .secret_id(format!("{}/index/0", h.prefix))
+        .secret_string("{not the index")
+        .send()
+        .await
+        .unwrap();
+
+    let store = fresh(&h);
+    let is_corrupt_shard = |result: Result<(), StoreError>, what: &str| match result {
+        Err(StoreError::Corrupt { id, .. }) => assert!(id.ends_with("/index/0"), "{what}: {id}"),
+        other => panic!("{what}: {other:?}"),
+    };
+    is_corrupt_shard(store.get_tokens().await.map(drop), "get_tokens");
+    is_corrupt_shard(
+        store
+            .find_token(&OAuthToken::for_user("user0@example.com"))
+            .await
+            .map(drop),
+        "find_token",
+    );
+    let mut new = token(50);
+    is_corrupt_shard(store.save_token(&mut new).await, "save_token");
+    is_corrupt_shard(store.delete_tokens().await, "delete_tokens");
+    // Reading a token by id needs no index.
+    let id0 = saved[0].id.as_deref().unwrap();
+    assert_eq!(
+        store.find_token_by_id(id0).await.unwrap().as_ref(),
+        Some(&saved[0])
+    );
+
+    let report = store.repair().await.unwrap();
+    assert!(report.index_rebuilt);
+    let expected: BTreeSet<String> = saved.iter().map(|t| t.id.clone().unwrap()).collect();
+    assert_eq!(
+        report.indexed.iter().cloned().collect::<BTreeSet<_>>(),
+        expected
+    );
+    assert!(report.dropped.is_empty() && report.duplicate_users.is_empty());
+    assert_eq!(report.tokens, 5);
+
+    for store in [store, fresh(&h)] {
+        assert_eq!(listed_ids(&store).await, expected);
+        for t in &saved {
+            let query = OAuthToken::for_user(t.user_name.clone().unwrap());
+            assert_eq!(store.find_token(&query).await.unwrap().as_ref(), Some(t));
+        }
+    }
+    // The rebuilt index takes writes again.
+    let mut new = token(50);
+    fresh(&h).save_token(&mut new).await.unwrap();
+    assert_eq!(fresh(&h).index_stats().await.unwrap().tokens, 6);
+}
+
+/// `repair()` of a consistent store changes nothing, and a secret under the
+/// prefix that is not a token secret is left alone.
+#[tokio::test]
+async fn repair_of_a_consistent_store_changes_nothing() {
+    let h = common::harness().await;
+    let saved = save_tokens(&h.store, 3).await;
+    h.client
+        .create_secret()
+        .name(format!("{}/notes", h.prefix))
+        .secret_string("not a token")
+        .send()
+        .await
+        .unwrap();
+    let report = h.store.repair().await.unwrap();
+    assert!(report.indexed.is_empty(), "{report:?}");
+    assert!(report.dropped.is_empty(), "{report:?}");
+    assert!(report.corrupt.is_empty(), "{report:?}");
+    assert!(!report.index_rebuilt);
+    assert_eq!(report.tokens, 3);
+    let expected: BTreeSet<String> = saved.iter().map(|t| t.id.clone().unwrap()).collect();
+    assert_eq!(listed_ids(&fresh(&h)).await, expected);
+}
+
+/// A token secret that cannot be decoded is reported by `repair()` as
+/// corrupt, and it stays indexed so that `get_tokens` keeps reporting it.
+#[tokio::test]
+async fn repair_reports_an_undecodable_token_secret() {
+    let h = common::harness().await;
+    save_tokens(&h.store, 2).await;
+    h.client
+        .create_secret()
+        .name(format!("{}/tokens/garbled", h.prefix))
+        .secret_string("garbage")
+        .send()
+        .await
+        .unwrap();
+    let report = h.store.repair().await.unwrap();
+    assert_eq!(report.corrupt, vec!["garbled".to_owned()]);
+    assert_eq!(report.indexed, vec!["garbled".to_owned()]);
+    assert_eq!(report.tokens, 3);
+    match fresh(&h).get_tokens().await {
+        Err(StoreError::Corrupt { id, .. }) => assert_eq!(id, "garbled"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// An orphan token secret whose user name an indexed token already holds is
+/// reported as a duplicate and left out: `repair()` never makes two tokens
+/// for one user.
+#[tokio::test]
+async fn repair_leaves_out_an_orphan_that_duplicates_a_user() {
+    let h = common::harness().await;
+    let saved = save_tokens(&h.store, 2).await;
+    let twin = OAuthToken {
+        id: Some("twin".into()),
+        refresh_token: Some("another-refresh".into()),
+        ..token(0)
+    };
+    h.client
+        .create_secret()
+        .name(format!("{}/tokens/twin", h.prefix))
+        .secret_string(serde_json::to_string(&twin).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let report = h.store.repair().await.unwrap();
+    assert_eq!(report.duplicate_users, vec!["twin".to_owned()]);
+    assert!(report.indexed.is_empty(), "{report:?}");
+    assert_eq!(report.tokens, 2);
+    let store = fresh(&h);
+    let found = store
+        .find_token(&OAuthToken::for_user("user0@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(found.as_ref(), Some(&saved[0]));
+    assert!(!listed_ids(&store).await.contains("twin"));
+}

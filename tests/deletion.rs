@@ -1,0 +1,234 @@
+//! The deletion lifecycle of `SecretsManagerStore` against LocalStack:
+//! re-saving deleted ids (recovery window or immediate) and `delete_tokens`
+//! interrupted half-way.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use zoho_token_store::{DeletionMode, OAuthToken, SecretsManagerStore, TokenStore};
+
+fn token(n: usize) -> OAuthToken {
+    OAuthToken::from_refresh_token("1000.CLIENT", "client-secret", format!("refresh-{n}"))
+        .with_user_name(format!("user{n}@example.com"))
+}
+
+/// A store on `prefix` that has read nothing yet (another instance).
+fn fresh(client: &Client, prefix: &str) -> SecretsManagerStore {
+    SecretsManagerStore::builder()
+        .client(client.clone())
+        .prefix(prefix)
+        .build()
+        .unwrap()
+}
+
+/// What `GetSecretValue` says about a secret, read directly with the SDK:
+/// its string value, or the error code.
+async fn raw(client: &Client, name: &str) -> Result<String, String> {
+    match client.get_secret_value().secret_id(name).send().await {
+        Ok(out) => Ok(out.secret_string.unwrap_or_default()),
+        Err(e) => Err(e.code().unwrap_or("no code").to_owned()),
+    }
+}
+
+/// Re-saving an id whose secret is scheduled for deletion (recovery-window
+/// mode) restores the secret and stores the new value.
+#[tokio::test]
+async fn resaving_a_token_scheduled_for_deletion_restores_and_updates_it() {
+    let h =
+        common::harness_with(|b| b.deletion_mode(DeletionMode::RecoveryWindow { days: 7 })).await;
+    let mut t = token(1);
+    h.store.save_token(&mut t).await.unwrap();
+    let id = t.id.clone().unwrap();
+    let name = format!("{}/tokens/{id}", h.prefix);
+    h.store.delete_token(&id).await.unwrap();
+
+    // Scheduled for deletion, not gone: the secret still exists.
+    let described = h
+        .client
+        .describe_secret()
+        .secret_id(&name)
+        .send()
+        .await
+        .unwrap();
+    assert!(described.deleted_date.is_some());
+    assert_eq!(h.store.find_token_by_id(&id).await.unwrap(), None);
+    assert!(h.store.get_tokens().await.unwrap().is_empty());
+
+    let mut again = OAuthToken {
+        refresh_token: Some("refresh-new".into()),
+        access_token: Some("access-new".into()),
+        ..token(1)
+    }
+    .with_id(&id);
+    h.store.save_token(&mut again).await.unwrap();
+    assert_eq!(again.id.as_deref(), Some(id.as_str()));
+
+    let described = h
+        .client
+        .describe_secret()
+        .secret_id(&name)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        described.deleted_date.is_none(),
+        "still scheduled for deletion"
+    );
+    let store = fresh(&h.client, &h.prefix);
+    assert_eq!(
+        store.find_token_by_id(&id).await.unwrap().as_ref(),
+        Some(&again)
+    );
+    let by_user = store
+        .find_token(&OAuthToken::for_user("user1@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(by_user.as_ref(), Some(&again));
+    assert_eq!(store.get_tokens().await.unwrap(), vec![again]);
+}
+
+/// Saving a token for a user whose previous token is scheduled for deletion
+/// (recovery-window mode) works: the deleted token does not hold the user.
+#[tokio::test]
+async fn saving_a_user_whose_token_is_scheduled_for_deletion_works() {
+    let h =
+        common::harness_with(|b| b.deletion_mode(DeletionMode::RecoveryWindow { days: 7 })).await;
+    let mut t = token(2);
+    h.store.save_token(&mut t).await.unwrap();
+    h.store
+        .delete_token(t.id.as_deref().unwrap())
+        .await
+        .unwrap();
+
+    let store = fresh(&h.client, &h.prefix);
+    let mut again = token(2);
+    store.save_token(&mut again).await.unwrap();
+    let found = fresh(&h.client, &h.prefix)
+        .find_token(&OAuthToken::for_user("user2@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(found.as_ref(), Some(&again));
+}
+
+/// After an immediate delete, saving the same id again works at once, and
+/// the new value is what is read.
+#[tokio::test]
+async fn resaving_right_after_an_immediate_delete_works() {
+    let h = common::harness().await;
+    for round in 0..3 {
+        let mut t = OAuthToken {
+            refresh_token: Some(format!("refresh-round-{round}")),
+            ..token(3)
+        }
+        .with_id("same-id");
+        h.store.save_token(&mut t).await.unwrap();
+        let store = fresh(&h.client, &h.prefix);
+        assert_eq!(store.find_token_by_id("same-id").await.unwrap(), Some(t));
+        h.store.delete_token("same-id").await.unwrap();
+        assert_eq!(h.store.find_token_by_id("same-id").await.unwrap(), None);
+        let store = fresh(&h.client, &h.prefix);
+        assert_eq!(store.find_token_by_id("same-id").await.unwrap(), None);
+        assert!(store.get_tokens().await.unwrap().is_empty());
+    }
+}
+
+/// Checks that nothing of the saved tokens is left: `get_tokens` is empty,
+/// the index lists nothing, and every token secret is gone (read directly,
+/// not through the lagging `ListSecrets`).
+async fn assert_all_gone(h: &common::Harness, ids: &[String]) {
+    let store = fresh(&h.client, &h.prefix);
+    assert!(store.get_tokens().await.unwrap().is_empty());
+    assert_eq!(store.index_stats().await.unwrap().tokens, 0);
+    for id in ids {
+        let name = format!("{}/tokens/{id}", h.prefix);
+        assert_eq!(
+            raw(&h.client, &name).await,
+            Err("ResourceNotFoundException".to_owned()),
+            "{name}"
+        );
+        assert_eq!(store.find_token_by_id(id).await.unwrap(), None);
+    }
+}
+
+async fn save_many(store: &SecretsManagerStore, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in 0..count {
+        let mut t = token(n);
+        store.save_token(&mut t).await.unwrap();
+        ids.push(t.id.unwrap());
+    }
+    ids
+}
+
+/// `delete_tokens` that stopped after deleting some token secrets (their
+/// entries still indexed) leaves nothing behind when run again.
+#[tokio::test]
+async fn delete_tokens_after_a_partial_run_leaves_nothing() {
+    let h = common::harness().await;
+    let ids = save_many(&h.store, 12).await;
+    // As far as an interrupted run gets: some secrets deleted, index intact.
+    for id in &ids[..5] {
+        h.client
+            .delete_secret()
+            .secret_id(format!("{}/tokens/{id}", h.prefix))
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+            .unwrap();
+    }
+    let store = fresh(&h.client, &h.prefix);
+    assert_eq!(store.index_stats().await.unwrap().tokens, 12);
+    assert_eq!(store.get_tokens().await.unwrap().len(), 7);
+    store.delete_tokens().await.unwrap();
+    assert_all_gone(&h, &ids).await;
+}
+
+/// `delete_tokens` whose future is dropped mid-way (a Lambda timeout) leaves
+/// nothing behind once run again.
+#[tokio::test]
+async fn delete_tokens_dropped_mid_way_then_run_again_leaves_nothing() {
+    let h = common::harness().await;
+    let ids = save_many(&h.store, 40).await;
+    h.counter.reset();
+    // Drop the future once some deletes are on the wire.
+    let interrupted = tokio::select! {
+        result = h.store.delete_tokens() => {
+            result.unwrap();
+            false
+        }
+        () = async {
+            while h.counter.count("DeleteSecret") < 10 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        } => true,
+    };
+    assert!(
+        interrupted,
+        "delete_tokens finished before it could be interrupted"
+    );
+    // Let the requests already sent land, then look at what is left.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut left = 0;
+    for id in &ids {
+        if raw(&h.client, &format!("{}/tokens/{id}", h.prefix))
+            .await
+            .is_ok()
+        {
+            left += 1;
+        }
+    }
+    assert!(
+        left > 0 && left < ids.len(),
+        "{left} of {} left: not half-way",
+        ids.len()
+    );
+
+    // Run again, from the same instance and from a fresh one.
+    h.store.delete_tokens().await.unwrap();
+    fresh(&h.client, &h.prefix).delete_tokens().await.unwrap();
+    assert_all_gone(&h, &ids).await;
+    assert!(h.store.get_tokens().await.unwrap().is_empty());
+}

@@ -1,0 +1,688 @@
+//! Benchmarks of `SecretsManagerStore` against LocalStack, each paired with
+//! the baseline a user would reach for instead, measured in the same run.
+//!
+//! ```text
+//! localstack/start && cargo bench --bench store
+//! ```
+//!
+//! `ZTS_BENCH=warm,cold,concurrent,list,write,delete` runs only some
+//! sections (default: all). Criterion prints the timings (medians are in
+//! `target/criterion/*/*/new/estimates.json`); this file then prints the
+//! one-shot timings and the API-call table, counted by an SDK interceptor
+//! in separate passes (never while timing).
+//!
+//! Runtime on the 2-core reference machine: about 8 minutes.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::Client;
+use aws_secretsmanager_caching::SecretsManagerCachingClient;
+use criterion::{BatchSize, Criterion};
+use futures::{StreamExt, TryStreamExt};
+use std::hint::black_box;
+use support::{CallCounter, counted_client, human, token};
+use tokio::runtime::Runtime;
+use zoho_token_store::{OAuthToken, SecretsManagerStore, TokenStore, generate_id};
+
+/// Rows of the API-call table: (operation, calls by API name).
+static CALLS: Mutex<Vec<(String, BTreeMap<String, u64>)>> = Mutex::new(Vec::new());
+/// One-shot timings: (operation, time).
+static ONE_SHOTS: Mutex<Vec<(String, Duration)>> = Mutex::new(Vec::new());
+
+const AWS_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Concurrency used to fill a prefix with tokens (not a measured figure).
+const FILL_CONCURRENCY: usize = 16;
+
+/// Everything the benches share: one runtime, one counted client.
+struct Env {
+    client: Client,
+    counter: Arc<CallCounter>,
+    prefixes: Mutex<Vec<String>>,
+}
+
+impl Env {
+    fn store(&self, prefix: &str) -> SecretsManagerStore {
+        SecretsManagerStore::builder()
+            .client(self.client.clone())
+            .prefix(prefix)
+            .build()
+            .expect("store")
+    }
+
+    fn new_prefix(&self, label: &str) -> String {
+        let prefix = support::prefix(label);
+        self.prefixes.lock().unwrap().push(prefix.clone());
+        prefix
+    }
+
+    fn aws_cache(&self) -> SecretsManagerCachingClient {
+        SecretsManagerCachingClient::new(
+            self.client.clone(),
+            NonZeroUsize::new(1000).unwrap(),
+            AWS_CACHE_TTL,
+            false,
+        )
+        .expect("aws caching client")
+    }
+
+    /// Runs `f` once, recording the calls it makes under `label`.
+    async fn count<T>(&self, label: &str, f: impl Future<Output = T>) -> T {
+        self.counter.reset();
+        let out = f.await;
+        let calls = self.counter.snapshot();
+        CALLS.lock().unwrap().push((label.to_owned(), calls));
+        out
+    }
+
+    /// Deletes every secret under the prefixes used (not timed).
+    async fn cleanup(&self) {
+        let prefixes = std::mem::take(&mut *self.prefixes.lock().unwrap());
+        for prefix in prefixes {
+            let names = list_names(&self.client, &prefix).await;
+            delete_all(&self.client, names, 8).await;
+        }
+    }
+}
+
+fn token_name(prefix: &str, id: &str) -> String {
+    format!("{prefix}/tokens/{id}")
+}
+
+async fn list_names(client: &Client, prefix: &str) -> Vec<String> {
+    use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+    let mut names = Vec::new();
+    let mut next = None;
+    loop {
+        let out = client
+            .list_secrets()
+            .filters(
+                Filter::builder()
+                    .key(FilterNameStringType::Name)
+                    .values(format!("{prefix}/"))
+                    .build(),
+            )
+            .max_results(100)
+            .set_next_token(next)
+            .send()
+            .await
+            .expect("ListSecrets");
+        names.extend(
+            out.secret_list()
+                .iter()
+                .filter_map(|s| s.name())
+                .filter(|n| n.starts_with(prefix))
+                .map(str::to_owned),
+        );
+        next = out.next_token;
+        if next.is_none() {
+            return names;
+        }
+    }
+}
+
+async fn delete_all(client: &Client, names: Vec<String>, concurrency: usize) {
+    futures::stream::iter(names)
+        .map(|name| async move {
+            let _ = client
+                .delete_secret()
+                .secret_id(name)
+                .force_delete_without_recovery(true)
+                .send()
+                .await;
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// Stores tokens `range` under fresh ids, `FILL_CONCURRENCY` saves in flight.
+async fn fill(store: &SecretsManagerStore, range: std::ops::Range<usize>) -> Vec<OAuthToken> {
+    futures::stream::iter(range)
+        .map(|n| async move {
+            // Retried: LocalStack answers InternalError now and then under
+            // load (a save with the same id is idempotent).
+            let t = token(n).with_id(generate_id());
+            let mut last = None;
+            for _ in 0..5 {
+                let mut attempt = t.clone();
+                match store.save_token(&mut attempt).await {
+                    Ok(()) => return Ok(attempt),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.expect("an error"))
+        })
+        .buffer_unordered(FILL_CONCURRENCY)
+        .try_collect()
+        .await
+        .expect("fill")
+}
+
+/// The naive baseline of `get_tokens`: one `GetSecretValue` per id, in a loop.
+async fn naive_loop(client: &Client, names: &[String]) -> Vec<OAuthToken> {
+    let mut tokens = Vec::with_capacity(names.len());
+    for name in names {
+        let mut out = client.get_secret_value().secret_id(name).send().await;
+        if out.is_err() {
+            // Once more: LocalStack answers InternalError now and then under load.
+            out = client.get_secret_value().secret_id(name).send().await;
+        }
+        let out = out.expect("GetSecretValue");
+        let json = out.secret_string().expect("string");
+        tokens.push(serde_json::from_str::<OAuthToken>(json).expect("token JSON"));
+    }
+    tokens
+}
+
+fn sdk_get(client: &Client, name: &str) -> impl Future<Output = ()> {
+    let request = client.get_secret_value().secret_id(name).send();
+    async move {
+        black_box(request.await.expect("GetSecretValue"));
+    }
+}
+
+fn enabled(section: &str) -> bool {
+    std::env::var("ZTS_BENCH").map_or(true, |v| {
+        v.split(',')
+            .any(|s| s.trim() == section || s.trim() == "all")
+    })
+}
+
+// ---------------------------------------------------------------- sections
+
+/// Warm reads: the store's cache hits vs the AWS caching crate's hit, a
+/// plain moka future cache, and the bare clone of a token.
+fn warm(c: &mut Criterion, rt: &Runtime, env: &Env) {
+    let prefix = env.new_prefix("warm");
+    let store = env.store(&prefix);
+    let saved = rt.block_on(fill(&store, 0..1));
+    let t = saved[0].clone();
+    let id = t.id.clone().unwrap();
+    let name = token_name(&prefix, &id);
+    let user_query = OAuthToken::for_user(t.user_name.clone().unwrap());
+
+    // A fresh store instance, warmed by one read of each kind.
+    let store = env.store(&prefix);
+    let aws = env.aws_cache();
+    rt.block_on(async {
+        env.count("find_token_by_id, cold", store.find_token_by_id(&id))
+            .await
+            .unwrap();
+        env.count("find_token_by_id, warm", store.find_token_by_id(&id))
+            .await
+            .unwrap();
+        let cold_user = env.store(&prefix);
+        env.count(
+            "find_token by user, cold",
+            cold_user.find_token(&user_query),
+        )
+        .await
+        .unwrap()
+        .expect("found by user");
+        // Its first lookup by user reads the index (1 call); then warm.
+        store
+            .find_token(&user_query)
+            .await
+            .unwrap()
+            .expect("found by user");
+        env.count("find_token by user, warm", store.find_token(&user_query))
+            .await
+            .unwrap()
+            .expect("found by user");
+        env.count(
+            "baseline: aws_secretsmanager_caching, cold get_secret_value",
+            aws.get_secret_value(&name, None, None, false),
+        )
+        .await
+        .unwrap();
+        env.count(
+            "baseline: aws_secretsmanager_caching, cache hit",
+            aws.get_secret_value(&name, None, None, false),
+        )
+        .await
+        .unwrap();
+    });
+    let moka_cache: moka::future::Cache<String, Arc<OAuthToken>> =
+        moka::future::Cache::builder().max_capacity(10_000).build();
+    rt.block_on(moka_cache.insert(id.clone(), Arc::new(t.clone())));
+
+    let mut g = c.benchmark_group("warm");
+    g.sample_size(50)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    g.bench_function("store_find_token_by_id", |b| {
+        b.to_async(rt)
+            .iter(|| store.find_token_by_id(black_box(&id)))
+    });
+    g.bench_function("store_find_token_by_user", |b| {
+        b.to_async(rt)
+            .iter(|| store.find_token(black_box(&user_query)))
+    });
+    g.bench_function("aws_caching_hit", |b| {
+        b.to_async(rt)
+            .iter(|| aws.get_secret_value(black_box(&name), None, None, false))
+    });
+    g.bench_function("moka_future_get_clone", |b| {
+        b.to_async(rt).iter(|| async {
+            let hit = moka_cache.get(black_box(&id)).await;
+            hit.map(|t| OAuthToken::clone(&t))
+        })
+    });
+    g.bench_function("token_clone_only", |b| b.iter(|| black_box(&t).clone()));
+    g.finish();
+}
+
+/// Cold reads: a fresh store (empty cache) per read, vs an uncached
+/// `GetSecretValue` and a fresh AWS caching client.
+fn cold(c: &mut Criterion, rt: &Runtime, env: &Env) {
+    let prefix = env.new_prefix("cold");
+    let store = env.store(&prefix);
+    let saved = rt.block_on(fill(&store, 0..1));
+    let id = saved[0].id.clone().unwrap();
+    let name = token_name(&prefix, &id);
+    rt.block_on(env.count(
+        "baseline: uncached GetSecretValue (SDK)",
+        sdk_get(&env.client, &name),
+    ));
+
+    let mut g = c.benchmark_group("cold_read");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g.bench_function("sdk_get_secret_value", |b| {
+        b.to_async(rt).iter(|| sdk_get(&env.client, &name))
+    });
+    g.bench_function("store_find_token_by_id_cold", |b| {
+        b.to_async(rt).iter_batched(
+            || env.store(&prefix),
+            |store| {
+                let id = id.clone();
+                async move { store.find_token_by_id(&id).await.unwrap().unwrap() }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("aws_caching_cold", |b| {
+        b.to_async(rt).iter_batched(
+            || env.aws_cache(),
+            |aws| {
+                let name = name.clone();
+                async move {
+                    aws.get_secret_value(&name, None, None, false)
+                        .await
+                        .unwrap()
+                }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+const READERS: usize = 100;
+
+async fn store_readers(store: SecretsManagerStore, id: Arc<str>) {
+    let tasks: Vec<_> = (0..READERS)
+        .map(|_| {
+            let (store, id) = (store.clone(), Arc::clone(&id));
+            tokio::spawn(async move { store.find_token_by_id(&id).await.unwrap().unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        black_box(task.await.unwrap());
+    }
+}
+
+async fn aws_readers(aws: Arc<SecretsManagerCachingClient>, name: Arc<str>) {
+    let tasks: Vec<_> = (0..READERS)
+        .map(|_| {
+            let (aws, name) = (Arc::clone(&aws), Arc::clone(&name));
+            tokio::spawn(async move {
+                aws.get_secret_value(&name, None, None, false)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// 100 concurrent cold reads of one token (spawned tasks).
+fn concurrent(c: &mut Criterion, rt: &Runtime, env: &Env) {
+    let prefix = env.new_prefix("concurrent");
+    let store = env.store(&prefix);
+    let saved = rt.block_on(fill(&store, 0..1));
+    let id: Arc<str> = saved[0].id.clone().unwrap().into();
+    let name: Arc<str> = token_name(&prefix, &id).into();
+    rt.block_on(async {
+        for round in 1..=3 {
+            env.count(
+                &format!("{READERS} concurrent cold find_token_by_id (round {round})"),
+                store_readers(env.store(&prefix), Arc::clone(&id)),
+            )
+            .await;
+        }
+        for round in 1..=3 {
+            env.count(
+                &format!(
+                    "baseline: {READERS} concurrent cold aws_secretsmanager_caching reads (round {round})"
+                ),
+                aws_readers(Arc::new(env.aws_cache()), Arc::clone(&name)),
+            )
+            .await;
+        }
+    });
+
+    let mut g = c.benchmark_group("concurrent_cold_100");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g.bench_function("store", |b| {
+        b.to_async(rt).iter_batched(
+            || env.store(&prefix),
+            |store| store_readers(store, Arc::clone(&id)),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("aws_caching", |b| {
+        b.to_async(rt).iter_batched(
+            || Arc::new(env.aws_cache()),
+            |aws| aws_readers(aws, Arc::clone(&name)),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+/// `get_tokens` of N tokens vs a naive loop of `GetSecretValue` per id.
+/// The 1,000-token prefix is then used for the `delete_tokens` one-shot.
+fn list(c: &mut Criterion, rt: &Runtime, env: &Env, delete: bool) {
+    for n in [100usize, 1000] {
+        let prefix = env.new_prefix(&format!("list{n}"));
+        let store = env.store(&prefix);
+        let start = Instant::now();
+        let saved = rt.block_on(fill(&store, 0..n));
+        let took = start.elapsed();
+        ONE_SHOTS.lock().unwrap().push((
+            format!("fill: {n} new tokens by save_token with ids, {FILL_CONCURRENCY} in flight"),
+            took,
+        ));
+        let names: Vec<String> = saved
+            .iter()
+            .map(|t| token_name(&prefix, t.id.as_deref().unwrap()))
+            .collect();
+        rt.block_on(async {
+            let listed = env
+                .count(&format!("get_tokens, {n} tokens"), store.get_tokens())
+                .await
+                .unwrap();
+            assert_eq!(listed.len(), n);
+            let looped = env
+                .count(
+                    &format!("baseline: naive GetSecretValue loop, {n} tokens"),
+                    naive_loop(&env.client, &names),
+                )
+                .await;
+            assert_eq!(looped.len(), n);
+            let stats = store.index_stats().await.unwrap();
+            println!(
+                "get_tokens_{n}: index holds {} tokens in {} shards",
+                stats.tokens, stats.shards
+            );
+        });
+
+        let mut g = c.benchmark_group(format!("get_tokens_{n}"));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(1))
+            .measurement_time(Duration::from_millis(if n > 100 { 100 } else { 2000 }));
+        g.bench_function("store_get_tokens", |b| {
+            b.to_async(rt).iter(|| async {
+                let tokens = store.get_tokens().await.unwrap();
+                assert_eq!(tokens.len(), n);
+                tokens
+            })
+        });
+        g.bench_function("naive_get_secret_value_loop", |b| {
+            b.to_async(rt).iter(|| naive_loop(&env.client, &names))
+        });
+        g.finish();
+
+        if n == 1000 && delete {
+            delete_tokens_one_shot(rt, env, &store, n);
+        }
+    }
+}
+
+/// `delete_tokens` of 1,000 tokens, once, vs a naive `DeleteSecret` loop
+/// over 1,000 plain secrets of the same size.
+fn delete_tokens_one_shot(rt: &Runtime, env: &Env, store: &SecretsManagerStore, n: usize) {
+    rt.block_on(async {
+        env.counter.reset();
+        let start = Instant::now();
+        store.delete_tokens().await.unwrap();
+        let took = start.elapsed();
+        CALLS
+            .lock()
+            .unwrap()
+            .push((format!("delete_tokens, {n} tokens"), env.counter.snapshot()));
+        ONE_SHOTS
+            .lock()
+            .unwrap()
+            .push((format!("delete_tokens, {n} tokens"), took));
+        assert!(store.get_tokens().await.unwrap().is_empty());
+
+        // The baseline's secrets, created untimed.
+        let prefix = env.new_prefix("naive-delete");
+        let names: Vec<String> = (0..n).map(|i| format!("{prefix}/plain/{i}")).collect();
+        let json = serde_json::to_string(&token(0)).unwrap();
+        futures::stream::iter(names.clone())
+            .map(|name| {
+                let (client, json) = (env.client.clone(), json.clone());
+                async move {
+                    client
+                        .create_secret()
+                        .name(name)
+                        .secret_string(json)
+                        .send()
+                        .await
+                        .expect("CreateSecret");
+                }
+            })
+            .buffer_unordered(FILL_CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+        env.counter.reset();
+        let start = Instant::now();
+        for name in &names {
+            env.client
+                .delete_secret()
+                .secret_id(name)
+                .force_delete_without_recovery(true)
+                .send()
+                .await
+                .expect("DeleteSecret");
+        }
+        let took = start.elapsed();
+        CALLS.lock().unwrap().push((
+            format!("baseline: naive DeleteSecret loop, {n} secrets"),
+            env.counter.snapshot(),
+        ));
+        ONE_SHOTS.lock().unwrap().push((
+            format!("baseline: naive DeleteSecret loop, {n} secrets"),
+            took,
+        ));
+    });
+}
+
+/// Writes: the hourly refresh and a new token, vs the bare SDK write.
+fn write(c: &mut Criterion, rt: &Runtime, env: &Env) {
+    let prefix = env.new_prefix("write");
+    let store = env.store(&prefix);
+    let saved = rt.block_on(fill(&store, 0..1)).remove(0);
+    let refreshed = |n: u64| OAuthToken {
+        access_token: Some(format!("1000.{n:032x}.a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2")),
+        expiry_time: Some(support::now_millis() + 3_600_000),
+        ..saved.clone()
+    };
+    let plain = format!("{prefix}/plain/put");
+    let json = serde_json::to_string(&saved).unwrap();
+    let next = std::sync::atomic::AtomicU64::new(1);
+    let bump = || next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let new_token = |n: u64| token(1_000_000 + n as usize);
+    rt.block_on(async {
+        env.client
+            .create_secret()
+            .name(&plain)
+            .secret_string(&json)
+            .send()
+            .await
+            .expect("CreateSecret");
+        let mut t = refreshed(bump());
+        env.count(
+            "save_token, hourly refresh (same user and refresh token)",
+            store.save_token(&mut t),
+        )
+        .await
+        .unwrap();
+        env.count(
+            "baseline: PutSecretValue (SDK)",
+            env.client
+                .put_secret_value()
+                .secret_id(&plain)
+                .secret_string(&json)
+                .send(),
+        )
+        .await
+        .unwrap();
+        let mut t = new_token(bump());
+        env.count(
+            "save_token, new token (by user name, no id)",
+            store.save_token(&mut t),
+        )
+        .await
+        .unwrap();
+        let mut t = new_token(bump()).with_id(generate_id());
+        env.count(
+            "save_token, new token with an explicit id",
+            store.save_token(&mut t),
+        )
+        .await
+        .unwrap();
+        env.count(
+            "baseline: CreateSecret (SDK)",
+            env.client
+                .create_secret()
+                .name(format!("{prefix}/plain/{}", bump()))
+                .secret_string(&json)
+                .send(),
+        )
+        .await
+        .unwrap();
+    });
+
+    let mut g = c.benchmark_group("save_token");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g.bench_function("store_hourly_refresh", |b| {
+        b.to_async(rt).iter(|| async {
+            let mut t = refreshed(bump());
+            store.save_token(&mut t).await.unwrap();
+        })
+    });
+    g.bench_function("sdk_put_secret_value", |b| {
+        b.to_async(rt).iter(|| async {
+            env.client
+                .put_secret_value()
+                .secret_id(&plain)
+                .secret_string(&json)
+                .send()
+                .await
+                .unwrap();
+        })
+    });
+    g.bench_function("store_new_token", |b| {
+        b.to_async(rt).iter(|| async {
+            let mut t = new_token(bump());
+            store.save_token(&mut t).await.unwrap();
+        })
+    });
+    g.bench_function("sdk_create_secret", |b| {
+        b.to_async(rt).iter(|| async {
+            env.client
+                .create_secret()
+                .name(format!("{prefix}/plain/{}", bump()))
+                .secret_string(&json)
+                .send()
+                .await
+                .unwrap();
+        })
+    });
+    g.finish();
+    let stats = rt.block_on(store.index_stats()).unwrap();
+    println!(
+        "save_token: the index grew to {} tokens in {} shards",
+        stats.tokens, stats.shards
+    );
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (client, counter) = rt.block_on(counted_client());
+    let env = Env {
+        client,
+        counter,
+        prefixes: Mutex::new(Vec::new()),
+    };
+    let mut c = Criterion::default().configure_from_args();
+    let started = Instant::now();
+
+    if enabled("warm") {
+        warm(&mut c, &rt, &env);
+    }
+    if enabled("cold") {
+        cold(&mut c, &rt, &env);
+    }
+    if enabled("concurrent") {
+        concurrent(&mut c, &rt, &env);
+    }
+    if enabled("write") {
+        write(&mut c, &rt, &env);
+    }
+    if enabled("list") {
+        list(&mut c, &rt, &env, enabled("delete"));
+    }
+    c.final_summary();
+
+    println!("\n## One-shot timings\n");
+    println!("| operation | time |\n|---|---|");
+    for (label, took) in ONE_SHOTS.lock().unwrap().iter() {
+        println!("| {label} | {} |", human(*took));
+    }
+    println!("\n## API calls (one run of each, counted by an SDK interceptor)\n");
+    println!("| operation | calls | by API |\n|---|---|---|");
+    for (label, calls) in CALLS.lock().unwrap().iter() {
+        let total: u64 = calls.values().sum();
+        let by: Vec<String> = calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        println!("| {label} | {total} | {} |", by.join(", "));
+    }
+    println!(
+        "\nbench run took {} (before cleanup)",
+        human(started.elapsed())
+    );
+    rt.block_on(env.cleanup());
+}

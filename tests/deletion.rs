@@ -232,3 +232,90 @@ async fn delete_tokens_dropped_mid_way_then_run_again_leaves_nothing() {
     assert_all_gone(&h, &ids).await;
     assert!(h.store.get_tokens().await.unwrap().is_empty());
 }
+
+/// Checks that a fresh instance lists `token` and finds it by its user.
+async fn assert_listed_and_found(h: &common::Harness, token: &OAuthToken) {
+    let store = fresh(&h.client, &h.prefix);
+    assert_eq!(store.get_tokens().await.unwrap(), vec![token.clone()]);
+    assert_eq!(store.index_stats().await.unwrap().tokens, 1);
+    let query = OAuthToken::for_user(token.user_name.clone().unwrap());
+    assert_eq!(
+        store.find_token(&query).await.unwrap().as_ref(),
+        Some(token)
+    );
+}
+
+/// An instance whose cache still holds a token that another instance
+/// deleted saves it again durably: the token is indexed again, so every
+/// instance lists it and finds it by user.
+#[tokio::test]
+async fn resaving_a_token_another_instance_deleted_indexes_it_again() {
+    let h = common::harness().await;
+    let mut t = token(4);
+    h.store.save_token(&mut t).await.unwrap();
+    let id = t.id.clone().unwrap();
+    fresh(&h.client, &h.prefix).delete_token(&id).await.unwrap();
+
+    // h.store still caches the token and its index entry.
+    let mut again = OAuthToken {
+        access_token: Some("access-new".into()),
+        ..OAuthToken::for_user("user4@example.com")
+    };
+    h.store.save_token(&mut again).await.unwrap();
+    assert_listed_and_found(&h, &again).await;
+
+    // The same with the id given.
+    fresh(&h.client, &h.prefix).delete_token(&id).await.unwrap();
+    let mut by_id = OAuthToken {
+        access_token: Some("access-newer".into()),
+        ..token(4)
+    }
+    .with_id(&id);
+    h.store.save_token(&mut by_id).await.unwrap();
+    assert_listed_and_found(&h, &by_id).await;
+}
+
+/// An instance whose cached index still lists a token that another instance
+/// deleted (the token itself not cached: it had expired) saves a new token
+/// for that user durably: indexed, listed and found everywhere.
+#[tokio::test]
+async fn saving_a_user_another_instance_deleted_indexes_it_again() {
+    let h = common::harness().await;
+    let mut t = OAuthToken {
+        expiry_time: Some(1_000),
+        ..token(5)
+    };
+    h.store.save_token(&mut t).await.unwrap();
+    fresh(&h.client, &h.prefix)
+        .delete_token(t.id.as_deref().unwrap())
+        .await
+        .unwrap();
+
+    let mut again = token(5);
+    h.store.save_token(&mut again).await.unwrap();
+    assert_listed_and_found(&h, &again).await;
+}
+
+/// An instance whose cached index predates a token (saved by another
+/// instance) deletes it completely: secret and index entry.
+#[tokio::test]
+async fn deleting_a_token_newer_than_the_cached_index_removes_its_entry() {
+    let h = common::harness().await;
+    // h.store caches an empty index.
+    assert!(h.store.get_tokens().await.unwrap().is_empty());
+    let mut t = token(6);
+    fresh(&h.client, &h.prefix)
+        .save_token(&mut t)
+        .await
+        .unwrap();
+    let id = t.id.clone().unwrap();
+    h.store.delete_token(&id).await.unwrap();
+    assert_all_gone(&h, &[id]).await;
+    // The user name is free again, for any instance.
+    let mut again = token(6);
+    fresh(&h.client, &h.prefix)
+        .save_token(&mut again)
+        .await
+        .unwrap();
+    assert_listed_and_found(&h, &again).await;
+}

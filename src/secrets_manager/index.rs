@@ -347,7 +347,16 @@ impl Index {
     /// Adds or replaces the entry of `entry.id`. Fails with
     /// [`UpdateError::UserTaken`] when another id holds the entry's user name.
     pub(crate) async fn upsert(&self, entry: Entry) -> Result<(), UpdateError> {
-        self.submit(Op::Upsert(entry)).await
+        self.submit(Op::Upsert(entry), false).await
+    }
+
+    /// [`Index::upsert`] that does not trust the cached index to have the
+    /// entry already: if that is all it finds, it checks a fresh read. For a
+    /// save about to create the token's secret, whose entry another instance
+    /// may have removed since this instance cached the index (an acknowledged
+    /// save that is not indexed would be lost to every listing).
+    pub(crate) async fn ensure(&self, entry: Entry) -> Result<(), UpdateError> {
+        self.submit(Op::Upsert(entry), true).await
     }
 
     /// The next shard write towards having `entry` indexed, or `None` when it is.
@@ -396,9 +405,14 @@ impl Index {
         Some((last, body))
     }
 
-    /// Removes the entries of `ids`; absent ids are ignored.
+    /// Removes the entries of `ids`; absent ids are ignored. Ids that the
+    /// cached index does not list are checked in a fresh read, as another
+    /// instance may have indexed them since.
     pub(crate) async fn remove(&self, ids: &[String]) -> Result<(), StoreError> {
-        match self.submit(Op::Remove(ids.iter().cloned().collect())).await {
+        match self
+            .submit(Op::Remove(ids.iter().cloned().collect()), true)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(UpdateError::Store(error)) => Err(error),
             // A removal frees user names, it never takes one.
@@ -413,12 +427,16 @@ impl Index {
     /// compare-and-swaps as it can, then answers each caller. Serialising
     /// them instead would make N concurrent saves N rounds of the CAS
     /// protocol, each racing the other processes for the same last shard.
-    async fn submit(&self, op: Op) -> Result<(), UpdateError> {
+    ///
+    /// With `verify`, a change that the cached index shows as made already
+    /// is checked against a fresh read before it counts as done.
+    async fn submit(&self, op: Op, verify: bool) -> Result<(), UpdateError> {
         loop {
             let (reply, mut answer) = oneshot::channel();
             self.queue().push(Pending {
                 seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
                 op: op.clone(),
+                verify,
                 reply,
             });
             let _writing = self.write_lock.lock().await;
@@ -445,24 +463,38 @@ impl Index {
     /// each of its callers. Runs under the write lock.
     async fn apply(&self, batch: Vec<Pending>) {
         let mut open = batch;
-        let mut snapshot = match self.current().await {
-            Ok((snapshot, _)) => snapshot,
+        // Whether `snapshot` was read by this call (not cached before it).
+        let (mut snapshot, mut fresh) = match self.current().await {
+            Ok((snapshot, from_cache)) => (snapshot, !from_cache),
             Err(error) => return fail_all(open, error),
         };
         let mut failures = 0;
         loop {
-            let round = self.plan(&snapshot, open);
+            let round = self.plan(&snapshot, open, fresh);
             for (pending, holder) in round.taken {
                 let _ = pending.reply.send(Err(UpdateError::UserTaken(holder)));
             }
             let Some((number, body)) = round.write else {
-                // Nothing to write: every remaining change is in already.
+                // Nothing to write: every remaining change is in already...
                 for pending in round.done {
                     let _ = pending.reply.send(Ok(()));
                 }
-                // (A change only waits for a later round behind a write.)
-                debug_assert!(round.later.is_empty());
-                return fail_all(round.later, conflict(failures));
+                if round.later.is_empty() {
+                    return;
+                }
+                // ...as far as the cached index says: read it to make sure.
+                // (Only unverified changes wait without a write.)
+                debug_assert!(!fresh);
+                if fresh {
+                    return fail_all(round.later, conflict(failures));
+                }
+                snapshot = match self.load().await {
+                    Ok(snapshot) => snapshot,
+                    Err(error) => return fail_all(round.later, error),
+                };
+                fresh = true;
+                open = round.later;
+                continue;
             };
             match self.write_shard(&snapshot, number, body).await {
                 Ok(Some(next)) => {
@@ -487,6 +519,7 @@ impl Index {
                         Ok(snapshot) => snapshot,
                         Err(error) => return fail_all(again, error),
                     };
+                    fresh = true;
                     open = again;
                 }
                 Err(error) => {
@@ -506,8 +539,10 @@ impl Index {
     ///
     /// A change is `done` when the write completes it, `later` when it needs
     /// another shard (or waits on an earlier change to the same id), and
-    /// `taken` when `snapshot` gives its user name to another id.
-    fn plan(&self, snapshot: &Snapshot, open: Vec<Pending>) -> Round {
+    /// `taken` when `snapshot` gives its user name to another id. A change
+    /// to verify that `snapshot` shows as made already is `later` too,
+    /// unless `snapshot` is `fresh`.
+    fn plan(&self, snapshot: &Snapshot, open: Vec<Pending>, fresh: bool) -> Round {
         let mut round = Round::default();
         let mut view: Option<Snapshot> = None;
         // Ids with a change left for later: their later changes wait too,
@@ -520,7 +555,11 @@ impl Index {
                 self.advance(snapshot, &mut view, &mut round.write, &pending.op)
             };
             match outcome {
-                Outcome::Done => round.done.push(pending),
+                Outcome::Done { stepped: false } if pending.verify && !fresh => {
+                    blocked.extend(pending.op.ids().map(str::to_owned));
+                    round.later.push(pending);
+                }
+                Outcome::Done { .. } => round.done.push(pending),
                 Outcome::Taken(holder) => round.taken.push((pending, holder)),
                 Outcome::Later => {
                     blocked.extend(pending.op.ids().map(str::to_owned));
@@ -540,7 +579,7 @@ impl Index {
         write: &mut Option<(usize, ShardBody)>,
         op: &Op,
     ) -> Outcome {
-        for _ in 0..MAX_STEPS_PER_ROUND {
+        for steps in 0..MAX_STEPS_PER_ROUND {
             let current = view.as_ref().unwrap_or(snapshot);
             if let Op::Upsert(entry) = op
                 && let Some(user) = &entry.user
@@ -560,7 +599,7 @@ impl Index {
                 Op::Remove(ids) => remove_step(current, ids),
             };
             let Some((number, body)) = step else {
-                return Outcome::Done;
+                return Outcome::Done { stepped: steps > 0 };
             };
             if write.as_ref().is_some_and(|(at, _)| *at != number) {
                 return Outcome::Later;
@@ -763,6 +802,8 @@ impl Op {
 struct Pending {
     seq: u64,
     op: Op,
+    /// Done only on a fresh read (see [`Index::ensure`]).
+    verify: bool,
     reply: oneshot::Sender<Result<(), UpdateError>>,
 }
 
@@ -781,7 +822,10 @@ struct Round {
 
 /// Where one change got to in a round.
 enum Outcome {
-    Done,
+    /// Complete; `stepped`: by the round's write, not before it.
+    Done {
+        stepped: bool,
+    },
     Later,
     Taken(String),
 }
@@ -921,7 +965,12 @@ mod tests {
 
     fn pending(seq: u64, op: Op) -> Pending {
         let (reply, _) = oneshot::channel();
-        Pending { seq, op, reply }
+        Pending {
+            seq,
+            op,
+            verify: false,
+            reply,
+        }
     }
 
     fn seqs(batch: &[Pending]) -> Vec<u64> {
@@ -935,7 +984,7 @@ mod tests {
         let batch = (0..20)
             .map(|n| pending(n, Op::Upsert(entry(&format!("n{n}"), &format!("u{n}")))))
             .collect();
-        let round = index.plan(&snapshot, batch);
+        let round = index.plan(&snapshot, batch, false);
         assert_eq!(seqs(&round.done), (0..20).collect::<Vec<_>>());
         assert!(round.later.is_empty() && round.taken.is_empty());
         let (at, body) = round.write.expect("one write");
@@ -952,7 +1001,7 @@ mod tests {
             pending(1, Op::Upsert(entry("y", "new"))),
             pending(2, Op::Upsert(entry("z", "new"))),
         ];
-        let round = index.plan(&snapshot, batch);
+        let round = index.plan(&snapshot, batch, false);
         // Taken in the index: refused now. Taken by y in this round: decided
         // in the next round, against what was written.
         assert_eq!(round.taken.len(), 1);
@@ -965,7 +1014,7 @@ mod tests {
         let mut shards = snapshot.shards.clone();
         shards[at].body = body;
         let next = Snapshot::new(shards, 1);
-        let round = index.plan(&next, round.later);
+        let round = index.plan(&next, round.later, false);
         assert_eq!(round.taken.len(), 1);
         assert_eq!(round.taken[0].1, "y");
         assert!(round.write.is_none());
@@ -982,7 +1031,7 @@ mod tests {
             pending(3, Op::Remove(["a".to_owned()].into())),
             pending(4, Op::Upsert(entry("a", "ua3"))),
         ];
-        let round = index.plan(&snapshot, batch);
+        let round = index.plan(&snapshot, batch, false);
         assert_eq!(seqs(&round.done), vec![0, 1, 2, 3, 4]);
         let (_, body) = round.write.unwrap();
         assert_eq!(body.entries, vec![entry("a", "ua3")]);
@@ -996,9 +1045,34 @@ mod tests {
             pending(0, Op::Upsert(entry("a", "ua"))),
             pending(1, Op::Remove(["gone".to_owned()].into())),
         ];
-        let round = index.plan(&snapshot, batch);
+        let round = index.plan(&snapshot, batch, false);
         assert!(round.write.is_none());
         assert_eq!(seqs(&round.done), vec![0, 1]);
+    }
+
+    #[test]
+    fn changes_to_verify_that_a_cached_index_shows_made_wait_for_a_fresh_read() {
+        let index = offline_index();
+        let snapshot = snapshot_of(vec![entry("a", "ua")]);
+        let verified = |seq, op| Pending {
+            verify: true,
+            ..pending(seq, op)
+        };
+        let batch = || {
+            vec![
+                verified(0, Op::Upsert(entry("a", "ua"))),
+                verified(1, Op::Remove(["gone".to_owned()].into())),
+                verified(2, Op::Upsert(entry("b", "ub"))),
+                pending(3, Op::Upsert(entry("a", "ua"))),
+            ]
+        };
+        let round = index.plan(&snapshot, batch(), false);
+        // 3 is not to verify, but waits behind 0, a change to the same id.
+        assert_eq!(seqs(&round.later), vec![0, 1, 3]);
+        assert_eq!(seqs(&round.done), vec![2]);
+        assert!(round.write.is_some());
+        let round = index.plan(&snapshot, batch(), true);
+        assert_eq!(seqs(&round.done), vec![0, 1, 2, 3]);
     }
 
     #[test]
@@ -1023,7 +1097,7 @@ mod tests {
                 )
             })
             .collect();
-        let round = index.plan(&snapshot, batch);
+        let round = index.plan(&snapshot, batch, false);
         let (at, body) = round.write.unwrap();
         assert_eq!(at, 0);
         // Sealed with what fit, shard 1 announced; the rest waits for shard 1.

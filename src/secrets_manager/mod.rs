@@ -311,21 +311,23 @@ impl SecretsManagerStore {
         // Index first: it reserves a new user name before anything is written.
         let entry = Entry::of(&id, &updated);
         let (snapshot, _) = inner.index.current().await?;
-        if target.is_none() || snapshot.entry(&id) != Some(&entry) {
-            match inner.index.upsert(entry).await {
-                Ok(()) => {}
-                Err(UpdateError::Store(error)) => return Err(error),
-                Err(UpdateError::UserTaken(holder)) => {
-                    // An explicit id may not take another token's user name.
-                    if token.id.is_some() {
-                        check_unique_user(&updated, Some(&holder))?;
-                    }
-                    // Else this instance's index was stale: the index now
-                    // names the holder, and the next attempt updates it.
-                    *takeover = None;
-                    return Ok(None);
-                }
+        if target.is_none() {
+            // A new secret: the entry must really be in the index, whatever
+            // the cached index says (another instance may have removed it).
+            if !self
+                .index_entry(entry.clone(), true, token, &updated)
+                .await?
+            {
+                *takeover = None;
+                return Ok(None);
             }
+        } else if snapshot.entry(&id) != Some(&entry)
+            && !self
+                .index_entry(entry.clone(), false, token, &updated)
+                .await?
+        {
+            *takeover = None;
+            return Ok(None);
         }
 
         let name = inner.layout.token(&id);
@@ -333,9 +335,20 @@ impl SecretsManagerStore {
         let written = if target.is_some() {
             match inner.api.put(&name, &json, &request_token, None).await? {
                 Put::Yes(_) => true,
-                // Deleted meanwhile: create it anew.
-                Put::Absent => self.create(&name, &json).await?,
-                Put::Deleted => self.restore_and_put(&name, &json).await?,
+                // Deleted meanwhile, by another instance, which removed its
+                // index entry too (this instance's cache did not know):
+                // index it again, then create it anew.
+                gone @ (Put::Absent | Put::Deleted) => {
+                    inner.cache.invalidate(&id);
+                    if !self.index_entry(entry, true, token, &updated).await? {
+                        *takeover = None;
+                        return Ok(None);
+                    }
+                    match gone {
+                        Put::Deleted => self.restore_and_put(&name, &json).await?,
+                        _ => self.create(&name, &json).await?,
+                    }
+                }
             }
         } else {
             self.create(&name, &json).await?
@@ -348,6 +361,37 @@ impl SecretsManagerStore {
         }
         inner.cache.put(&id, updated.clone());
         Ok(Some(updated))
+    }
+
+    /// Puts `entry` in the index (`verify`: see [`Index::ensure`]) for a
+    /// save of `token` that stores `updated`. `Ok(false)` when another token
+    /// holds the user name and the save should decide again.
+    async fn index_entry(
+        &self,
+        entry: Entry,
+        verify: bool,
+        token: &OAuthToken,
+        updated: &OAuthToken,
+    ) -> Result<bool, StoreError> {
+        let index = &self.inner.index;
+        let result = if verify {
+            index.ensure(entry).await
+        } else {
+            index.upsert(entry).await
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(UpdateError::Store(error)) => Err(error),
+            Err(UpdateError::UserTaken(holder)) => {
+                // An explicit id may not take another token's user name.
+                if token.id.is_some() {
+                    check_unique_user(updated, Some(&holder))?;
+                }
+                // Else this instance's index was stale: the index now names
+                // the holder, and the next attempt updates it.
+                Ok(false)
+            }
+        }
     }
 
     /// Creates a token secret; `Ok(false)` when one with the name exists.

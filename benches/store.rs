@@ -494,16 +494,23 @@ fn delete_tokens_one_shot(rt: &Runtime, env: &Env, store: &SecretsManagerStore, 
     rt.block_on(async {
         env.counter.reset();
         let start = Instant::now();
-        store.delete_tokens().await.unwrap();
+        // Run again if LocalStack fails a call under load (it is idempotent);
+        // the time and calls then include the failed run, and the label says so.
+        let mut runs = 1;
+        while let Err(e) = store.delete_tokens().await {
+            assert!(runs < 3, "delete_tokens: {e}");
+            runs += 1;
+        }
         let took = start.elapsed();
+        let label = match runs {
+            1 => format!("delete_tokens, {n} tokens"),
+            runs => format!("delete_tokens, {n} tokens ({runs} runs: LocalStack InternalError)"),
+        };
         CALLS
             .lock()
             .unwrap()
-            .push((format!("delete_tokens, {n} tokens"), env.counter.snapshot()));
-        ONE_SHOTS
-            .lock()
-            .unwrap()
-            .push((format!("delete_tokens, {n} tokens"), took));
+            .push((label.clone(), env.counter.snapshot()));
+        ONE_SHOTS.lock().unwrap().push((label, took));
         assert!(store.get_tokens().await.unwrap().is_empty());
 
         // The baseline's secrets, created untimed.
@@ -514,13 +521,17 @@ fn delete_tokens_one_shot(rt: &Runtime, env: &Env, store: &SecretsManagerStore, 
             .map(|name| {
                 let (client, json) = (env.client.clone(), json.clone());
                 async move {
-                    client
-                        .create_secret()
-                        .name(name)
-                        .secret_string(json)
-                        .send()
-                        .await
-                        .expect("CreateSecret");
+                    let create = || {
+                        client
+                            .create_secret()
+                            .name(&name)
+                            .secret_string(&json)
+                            .send()
+                    };
+                    if create().await.is_err() {
+                        // Once more: LocalStack fails a call now and then under load.
+                        create().await.expect("CreateSecret");
+                    }
                 }
             })
             .buffer_unordered(FILL_CONCURRENCY)

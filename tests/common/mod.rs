@@ -4,7 +4,7 @@
 //!   once per test binary. It panics with the script's output when that
 //!   fails: a test that needs LocalStack fails, it never skips.
 //! - [`client_with_counter`] is a Secrets Manager client for LocalStack whose
-//!   [`CallCounter`] counts every HTTP attempt (SDK retries included) by
+//!   [`CallCounter`] counts every API call (and separately every HTTP attempt) by
 //!   operation name, for the API-call budgets.
 //! - [`random_prefix`], [`new_store`], [`new_store_with`] and [`harness_with`]
 //!   give each test its own namespace, so tests run in parallel unaware of
@@ -96,12 +96,15 @@ fn run_start_script() -> Result<(), String> {
     }
 }
 
-/// Counts the HTTP attempts a client makes, per operation name
-/// (`"GetSecretValue"`, `"PutSecretValue"`, …). Every attempt counts,
-/// SDK retries included.
+/// Counts the API calls a client makes, per operation name
+/// (`"GetSecretValue"`, `"PutSecretValue"`, …): one per call the store
+/// makes, whatever the SDK's retries; [`CallCounter::attempts`] counts every
+/// HTTP attempt, retries included. Budgets are about the store's calls, so
+/// a LocalStack hiccup the SDK retries does not fail them.
 #[derive(Debug, Default)]
 pub struct CallCounter {
     counts: Mutex<BTreeMap<String, u64>>,
+    attempts: std::sync::atomic::AtomicU64,
 }
 
 impl CallCounter {
@@ -123,6 +126,12 @@ impl CallCounter {
     /// Sets every count back to zero.
     pub fn reset(&self) {
         self.lock().clear();
+        self.attempts.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// HTTP attempts of every operation, SDK retries included.
+    pub fn attempts(&self) -> u64 {
+        self.attempts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The counts by operation name; operations not called are absent.
@@ -145,7 +154,8 @@ impl CallCounter {
     }
 }
 
-/// The [`Intercept`] half of a [`CallCounter`]: counts in
+/// The [`Intercept`] half of a [`CallCounter`]: counts calls in
+/// `read_after_serialization` (once per call) and attempts in
 /// `read_before_transmit`, which runs once per attempt, just before the
 /// request is sent.
 #[derive(Debug, Clone)]
@@ -156,7 +166,7 @@ impl Intercept for CountingInterceptor {
         "CallCounter"
     }
 
-    fn read_before_transmit(
+    fn read_after_serialization(
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
@@ -164,6 +174,18 @@ impl Intercept for CountingInterceptor {
     ) -> Result<(), BoxError> {
         let op = cfg.load::<Metadata>().map_or("<unknown>", Metadata::name);
         self.0.record(op);
+        Ok(())
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0
+            .attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
@@ -176,6 +198,10 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "localstack"))
+        // LocalStack 4.13 answers a few concurrent writes with InternalError
+        // ("dictionary changed size during iteration"): give the SDK room to
+        // retry them, as it would a real service's 500.
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6))
         .load()
         .await
 }

@@ -17,7 +17,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use zoho_token_store::{OAuthToken, SecretsManagerStore, StoreError, TokenStore};
+use zoho_token_store::{
+    DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, OAuthToken, SecretsManagerStore,
+    StoreError, TokenStore,
+};
 
 #[path = "common/fault_proxy.rs"]
 mod fault_proxy;
@@ -33,11 +36,13 @@ const SHORT_OPERATION: Duration = Duration::from_millis(700);
 /// How long a [`Fault::Slow`] response is held back against the short limits.
 const SHORT_SLOW: Duration = Duration::from_millis(1200);
 
-/// Limits for stores whose faults must be invisible: the attempt timeout
-/// leaves room for a loaded LocalStack, the operation timeout for 3 attempts.
-const RETRY_ATTEMPT: Duration = Duration::from_millis(1000);
-const RETRY_OPERATION: Duration = Duration::from_secs(8);
-/// Slower than [`RETRY_ATTEMPT`].
+/// Limits for stores whose faults must be invisible: the store's defaults
+/// (3 s an attempt, 10 s a call), except against slow responses, where the
+/// attempt timeout is what the test waits for each time.
+const RETRY_ATTEMPT: Duration = DEFAULT_ATTEMPT_TIMEOUT;
+const RETRY_OPERATION: Duration = DEFAULT_OPERATION_TIMEOUT;
+const RETRY_SLOW_ATTEMPT: Duration = Duration::from_millis(1000);
+/// Slower than [`RETRY_SLOW_ATTEMPT`].
 const RETRY_SLOW: Duration = Duration::from_millis(1300);
 
 /// What a failing call may take beyond the operation timeout: scheduling on
@@ -83,11 +88,14 @@ impl Rig {
         }
     }
 
-    /// A new store straight to LocalStack (cold cache, default settings).
+    /// A new store straight to LocalStack (cold cache), to check what is
+    /// stored: not under test, so patient with a loaded LocalStack.
     async fn fresh(&self) -> SecretsManagerStore {
         SecretsManagerStore::builder()
             .client(checking_client().await)
             .prefix(self.prefix.clone())
+            .attempt_timeout(Duration::from_secs(30))
+            .operation_timeout(Duration::from_secs(120))
             .build()
             .unwrap()
     }
@@ -491,8 +499,19 @@ fn fail<T>(schedule: Schedule, what: &'static str) -> impl FnOnce(StoreError) ->
 /// as without faults.
 async fn workload_is_unaffected_by(schedule: Schedule) {
     let started = Instant::now();
+    let slow = matches!(
+        schedule,
+        Schedule::FirstAttempt(Fault::Slow)
+            | Schedule::FirstAttemptOfWrites(Fault::Slow)
+            | Schedule::OneIn(_, Fault::Slow)
+    );
+    let attempt = if slow {
+        RETRY_SLOW_ATTEMPT
+    } else {
+        RETRY_ATTEMPT
+    };
     let rig = Rig::with_backoff(
-        RETRY_ATTEMPT,
+        attempt,
         RETRY_OPERATION,
         RETRY_SLOW,
         Duration::from_millis(50),

@@ -508,6 +508,8 @@ async fn backend_failures_never_show_secret_values() {
     let direct = SecretsManagerStore::builder()
         .client(checking_client().await)
         .prefix(prefix)
+        .attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(120))
         .build()
         .unwrap();
     let mut stored = canaries

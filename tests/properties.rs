@@ -119,8 +119,7 @@ fn shown(error: &StoreError) -> String {
 }
 
 proptest! {
-    /// Every token survives `encode_token` then `decode_token` unchanged (the
-    /// id given to the decoder becomes its id).
+    /// Every token (any Unicode in any field, any expiry) survives `encode_token` then `decode_token` unchanged, with the id given to the decoder.
     #[test]
     fn codec_round_trips_every_token(token in any_token(), id in "[A-Za-z0-9_.@+=-]{1,64}") {
         let json = encode_token(&token).expect("a small token encodes");
@@ -128,8 +127,7 @@ proptest! {
         prop_assert_eq!(decoded, OAuthToken { id: Some(id), ..token });
     }
 
-    /// The decoder accepts unknown fields and `expiry_time` written as a
-    /// numeric string, as DESIGN §4 asks of readers.
+    /// The decoder accepts unknown fields and `expiry_time` written as a numeric string (DESIGN §4 readers).
     #[test]
     fn decoder_accepts_unknown_fields_and_string_expiry(
         token in any_token(),

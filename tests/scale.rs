@@ -210,14 +210,24 @@ async fn scale_10k() {
     if std::env::var_os("ZTS_SCALE_KEEP").is_none() {
         let cleaner = store(&client, &prefix);
         counter.reset();
+        let retries = RETRIES.load(Ordering::Relaxed);
         let start = Instant::now();
         retried(|| cleaner.delete_tokens())
             .await
             .expect("delete_tokens");
+        let took = start.elapsed();
+        let calls = counter.snapshot();
         println!(
-            "| delete_tokens of {n} | {}, {} calls |",
-            human(start.elapsed()),
-            counter.total()
+            "| delete_tokens of {n} | {}, {} calls: {calls:?}; LocalStack InternalErrors retried: {} |",
+            human(took),
+            calls.values().sum::<u64>(),
+            RETRIES.load(Ordering::Relaxed) - retries
+        );
+        let left = retried(|| cleaner.get_tokens()).await.expect("get_tokens");
+        assert!(
+            left.is_empty(),
+            "{} tokens left after delete_tokens",
+            left.len()
         );
         for shard in 0..stats.shards + 1 {
             let _ = client

@@ -23,9 +23,10 @@
 //! scans every secret of the account on each call, so a burst of hundreds of
 //! concurrent calls on a busy machine is slow, and it fails some with
 //! `InternalError: dictionary changed size during iteration` (a race inside
-//! LocalStack; Secrets Manager does not do that). Those are retried here, as
-//! a caller would retry a failed save: what the tests check is that no save
-//! that returned `Ok` is lost, not LocalStack's speed.
+//! LocalStack; Secrets Manager does not do that). The SDK retries those, and
+//! an operation that still fails with `StoreError::Backend` is run again, as
+//! a caller would (which also exercises saves that failed half-way): what the
+//! tests check is that nothing is lost or duplicated, not LocalStack's speed.
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::{Credentials, Region};
 use futures::future::join_all;
-use zoho_token_store::{OAuthToken, SecretsManagerStore, TokenStore};
+use zoho_token_store::{OAuthToken, SecretsManagerStore, StoreError, TokenStore};
 
 const USAGE: &str = "usage: stress_writer <prefix> <worker> <start-at-ms> \
                      (new <count> | same-user <user-base> <count> | delete <id>...)";
@@ -110,8 +111,7 @@ async fn run(args: &[String]) -> Result<bool, String> {
             join_all(ids.iter().map(|id| {
                 let store = &store;
                 async move {
-                    store
-                        .delete_token(id)
+                    retrying(|| store.delete_token(id))
                         .await
                         .map(|()| id.clone())
                         .map_err(|e| format!("delete {id}: {e}"))
@@ -141,11 +141,39 @@ async fn save(
     user: String,
     refresh: String,
 ) -> Result<String, String> {
-    let mut token = OAuthToken::from_refresh_token("1000.CLIENT", "client-secret", refresh)
+    let token = OAuthToken::from_refresh_token("1000.CLIENT", "client-secret", refresh)
         .with_user_name(&user);
-    match store.save_token(&mut token).await {
-        Ok(()) => Ok(format!("{} {user}", token.id.unwrap_or_default())),
+    let saved = retrying(|| {
+        let mut token = token.clone();
+        async move { store.save_token(&mut token).await.map(|()| token) }
+    })
+    .await;
+    match saved {
+        Ok(token) => Ok(format!("{} {user}", token.id.unwrap_or_default())),
         Err(e) => Err(format!("save {user}: {e}")),
+    }
+}
+
+/// Runs `operation` until it succeeds or fails with anything but
+/// `StoreError::Backend`, at most 8 times, with a jittered backoff: what a
+/// caller does with a store operation that failed.
+async fn retrying<T, F, Fut>(mut operation: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match operation().await {
+            Err(StoreError::Backend { .. }) if attempt < 8 => {
+                eprintln!("retrying a failed operation (attempt {attempt})");
+                let ceiling = 100 * 2u64.pow(attempt.min(5));
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling)))
+                    .await;
+            }
+            result => return result,
+        }
     }
 }
 

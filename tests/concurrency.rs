@@ -119,6 +119,7 @@ async fn run_writers(prefix: &str, jobs: Vec<Vec<String>>) -> Vec<Report> {
         .collect();
     let mut reports = Vec::new();
     let mut failures = Vec::new();
+    let mut retries = 0;
     let launched = Instant::now();
     for (worker, child) in children {
         let output = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
@@ -126,6 +127,10 @@ async fn run_writers(prefix: &str, jobs: Vec<Vec<String>>) -> Vec<Report> {
             .unwrap_or_else(|_| panic!("writer {worker} still runs after 240 s"))
             .expect("waiting for stress_writer");
         let stdout = String::from_utf8_lossy(&output.stdout);
+        retries += String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter(|l| l.starts_with("retrying"))
+            .count();
         if !output.status.success() {
             let errors: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("ok ")).collect();
             failures.push(format!(
@@ -147,7 +152,8 @@ async fn run_writers(prefix: &str, jobs: Vec<Vec<String>>) -> Vec<Report> {
         failures.join("\n")
     );
     eprintln!(
-        "{} writers: burst done {:?} after their common start",
+        "{} writers: burst done {:?} after their common start \
+         ({retries} operations retried after a backend error)",
         reports.len(),
         launched.elapsed().saturating_sub(lead)
     );

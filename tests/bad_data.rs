@@ -146,9 +146,7 @@ fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>, id: &str, w
     );
 }
 
-/// A token secret holding something other than a token's JSON (not JSON,
-/// the wrong shape, a binary secret) is `StoreError::Corrupt` naming the id
-/// and never its contents, for every operation that reads it; no panic.
+/// Undecodable token data is `StoreError::Corrupt` naming the id, never its contents; no panic.
 #[tokio::test]
 async fn undecodable_token_secrets_are_corrupt_errors_naming_the_id() {
     let h = common::harness().await;
@@ -171,9 +169,7 @@ async fn undecodable_token_secrets_are_corrupt_errors_naming_the_id() {
     }
 }
 
-/// `save_token` never overwrites a secret it could not decode: a save of
-/// that id, or of its user, fails with `StoreError::Corrupt` and the stored
-/// value is unchanged.
+/// `save_token` never overwrites a secret it cannot decode: it fails and writes nothing.
 #[tokio::test]
 async fn save_token_never_overwrites_an_undecodable_secret() {
     let h = common::harness().await;
@@ -208,9 +204,7 @@ async fn save_token_never_overwrites_an_undecodable_secret() {
     }
 }
 
-/// `get_tokens` with one undecodable token among good ones fails with
-/// `StoreError::Corrupt` naming it (it never silently leaves a token out);
-/// `delete_token` of that id works, and then `get_tokens` lists the rest.
+/// `get_tokens` fails with `Corrupt` naming a corrupt token, never silently omits it.
 #[tokio::test]
 async fn get_tokens_with_one_corrupt_token_names_it_and_delete_clears_it() {
     let h = common::harness().await;
@@ -236,9 +230,7 @@ async fn get_tokens_with_one_corrupt_token_names_it_and_delete_clears_it() {
     }
 }
 
-/// A token whose encoding is over 65,536 bytes (Secrets Manager's limit) is
-/// `StoreError::InvalidInput` and nothing is written; one of exactly 65,536
-/// bytes is stored and read back whole.
+/// A token encoding over 65,536 bytes is `InvalidInput` and writes nothing; 65,536 fits.
 #[tokio::test]
 async fn tokens_over_64_kib_are_invalid_input_and_write_nothing() {
     let h = common::harness().await;

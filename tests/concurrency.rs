@@ -259,8 +259,7 @@ async fn token_secret_ids(
     ids
 }
 
-/// 8 processes each saving 50 new tokens at once lose none: a fresh store
-/// lists all 400 and finds each one by its user name.
+/// Concurrent writers in separate processes lose no new token: 8 × 50 are all listed and found.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_processes_saving_new_tokens_lose_none() {
     const PROCESSES: usize = 8;
@@ -320,8 +319,7 @@ async fn concurrent_processes_saving_new_tokens_lose_none() {
     clean_up(&client, &prefix).await;
 }
 
-/// Two processes saving the same new user at the same time make exactly one
-/// token for that user (both saves succeed: the later one updates it).
+/// Two processes saving the same user at once make exactly one token for that user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_processes_saving_one_user_make_one_token() {
     const ROUNDS: usize = 3;
@@ -365,8 +363,7 @@ async fn concurrent_processes_saving_one_user_make_one_token() {
     clean_up(&client, &prefix).await;
 }
 
-/// Processes saving new tokens while others delete other tokens lose
-/// nothing: every saved and untouched token stays, every deleted one is gone.
+/// Concurrent saves and deletes of distinct tokens in separate processes lose nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_saves_and_deletes_lose_nothing() {
     const KEEP: usize = 30;

@@ -33,8 +33,7 @@ async fn raw(client: &Client, name: &str) -> Result<String, String> {
     }
 }
 
-/// Re-saving an id whose secret is scheduled for deletion (recovery-window
-/// mode) restores the secret and stores the new value.
+/// Re-saving an id scheduled for deletion (recovery window) restores and updates it.
 #[tokio::test]
 async fn resaving_a_token_scheduled_for_deletion_restores_and_updates_it() {
     let h =
@@ -90,8 +89,7 @@ async fn resaving_a_token_scheduled_for_deletion_restores_and_updates_it() {
     assert_eq!(store.get_tokens().await.unwrap(), vec![again]);
 }
 
-/// Saving a token for a user whose previous token is scheduled for deletion
-/// (recovery-window mode) works: the deleted token does not hold the user.
+/// A token scheduled for deletion does not hold its user name: a new save for the user works.
 #[tokio::test]
 async fn saving_a_user_whose_token_is_scheduled_for_deletion_works() {
     let h =
@@ -113,8 +111,7 @@ async fn saving_a_user_whose_token_is_scheduled_for_deletion_works() {
     assert_eq!(found.as_ref(), Some(&again));
 }
 
-/// After an immediate delete, saving the same id again works at once, and
-/// the new value is what is read.
+/// Re-saving an id right after an immediate delete works and stores the new value.
 #[tokio::test]
 async fn resaving_right_after_an_immediate_delete_works() {
     let h = common::harness().await;
@@ -163,8 +160,7 @@ async fn save_many(store: &SecretsManagerStore, count: usize) -> Vec<String> {
     ids
 }
 
-/// `delete_tokens` that stopped after deleting some token secrets (their
-/// entries still indexed) leaves nothing behind when run again.
+/// `delete_tokens` run again after a partial run leaves no secret and no index entry.
 #[tokio::test]
 async fn delete_tokens_after_a_partial_run_leaves_nothing() {
     let h = common::harness().await;
@@ -186,8 +182,7 @@ async fn delete_tokens_after_a_partial_run_leaves_nothing() {
     assert_all_gone(&h, &ids).await;
 }
 
-/// `delete_tokens` whose future is dropped mid-way (a Lambda timeout) leaves
-/// nothing behind once run again.
+/// `delete_tokens` dropped mid-way (e.g. a Lambda timeout), then run again, leaves nothing.
 #[tokio::test]
 async fn delete_tokens_dropped_mid_way_then_run_again_leaves_nothing() {
     let h = common::harness().await;
@@ -245,9 +240,7 @@ async fn assert_listed_and_found(h: &common::Harness, token: &OAuthToken) {
     );
 }
 
-/// An instance whose cache still holds a token that another instance
-/// deleted saves it again durably: the token is indexed again, so every
-/// instance lists it and finds it by user.
+/// Re-saving a token another instance deleted indexes it again: listed and found everywhere.
 #[tokio::test]
 async fn resaving_a_token_another_instance_deleted_indexes_it_again() {
     let h = common::harness().await;
@@ -275,9 +268,7 @@ async fn resaving_a_token_another_instance_deleted_indexes_it_again() {
     assert_listed_and_found(&h, &by_id).await;
 }
 
-/// An instance whose cached index still lists a token that another instance
-/// deleted (the token itself not cached: it had expired) saves a new token
-/// for that user durably: indexed, listed and found everywhere.
+/// Saving a user whose token another instance deleted is durable despite a stale cached index.
 #[tokio::test]
 async fn saving_a_user_another_instance_deleted_indexes_it_again() {
     let h = common::harness().await;
@@ -296,8 +287,7 @@ async fn saving_a_user_another_instance_deleted_indexes_it_again() {
     assert_listed_and_found(&h, &again).await;
 }
 
-/// An instance whose cached index predates a token (saved by another
-/// instance) deletes it completely: secret and index entry.
+/// Deleting a token newer than the cached index removes its secret and its index entry.
 #[tokio::test]
 async fn deleting_a_token_newer_than_the_cached_index_removes_its_entry() {
     let h = common::harness().await;

@@ -43,8 +43,7 @@ async fn listed_ids(store: &SecretsManagerStore) -> BTreeSet<String> {
         .collect()
 }
 
-/// A token secret without its index entry (a crash between creating the
-/// secret and indexing it) is not listed until `repair()` indexes it.
+/// `repair()` indexes a token secret that has no index entry (a crash between the writes).
 #[tokio::test]
 async fn repair_indexes_an_orphan_token_secret() {
     let h = common::harness().await;
@@ -82,8 +81,7 @@ async fn repair_indexes_an_orphan_token_secret() {
     assert_eq!(fresh(&h).find_token(&by_user).await.unwrap(), Some(orphan));
 }
 
-/// An index entry whose secret was deleted behind the store's back is
-/// dropped by `repair()`, and its user name is free again.
+/// `repair()` drops an index entry whose secret is gone, freeing its user name.
 #[tokio::test]
 async fn repair_drops_an_entry_whose_secret_is_gone() {
     let h = common::harness().await;
@@ -115,9 +113,7 @@ async fn repair_drops_an_entry_whose_secret_is_gone() {
     assert_ne!(again.id.as_ref(), Some(&gone));
 }
 
-/// A corrupt index shard makes index operations fail with
-/// `StoreError::Corrupt` (never trusted), and `repair()` rebuilds the index
-/// from the token secrets so that everything is listed and found again.
+/// A corrupt index shard is never trusted (`Corrupt`) and `repair()` rebuilds the index.
 #[tokio::test]
 async fn repair_rebuilds_a_corrupt_index_shard() {
     let h = common::harness().await;
@@ -176,8 +172,7 @@ async fn repair_rebuilds_a_corrupt_index_shard() {
     assert_eq!(fresh(&h).index_stats().await.unwrap().tokens, 6);
 }
 
-/// `repair()` of a consistent store changes nothing, and a secret under the
-/// prefix that is not a token secret is left alone.
+/// `repair()` changes nothing in a consistent store and ignores non-token secrets.
 #[tokio::test]
 async fn repair_of_a_consistent_store_changes_nothing() {
     let h = common::harness().await;
@@ -199,8 +194,7 @@ async fn repair_of_a_consistent_store_changes_nothing() {
     assert_eq!(listed_ids(&fresh(&h)).await, expected);
 }
 
-/// A token secret that cannot be decoded is reported by `repair()` as
-/// corrupt, and it stays indexed so that `get_tokens` keeps reporting it.
+/// `repair()` reports an undecodable token secret as corrupt and keeps it indexed.
 #[tokio::test]
 async fn repair_reports_an_undecodable_token_secret() {
     let h = common::harness().await;
@@ -222,9 +216,7 @@ async fn repair_reports_an_undecodable_token_secret() {
     }
 }
 
-/// An orphan token secret whose user name an indexed token already holds is
-/// reported as a duplicate and left out: `repair()` never makes two tokens
-/// for one user.
+/// `repair()` never makes two tokens for one user: a duplicate orphan is reported, not indexed.
 #[tokio::test]
 async fn repair_leaves_out_an_orphan_that_duplicates_a_user() {
     let h = common::harness().await;

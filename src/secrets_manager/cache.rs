@@ -5,8 +5,9 @@
 //!
 //! - the *hot map*, a few read-write-locked hash maps that every read goes
 //!   through: a hit is a hash, a shared lock, an expiry check and the clone
-//!   the caller asks for (about 60 ns plus the clone; a moka `get` alone
-//!   costs more than that, in recency bookkeeping the hit does not need);
+//!   the caller asks for (a moka `get` alone costs more than all of that
+//!   but the clone, in recency bookkeeping the hit does not need; see
+//!   BENCHMARKS.md);
 //! - moka, which decides what stays: it enforces the capacity and the
 //!   per-entry expiry, and every entry it drops (evicted, expired, rejected
 //!   on admission, invalidated) leaves the hot map through its eviction

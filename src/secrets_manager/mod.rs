@@ -26,7 +26,7 @@ use index::{Entry, Index, Snapshot, UpdateError};
 use layout::Layout;
 
 use crate::error::StoreError;
-use crate::id::validate_id;
+use crate::id::{is_valid_id, validate_id};
 use crate::store::{LookupKey, TokenStore, check_unique_user, prepare_save};
 use crate::token::{OAuthToken, decode_token, encode_token};
 
@@ -38,17 +38,6 @@ const BATCH: usize = 20;
 const MAX_USER_NAME_BYTES: usize = 320;
 /// Save attempts when concurrent writers keep changing what a save decided on.
 const SAVE_ATTEMPTS: u32 = 5;
-
-/// Whether [`validate_id`] accepts `id`, without building its error: the
-/// warm read's check. Written without an early exit so that it compiles to
-/// a few vector compares for a typical 32-byte id.
-#[inline]
-fn is_valid_id(id: &str) -> bool {
-    let allowed =
-        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'@' | b'+' | b'=' | b'-');
-    (1..=crate::id::MAX_ID_LEN).contains(&id.len())
-        && id.bytes().fold(true, |ok, b| ok & allowed(b))
-}
 
 /// A [`TokenStore`] on AWS Secrets Manager, for serverless apps that share
 /// Zoho tokens without a disk or a database server.

@@ -101,12 +101,18 @@ pub(crate) struct Shard {
     body: ShardBody,
 }
 
+/// Where an entry is in a snapshot: shard and position in that shard.
+type Slot = (u32, u32);
+
 /// The whole index as read at one time, with lookup maps.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     shards: Vec<Shard>,
-    by_id: HashMap<String, Entry>,
-    by_user: HashMap<String, String>,
+    /// Where each id's entry is. Slots, not copies: with 10,000 tokens a
+    /// copy of every entry would cost megabytes.
+    by_id: HashMap<String, Slot>,
+    /// Where the entry of each user name is.
+    by_user: HashMap<String, Slot>,
     loaded_at: Instant,
     /// The [`Index::reads`] ticket of the read this view is as new as: a
     /// snapshot derived from a write keeps the one of the read it started from.
@@ -115,19 +121,23 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     fn new(shards: Vec<Shard>, read: u64) -> Self {
-        let mut by_id = HashMap::new();
-        let mut by_user = HashMap::new();
+        let mut by_id: HashMap<String, Slot> = HashMap::new();
+        let mut by_user: HashMap<String, Slot> = HashMap::new();
         // A later shard wins: an entry being moved to the last shard is
         // briefly in two.
-        for entry in shards.iter().flat_map(|s| &s.body.entries) {
-            if let Some(previous) = by_id.insert(entry.id.clone(), entry.clone())
-                && let Some(user) = previous.user
-                && by_user.get(&user) == Some(&entry.id)
-            {
-                by_user.remove(&user);
-            }
-            if let Some(user) = &entry.user {
-                by_user.insert(user.clone(), entry.id.clone());
+        for (s, shard) in shards.iter().enumerate() {
+            for (p, entry) in shard.body.entries.iter().enumerate() {
+                let slot = (s as u32, p as u32);
+                if let Some(previous) = by_id.insert(entry.id.clone(), slot)
+                    && let Some(user) =
+                        &shards[previous.0 as usize].body.entries[previous.1 as usize].user
+                    && by_user.get(user) == Some(&previous)
+                {
+                    by_user.remove(user);
+                }
+                if let Some(user) = &entry.user {
+                    by_user.insert(user.clone(), slot);
+                }
             }
         }
         Self {
@@ -154,21 +164,37 @@ impl Snapshot {
         self.shards.len()
     }
 
+    fn at(&self, (shard, position): Slot) -> &Entry {
+        &self.shards[shard as usize].body.entries[position as usize]
+    }
+
     /// The entry of token `id`.
     pub(crate) fn entry(&self, id: &str) -> Option<&Entry> {
-        self.by_id.get(id)
+        self.by_id.get(id).map(|&slot| self.at(slot))
+    }
+
+    /// The id of the token whose entry has user name `user`.
+    fn user_holder(&self, user: &str) -> Option<&str> {
+        self.by_user
+            .get(user)
+            .map(|&slot| self.at(slot).id.as_str())
     }
 
     /// The token ids whose entries match `key` (access tokens are not indexed).
     pub(crate) fn candidates(&self, key: &LookupKey<'_>) -> Vec<String> {
         match *key {
-            LookupKey::UserName(user) => self.by_user.get(user).cloned().into_iter().collect(),
+            LookupKey::UserName(user) => self
+                .user_holder(user)
+                .map(str::to_owned)
+                .into_iter()
+                .collect(),
             LookupKey::AccessToken(_) => Vec::new(),
             LookupKey::RefreshToken(value) | LookupKey::GrantToken(value) => {
                 let wanted = Some(hash(value));
                 let grant = matches!(key, LookupKey::GrantToken(_));
                 self.by_id
                     .values()
+                    .map(|&slot| self.at(slot))
                     .filter(|e| {
                         if grant {
                             e.grant == wanted
@@ -583,13 +609,13 @@ impl Index {
             let current = view.as_ref().unwrap_or(snapshot);
             if let Op::Upsert(entry) = op
                 && let Some(user) = &entry.user
-                && let Some(holder) = current.by_user.get(user)
-                && *holder != entry.id
+                && let Some(holder) = current.user_holder(user)
+                && holder != entry.id
             {
                 // Taken for good only if the committed index says so; if a
                 // change earlier in this round took it, decide next round.
-                return if snapshot.by_user.get(user) == Some(holder) {
-                    Outcome::Taken(holder.clone())
+                return if snapshot.user_holder(user) == Some(holder) {
+                    Outcome::Taken(holder.to_owned())
                 } else {
                     Outcome::Later
                 };

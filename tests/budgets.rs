@@ -21,15 +21,6 @@ fn writes(counter: &common::CallCounter) -> u64 {
     WRITES.iter().map(|op| counter.count(op)).sum()
 }
 
-/// A second store instance on the same prefix, with its own (cold) cache.
-async fn cold_instance(h: &common::Harness) -> SecretsManagerStore {
-    SecretsManagerStore::builder()
-        .client(h.client.clone())
-        .prefix(h.prefix.clone())
-        .build()
-        .unwrap()
-}
-
 async fn saved(store: &SecretsManagerStore, n: usize) -> OAuthToken {
     let mut token = sample_token(n);
     store.save_token(&mut token).await.unwrap();
@@ -73,7 +64,7 @@ async fn warm_finds_make_no_call() {
 async fn cold_find_by_id_is_one_call() {
     let h = common::harness().await;
     let token = saved(&h.store, 1).await;
-    let cold = cold_instance(&h).await;
+    let cold = h.instance();
     h.counter.reset();
     let found = cold
         .find_token_by_id(token.id.as_deref().unwrap())
@@ -97,7 +88,7 @@ async fn cold_find_by_key_reads_index_then_token() {
     saved(&h.store, 2).await;
     let shards = h.store.index_stats().await.unwrap().shards as u64;
 
-    let cold = cold_instance(&h).await;
+    let cold = h.instance();
     h.counter.reset();
     let found = cold
         .find_token(&OAuthToken::for_user("user1@example.com"))
@@ -110,7 +101,7 @@ async fn cold_find_by_key_reads_index_then_token() {
         h.counter.snapshot()
     );
 
-    let cold = cold_instance(&h).await;
+    let cold = h.instance();
     h.counter.reset();
     let refresh =
         OAuthToken::from_refresh_token("1000.CLIENT1", "client-secret-1", "1000.refresh-1");
@@ -154,7 +145,7 @@ async fn hourly_refresh_is_one_write() {
     assert_eq!(h.counter.total(), 1, "{:?}", h.counter.snapshot());
 
     // A cold instance reads what it must, but still writes once.
-    let cold = cold_instance(&h).await;
+    let cold = h.instance();
     h.counter.reset();
     cold.save_token(&mut refresh(3)).await.unwrap();
     assert_eq!(writes(&h.counter), 1, "{:?}", h.counter.snapshot());
@@ -177,7 +168,7 @@ async fn get_tokens_of_100_uses_batches() {
     }
     let shards = h.store.index_stats().await.unwrap().shards as u64;
     h.counter.reset();
-    let tokens = cold_instance(&h).await.get_tokens().await.unwrap();
+    let tokens = h.instance().get_tokens().await.unwrap();
     assert_eq!(tokens.len(), 100);
     assert_eq!(h.counter.count("BatchGetSecretValue"), 5);
     assert!(
@@ -193,7 +184,7 @@ async fn concurrent_cold_reads_coalesce() {
     let h = common::harness().await;
     let token = saved(&h.store, 1).await;
     let id = token.id.clone().unwrap();
-    let cold = Arc::new(cold_instance(&h).await);
+    let cold = Arc::new(h.instance());
     h.counter.reset();
     let readers: Vec<_> = (0..50)
         .map(|_| {

@@ -15,15 +15,6 @@ fn token(n: usize) -> OAuthToken {
         .with_user_name(format!("user{n}@example.com"))
 }
 
-/// A store on `prefix` that has read nothing yet (another instance).
-fn fresh(client: &Client, prefix: &str) -> SecretsManagerStore {
-    SecretsManagerStore::builder()
-        .client(client.clone())
-        .prefix(prefix)
-        .build()
-        .unwrap()
-}
-
 /// What `GetSecretValue` says about a secret, read directly with the SDK:
 /// its string value, or the error code.
 async fn raw(client: &Client, name: &str) -> Result<String, String> {
@@ -76,7 +67,7 @@ async fn resaving_a_token_scheduled_for_deletion_restores_and_updates_it() {
         described.deleted_date.is_none(),
         "still scheduled for deletion"
     );
-    let store = fresh(&h.client, &h.prefix);
+    let store = common::store_on(&h.client, &h.prefix);
     assert_eq!(
         store.find_token_by_id(&id).await.unwrap().as_ref(),
         Some(&again)
@@ -101,10 +92,10 @@ async fn saving_a_user_whose_token_is_scheduled_for_deletion_works() {
         .await
         .unwrap();
 
-    let store = fresh(&h.client, &h.prefix);
+    let store = common::store_on(&h.client, &h.prefix);
     let mut again = token(2);
     store.save_token(&mut again).await.unwrap();
-    let found = fresh(&h.client, &h.prefix)
+    let found = common::store_on(&h.client, &h.prefix)
         .find_token(&OAuthToken::for_user("user2@example.com"))
         .await
         .unwrap();
@@ -122,11 +113,11 @@ async fn resaving_right_after_an_immediate_delete_works() {
         }
         .with_id("same-id");
         h.store.save_token(&mut t).await.unwrap();
-        let store = fresh(&h.client, &h.prefix);
+        let store = common::store_on(&h.client, &h.prefix);
         assert_eq!(store.find_token_by_id("same-id").await.unwrap(), Some(t));
         h.store.delete_token("same-id").await.unwrap();
         assert_eq!(h.store.find_token_by_id("same-id").await.unwrap(), None);
-        let store = fresh(&h.client, &h.prefix);
+        let store = common::store_on(&h.client, &h.prefix);
         assert_eq!(store.find_token_by_id("same-id").await.unwrap(), None);
         assert!(store.get_tokens().await.unwrap().is_empty());
     }
@@ -136,7 +127,7 @@ async fn resaving_right_after_an_immediate_delete_works() {
 /// the index lists nothing, and every token secret is gone (read directly,
 /// not through the lagging `ListSecrets`).
 async fn assert_all_gone(h: &common::Harness, ids: &[String]) {
-    let store = fresh(&h.client, &h.prefix);
+    let store = common::store_on(&h.client, &h.prefix);
     assert!(store.get_tokens().await.unwrap().is_empty());
     assert_eq!(store.index_stats().await.unwrap().tokens, 0);
     for id in ids {
@@ -175,7 +166,7 @@ async fn delete_tokens_after_a_partial_run_leaves_nothing() {
             .await
             .unwrap();
     }
-    let store = fresh(&h.client, &h.prefix);
+    let store = common::store_on(&h.client, &h.prefix);
     assert_eq!(store.index_stats().await.unwrap().tokens, 12);
     assert_eq!(store.get_tokens().await.unwrap().len(), 7);
     store.delete_tokens().await.unwrap();
@@ -229,14 +220,17 @@ async fn delete_tokens_dropped_mid_way_then_run_again_leaves_nothing() {
 
     // Run again, from the same instance and from a fresh one.
     h.store.delete_tokens().await.unwrap();
-    fresh(&h.client, &h.prefix).delete_tokens().await.unwrap();
+    common::store_on(&h.client, &h.prefix)
+        .delete_tokens()
+        .await
+        .unwrap();
     assert_all_gone(&h, &ids).await;
     assert!(h.store.get_tokens().await.unwrap().is_empty());
 }
 
 /// Checks that a fresh instance lists `token` and finds it by its user.
 async fn assert_listed_and_found(h: &common::Harness, token: &OAuthToken) {
-    let store = fresh(&h.client, &h.prefix);
+    let store = common::store_on(&h.client, &h.prefix);
     assert_eq!(store.get_tokens().await.unwrap(), vec![token.clone()]);
     assert_eq!(store.index_stats().await.unwrap().tokens, 1);
     let query = OAuthToken::for_user(token.user_name.clone().unwrap());
@@ -253,7 +247,10 @@ async fn resaving_a_token_another_instance_deleted_indexes_it_again() {
     let mut t = token(4);
     h.store.save_token(&mut t).await.unwrap();
     let id = t.id.clone().unwrap();
-    fresh(&h.client, &h.prefix).delete_token(&id).await.unwrap();
+    common::store_on(&h.client, &h.prefix)
+        .delete_token(&id)
+        .await
+        .unwrap();
 
     // h.store still caches the token and its index entry.
     let mut again = OAuthToken {
@@ -264,7 +261,10 @@ async fn resaving_a_token_another_instance_deleted_indexes_it_again() {
     assert_listed_and_found(&h, &again).await;
 
     // The same with the id given.
-    fresh(&h.client, &h.prefix).delete_token(&id).await.unwrap();
+    common::store_on(&h.client, &h.prefix)
+        .delete_token(&id)
+        .await
+        .unwrap();
     let mut by_id = OAuthToken {
         access_token: Some("access-newer".into()),
         ..token(4)
@@ -283,7 +283,7 @@ async fn saving_a_user_another_instance_deleted_indexes_it_again() {
         ..token(5)
     };
     h.store.save_token(&mut t).await.unwrap();
-    fresh(&h.client, &h.prefix)
+    common::store_on(&h.client, &h.prefix)
         .delete_token(t.id.as_deref().unwrap())
         .await
         .unwrap();
@@ -300,7 +300,7 @@ async fn deleting_a_token_newer_than_the_cached_index_removes_its_entry() {
     // h.store caches an empty index.
     assert!(h.store.get_tokens().await.unwrap().is_empty());
     let mut t = token(6);
-    fresh(&h.client, &h.prefix)
+    common::store_on(&h.client, &h.prefix)
         .save_token(&mut t)
         .await
         .unwrap();
@@ -309,7 +309,7 @@ async fn deleting_a_token_newer_than_the_cached_index_removes_its_entry() {
     assert_all_gone(&h, &[id]).await;
     // The user name is free again, for any instance.
     let mut again = token(6);
-    fresh(&h.client, &h.prefix)
+    common::store_on(&h.client, &h.prefix)
         .save_token(&mut again)
         .await
         .unwrap();

@@ -24,15 +24,6 @@ async fn save_tokens(store: &SecretsManagerStore, count: usize) -> Vec<OAuthToke
     saved
 }
 
-/// A store on `prefix` that has read nothing yet (another instance).
-fn fresh(h: &common::Harness) -> SecretsManagerStore {
-    SecretsManagerStore::builder()
-        .client(h.client.clone())
-        .prefix(&h.prefix)
-        .build()
-        .unwrap()
-}
-
 async fn listed_ids(store: &SecretsManagerStore) -> BTreeSet<String> {
     store
         .get_tokens()
@@ -60,7 +51,7 @@ async fn repair_indexes_an_orphan_token_secret() {
         .await
         .unwrap();
 
-    let store = fresh(&h);
+    let store = h.instance();
     assert!(!listed_ids(&store).await.contains("orphan-1"));
     let by_user = OAuthToken::for_user("user99@example.com");
     assert_eq!(store.find_token(&by_user).await.unwrap(), None);
@@ -77,8 +68,11 @@ async fn repair_indexes_an_orphan_token_secret() {
         .chain(["orphan-1".to_owned()])
         .collect();
     assert_eq!(listed_ids(&store).await, expected);
-    assert_eq!(listed_ids(&fresh(&h)).await, expected);
-    assert_eq!(fresh(&h).find_token(&by_user).await.unwrap(), Some(orphan));
+    assert_eq!(listed_ids(&h.instance()).await, expected);
+    assert_eq!(
+        h.instance().find_token(&by_user).await.unwrap(),
+        Some(orphan)
+    );
 }
 
 /// `repair()` drops an index entry whose secret is gone, freeing its user name.
@@ -95,14 +89,14 @@ async fn repair_drops_an_entry_whose_secret_is_gone() {
         .await
         .unwrap();
 
-    let store = fresh(&h);
+    let store = h.instance();
     assert_eq!(store.index_stats().await.unwrap().tokens, 3);
     let report = store.repair().await.unwrap();
     assert_eq!(report.dropped, vec![gone.clone()]);
     assert!(report.indexed.is_empty() && report.corrupt.is_empty());
     assert_eq!(report.tokens, 2);
 
-    let store = fresh(&h);
+    let store = h.instance();
     assert_eq!(store.index_stats().await.unwrap().tokens, 2);
     let listed = listed_ids(&store).await;
     assert_eq!(listed.len(), 2);
@@ -126,7 +120,7 @@ async fn repair_rebuilds_a_corrupt_index_shard() {
         .await
         .unwrap();
 
-    let store = fresh(&h);
+    let store = h.instance();
     let is_corrupt_shard = |result: Result<(), StoreError>, what: &str| match result {
         Err(StoreError::Corrupt { id, .. }) => assert!(id.ends_with("/index/0"), "{what}: {id}"),
         other => panic!("{what}: {other:?}"),
@@ -159,7 +153,7 @@ async fn repair_rebuilds_a_corrupt_index_shard() {
     assert!(report.dropped.is_empty() && report.duplicate_users.is_empty());
     assert_eq!(report.tokens, 5);
 
-    for store in [store, fresh(&h)] {
+    for store in [store, h.instance()] {
         assert_eq!(listed_ids(&store).await, expected);
         for t in &saved {
             let query = OAuthToken::for_user(t.user_name.clone().unwrap());
@@ -168,8 +162,8 @@ async fn repair_rebuilds_a_corrupt_index_shard() {
     }
     // The rebuilt index takes writes again.
     let mut new = token(50);
-    fresh(&h).save_token(&mut new).await.unwrap();
-    assert_eq!(fresh(&h).index_stats().await.unwrap().tokens, 6);
+    h.instance().save_token(&mut new).await.unwrap();
+    assert_eq!(h.instance().index_stats().await.unwrap().tokens, 6);
 }
 
 /// `repair()` changes nothing in a consistent store and ignores non-token secrets.
@@ -191,7 +185,7 @@ async fn repair_of_a_consistent_store_changes_nothing() {
     assert!(!report.index_rebuilt);
     assert_eq!(report.tokens, 3);
     let expected: BTreeSet<String> = saved.iter().map(|t| t.id.clone().unwrap()).collect();
-    assert_eq!(listed_ids(&fresh(&h)).await, expected);
+    assert_eq!(listed_ids(&h.instance()).await, expected);
 }
 
 /// `repair()` reports an undecodable token secret as corrupt and keeps it indexed.
@@ -210,7 +204,7 @@ async fn repair_reports_an_undecodable_token_secret() {
     assert_eq!(report.corrupt, vec!["garbled".to_owned()]);
     assert_eq!(report.indexed, vec!["garbled".to_owned()]);
     assert_eq!(report.tokens, 3);
-    match fresh(&h).get_tokens().await {
+    match h.instance().get_tokens().await {
         Err(StoreError::Corrupt { id, .. }) => assert_eq!(id, "garbled"),
         other => panic!("{other:?}"),
     }
@@ -237,7 +231,7 @@ async fn repair_leaves_out_an_orphan_that_duplicates_a_user() {
     assert_eq!(report.duplicate_users, vec!["twin".to_owned()]);
     assert!(report.indexed.is_empty(), "{report:?}");
     assert_eq!(report.tokens, 2);
-    let store = fresh(&h);
+    let store = h.instance();
     let found = store
         .find_token(&OAuthToken::for_user("user0@example.com"))
         .await

@@ -263,6 +263,23 @@ pub async fn harness_with(
     }
 }
 
+impl Harness {
+    /// Another store instance on this harness's prefix with a cold cache:
+    /// what another process (another Lambda instance) sees.
+    pub fn instance(&self) -> SecretsManagerStore {
+        store_on(&self.client, &self.prefix)
+    }
+}
+
+/// A store with default settings on `prefix` that has read nothing yet.
+pub fn store_on(client: &Client, prefix: &str) -> SecretsManagerStore {
+    SecretsManagerStore::builder()
+        .client(client.clone())
+        .prefix(prefix)
+        .build()
+        .unwrap_or_else(|e| panic!("building a SecretsManagerStore on {prefix}: {e:?}"))
+}
+
 /// [`harness_with`] with the default settings.
 pub async fn harness() -> Harness {
     harness_with(|builder| builder).await

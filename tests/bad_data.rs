@@ -148,7 +148,7 @@ async fn undecodable_token_secrets_are_corrupt_errors_naming_the_id() {
         h.store.save_token(&mut t).await.unwrap();
         put_raw(&h.client, &format!("{}/tokens/{id}", h.prefix), &value).await;
 
-        let store = common::store_on(&h.client, &h.prefix);
+        let store = h.instance();
         assert_corrupt(store.find_token_by_id(&id).await, &id, what);
         assert_corrupt(
             store.find_token(&OAuthToken::for_user(&user)).await,
@@ -173,7 +173,7 @@ async fn save_token_never_overwrites_an_undecodable_secret() {
         h.store.save_token(&mut t).await.unwrap();
         put_raw(&h.client, &name, &value).await;
 
-        let store = common::store_on(&h.client, &h.prefix);
+        let store = h.instance();
         let mut by_id = OAuthToken::from_refresh_token("c", "s", "refresh-new").with_id(&id);
         assert_corrupt(store.save_token(&mut by_id).await, &id, what);
         let mut by_user = OAuthToken {
@@ -210,13 +210,10 @@ async fn get_tokens_with_one_corrupt_token_names_it_and_delete_clears_it() {
         let id = t.id.unwrap();
         put_raw(&h.client, &format!("{}/tokens/{id}", h.prefix), &value).await;
 
-        let store = common::store_on(&h.client, &h.prefix);
+        let store = h.instance();
         assert_corrupt(store.get_tokens().await, &id, what);
         store.delete_token(&id).await.unwrap();
-        let mut listed = common::store_on(&h.client, &h.prefix)
-            .get_tokens()
-            .await
-            .unwrap();
+        let mut listed = h.instance().get_tokens().await.unwrap();
         listed.sort_by(|a, b| a.user_name.cmp(&b.user_name));
         assert_eq!(listed, good, "{what}");
     }
@@ -247,7 +244,7 @@ async fn tokens_over_64_kib_are_invalid_input_and_write_nothing() {
         .map(|op| h.counter.count(op))
         .sum();
     assert_eq!(writes, 0, "{:?}", h.counter.snapshot());
-    let store = common::store_on(&h.client, &h.prefix);
+    let store = h.instance();
     assert!(store.get_tokens().await.unwrap().is_empty());
     assert_eq!(store.index_stats().await.unwrap().tokens, 0);
     assert_eq!(
@@ -273,10 +270,7 @@ async fn tokens_over_64_kib_are_invalid_input_and_write_nothing() {
     }
     assert!(same(&get_raw(&h.client, &name).await, &before));
     assert_eq!(
-        common::store_on(&h.client, &h.prefix)
-            .find_token_by_id(&id)
-            .await
-            .unwrap(),
+        h.instance().find_token_by_id(&id).await.unwrap(),
         Some(small)
     );
 
@@ -284,7 +278,8 @@ async fn tokens_over_64_kib_are_invalid_input_and_write_nothing() {
     let mut at_limit = sized(MAX_TOKEN_BYTES, "limit@example.com", "limit");
     assert_eq!(encode_token(&at_limit).unwrap().len(), MAX_TOKEN_BYTES);
     h.store.save_token(&mut at_limit).await.unwrap();
-    let read = common::store_on(&h.client, &h.prefix)
+    let read = h
+        .instance()
         .find_token_by_id(at_limit.id.as_deref().unwrap())
         .await
         .unwrap();

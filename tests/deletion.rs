@@ -67,7 +67,7 @@ async fn resaving_a_token_scheduled_for_deletion_restores_and_updates_it() {
         described.deleted_date.is_none(),
         "still scheduled for deletion"
     );
-    let store = common::store_on(&h.client, &h.prefix);
+    let store = h.instance();
     assert_eq!(
         store.find_token_by_id(&id).await.unwrap().as_ref(),
         Some(&again)
@@ -92,10 +92,11 @@ async fn saving_a_user_whose_token_is_scheduled_for_deletion_works() {
         .await
         .unwrap();
 
-    let store = common::store_on(&h.client, &h.prefix);
+    let store = h.instance();
     let mut again = token(2);
     store.save_token(&mut again).await.unwrap();
-    let found = common::store_on(&h.client, &h.prefix)
+    let found = h
+        .instance()
         .find_token(&OAuthToken::for_user("user2@example.com"))
         .await
         .unwrap();
@@ -113,11 +114,11 @@ async fn resaving_right_after_an_immediate_delete_works() {
         }
         .with_id("same-id");
         h.store.save_token(&mut t).await.unwrap();
-        let store = common::store_on(&h.client, &h.prefix);
+        let store = h.instance();
         assert_eq!(store.find_token_by_id("same-id").await.unwrap(), Some(t));
         h.store.delete_token("same-id").await.unwrap();
         assert_eq!(h.store.find_token_by_id("same-id").await.unwrap(), None);
-        let store = common::store_on(&h.client, &h.prefix);
+        let store = h.instance();
         assert_eq!(store.find_token_by_id("same-id").await.unwrap(), None);
         assert!(store.get_tokens().await.unwrap().is_empty());
     }
@@ -127,7 +128,7 @@ async fn resaving_right_after_an_immediate_delete_works() {
 /// the index lists nothing, and every token secret is gone (read directly,
 /// not through the lagging `ListSecrets`).
 async fn assert_all_gone(h: &common::Harness, ids: &[String]) {
-    let store = common::store_on(&h.client, &h.prefix);
+    let store = h.instance();
     assert!(store.get_tokens().await.unwrap().is_empty());
     assert_eq!(store.index_stats().await.unwrap().tokens, 0);
     for id in ids {
@@ -158,15 +159,9 @@ async fn delete_tokens_after_a_partial_run_leaves_nothing() {
     let ids = save_many(&h.store, 12).await;
     // As far as an interrupted run gets: some secrets deleted, index intact.
     for id in &ids[..5] {
-        h.client
-            .delete_secret()
-            .secret_id(format!("{}/tokens/{id}", h.prefix))
-            .force_delete_without_recovery(true)
-            .send()
-            .await
-            .unwrap();
+        h.delete_token_secret(id).await;
     }
-    let store = common::store_on(&h.client, &h.prefix);
+    let store = h.instance();
     assert_eq!(store.index_stats().await.unwrap().tokens, 12);
     assert_eq!(store.get_tokens().await.unwrap().len(), 7);
     store.delete_tokens().await.unwrap();
@@ -220,17 +215,14 @@ async fn delete_tokens_dropped_mid_way_then_run_again_leaves_nothing() {
 
     // Run again, from the same instance and from a fresh one.
     h.store.delete_tokens().await.unwrap();
-    common::store_on(&h.client, &h.prefix)
-        .delete_tokens()
-        .await
-        .unwrap();
+    h.instance().delete_tokens().await.unwrap();
     assert_all_gone(&h, &ids).await;
     assert!(h.store.get_tokens().await.unwrap().is_empty());
 }
 
 /// Checks that a fresh instance lists `token` and finds it by its user.
 async fn assert_listed_and_found(h: &common::Harness, token: &OAuthToken) {
-    let store = common::store_on(&h.client, &h.prefix);
+    let store = h.instance();
     assert_eq!(store.get_tokens().await.unwrap(), vec![token.clone()]);
     assert_eq!(store.index_stats().await.unwrap().tokens, 1);
     let query = OAuthToken::for_user(token.user_name.clone().unwrap());
@@ -247,10 +239,7 @@ async fn resaving_a_token_another_instance_deleted_indexes_it_again() {
     let mut t = token(4);
     h.store.save_token(&mut t).await.unwrap();
     let id = t.id.clone().unwrap();
-    common::store_on(&h.client, &h.prefix)
-        .delete_token(&id)
-        .await
-        .unwrap();
+    h.instance().delete_token(&id).await.unwrap();
 
     // h.store still caches the token and its index entry.
     let mut again = OAuthToken {
@@ -261,10 +250,7 @@ async fn resaving_a_token_another_instance_deleted_indexes_it_again() {
     assert_listed_and_found(&h, &again).await;
 
     // The same with the id given.
-    common::store_on(&h.client, &h.prefix)
-        .delete_token(&id)
-        .await
-        .unwrap();
+    h.instance().delete_token(&id).await.unwrap();
     let mut by_id = OAuthToken {
         access_token: Some("access-newer".into()),
         ..token(4)
@@ -283,7 +269,7 @@ async fn saving_a_user_another_instance_deleted_indexes_it_again() {
         ..token(5)
     };
     h.store.save_token(&mut t).await.unwrap();
-    common::store_on(&h.client, &h.prefix)
+    h.instance()
         .delete_token(t.id.as_deref().unwrap())
         .await
         .unwrap();
@@ -300,18 +286,12 @@ async fn deleting_a_token_newer_than_the_cached_index_removes_its_entry() {
     // h.store caches an empty index.
     assert!(h.store.get_tokens().await.unwrap().is_empty());
     let mut t = token(6);
-    common::store_on(&h.client, &h.prefix)
-        .save_token(&mut t)
-        .await
-        .unwrap();
+    h.instance().save_token(&mut t).await.unwrap();
     let id = t.id.clone().unwrap();
     h.store.delete_token(&id).await.unwrap();
     assert_all_gone(&h, &[id]).await;
     // The user name is free again, for any instance.
     let mut again = token(6);
-    common::store_on(&h.client, &h.prefix)
-        .save_token(&mut again)
-        .await
-        .unwrap();
+    h.instance().save_token(&mut again).await.unwrap();
     assert_listed_and_found(&h, &again).await;
 }

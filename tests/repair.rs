@@ -81,13 +81,7 @@ async fn repair_drops_an_entry_whose_secret_is_gone() {
     let h = common::harness().await;
     let saved = save_tokens(&h.store, 3).await;
     let gone = saved[1].id.clone().unwrap();
-    h.client
-        .delete_secret()
-        .secret_id(format!("{}/tokens/{gone}", h.prefix))
-        .force_delete_without_recovery(true)
-        .send()
-        .await
-        .unwrap();
+    h.delete_token_secret(&gone).await;
 
     let store = h.instance();
     assert_eq!(store.index_stats().await.unwrap().tokens, 3);

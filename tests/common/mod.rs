@@ -269,10 +269,22 @@ impl Harness {
     pub fn instance(&self) -> SecretsManagerStore {
         store_on(&self.client, &self.prefix)
     }
+
+    /// Deletes token `id`'s secret behind the store's back, at once (what a
+    /// crash, an operator or another tool can leave).
+    pub async fn delete_token_secret(&self, id: &str) {
+        self.client
+            .delete_secret()
+            .secret_id(format!("{}/tokens/{id}", self.prefix))
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("deleting the secret of token {id}: {e:?}"));
+    }
 }
 
 /// A store with default settings on `prefix` that has read nothing yet.
-pub fn store_on(client: &Client, prefix: &str) -> SecretsManagerStore {
+fn store_on(client: &Client, prefix: &str) -> SecretsManagerStore {
     SecretsManagerStore::builder()
         .client(client.clone())
         .prefix(prefix)

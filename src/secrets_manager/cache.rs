@@ -21,7 +21,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -83,64 +83,10 @@ const SHARDS: usize = 16;
 /// One hit in this many (per thread) is reported to moka.
 const TOUCH_EVERY: u32 = 64;
 
-/// The hasher of the hot map: a keyed folded multiply over 8-byte words
-/// (the construction of foldhash and wyhash), seeded at random per cache.
-/// Several times cheaper than SipHash on a 32-byte id, and seeded, so that
-/// ids cannot be chosen to collide without knowing the seed.
-#[derive(Clone, Copy)]
-struct IdHash {
-    seed: u64,
-}
-
-struct IdHasher {
-    state: u64,
-}
-
-const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
-
-#[inline]
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let product = u128::from(a) * u128::from(b);
-    (product as u64) ^ ((product >> 64) as u64)
-}
-
-impl Hasher for IdHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut state = self.state ^ bytes.len() as u64;
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
-            state = folded_multiply(state ^ word, MULTIPLIER);
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            state = folded_multiply(state ^ u64::from_le_bytes(last), MULTIPLIER);
-        }
-        self.state = state;
-    }
-
-    #[inline]
-    fn write_u8(&mut self, byte: u8) {
-        self.state = folded_multiply(self.state ^ u64::from(byte), MULTIPLIER);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        folded_multiply(self.state, self.state.rotate_left(29) | 1)
-    }
-}
-
-impl BuildHasher for IdHash {
-    type Hasher = IdHasher;
-
-    #[inline]
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher { state: self.seed }
-    }
-}
+/// The hasher of the hot map: foldhash, several times cheaper than SipHash
+/// on a 32-byte id, and seeded at random per cache, so that ids cannot be
+/// chosen to collide without knowing the seed.
+type IdHash = foldhash::fast::RandomState;
 
 type Shard = RwLock<HashMap<String, Arc<Cached>, IdHash>>;
 
@@ -152,12 +98,10 @@ struct HotMap {
 
 impl HotMap {
     fn new() -> Self {
-        let hash = IdHash {
-            seed: fastrand::u64(..),
-        };
+        let hash = IdHash::default();
         Self {
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::with_hasher(hash.clone()))),
             hash,
-            shards: std::array::from_fn(|_| RwLock::new(HashMap::with_hasher(hash))),
         }
     }
 

@@ -1,9 +1,14 @@
 //! [`StoreError`], the one error type of every store.
 
 use std::error::Error as StdError;
+use std::sync::Arc;
 
-/// The boxed source error of a [`StoreError::Backend`].
+/// A source error, as [`StoreError::backend`] takes it.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The shared source error of a [`StoreError::Backend`]: shared, so that one
+/// failure can be reported to every caller it affects (clones are cheap).
+pub type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 
 /// What went wrong in a [`TokenStore`](crate::TokenStore) operation.
 ///
@@ -11,7 +16,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// secret values. Match variants as `StoreError::InvalidInput { .. }`: more
 /// variants may be added.
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The caller's input was rejected; nothing was written.
     ///
@@ -40,7 +45,7 @@ pub enum StoreError {
         operation: String,
         /// The underlying error.
         #[source]
-        source: BoxError,
+        source: SharedError,
     },
 
     /// A write kept losing to concurrent writers and gave up.
@@ -65,7 +70,7 @@ impl StoreError {
     pub fn backend(operation: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self::Backend {
             operation: operation.into(),
-            source: source.into(),
+            source: Arc::from(source.into()),
         }
     }
 }

@@ -63,6 +63,7 @@
     unreachable_pub
 )]
 #![forbid(unsafe_code)]
+#![recursion_limit = "256"]
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -73,7 +74,7 @@ mod secrets_manager;
 mod store;
 mod token;
 
-pub use error::{BoxError, StoreError};
+pub use error::{BoxError, SharedError, StoreError};
 pub use id::{MAX_ID_LEN, generate_id, validate_id};
 pub use memory::MemoryStore;
 pub use secrets_manager::{

@@ -190,6 +190,48 @@ impl Api {
             .collect())
     }
 
+    /// [`Api::batch_get`] with each secret's current version id:
+    /// (name, string value or `None` for a binary secret, version id).
+    pub(crate) async fn batch_get_versioned(
+        &self,
+        names: Vec<String>,
+    ) -> Result<Vec<(String, Option<String>, Option<String>)>, StoreError> {
+        debug_assert!(names.len() <= 20);
+        count_call();
+        let first = names.first().cloned().unwrap_or_default();
+        let out = self
+            .client
+            .batch_get_secret_value()
+            .set_secret_id_list(Some(names))
+            .send()
+            .await
+            .map_err(|e| backend("BatchGetSecretValue", &first, e))?;
+        if let Some(error) = out.errors().iter().find(|e| {
+            !matches!(
+                e.error_code(),
+                Some("ResourceNotFoundException") | Some("InvalidRequestException")
+            )
+        }) {
+            return Err(StoreError::backend(
+                format!(
+                    "BatchGetSecretValue {}",
+                    error.secret_id().unwrap_or_default()
+                ),
+                SdkFailure(format!(
+                    "{}: {}",
+                    error.error_code().unwrap_or("error"),
+                    error.message().unwrap_or_default()
+                )),
+            ));
+        }
+        Ok(out
+            .secret_values
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|entry| Some((entry.name?, entry.secret_string, entry.version_id)))
+            .collect())
+    }
+
     pub(crate) async fn create(
         &self,
         name: &str,

@@ -8,8 +8,8 @@ use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::types::Tag;
 
 use super::api::Api;
-use super::cache::TokenCache;
-use super::index::Index;
+use super::cache::{TokenCache, UserIds};
+use super::index::{Clock, Index};
 use super::layout::Layout;
 use super::{Inner, SecretsManagerStore};
 use crate::error::StoreError;
@@ -56,7 +56,7 @@ pub enum DeletionMode {
 ///     .build()?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct SecretsManagerStoreBuilder {
     client: Option<Client>,
     prefix: Option<String>,
@@ -67,6 +67,24 @@ pub struct SecretsManagerStoreBuilder {
     deletion: DeletionMode,
     attempt_timeout: Option<Duration>,
     operation_timeout: Option<Duration>,
+    clock: Option<Clock>,
+}
+
+impl std::fmt::Debug for SecretsManagerStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsManagerStoreBuilder")
+            .field("client", &self.client.is_some())
+            .field("prefix", &self.prefix)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("kms_key_id", &self.kms_key_id)
+            .field("tags", &self.tags)
+            .field("deletion", &self.deletion)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 impl SecretsManagerStoreBuilder {
@@ -83,7 +101,7 @@ impl SecretsManagerStoreBuilder {
     }
 
     /// The namespace of all the store's secrets (default [`DEFAULT_PREFIX`]):
-    /// tokens live at `{prefix}/tokens/{id}`, the index at `{prefix}/index/{n}`.
+    /// tokens live at `{prefix}/tokens/{id}`, the index under `{prefix}/index/`.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
         self
@@ -136,6 +154,20 @@ impl SecretsManagerStoreBuilder {
         self
     }
 
+    /// Where the store reads the time of day (default: the system clock).
+    ///
+    /// The index records when it writes each of its secrets, to keep every
+    /// secret under Secrets Manager's quota of versions a day; this clock
+    /// dates those writes. Tests and simulations set it to replay a day of
+    /// writes in minutes. Token expiry and cache lifetimes do not use it.
+    pub fn clock<F>(mut self, now: F) -> Self
+    where
+        F: Fn() -> std::time::SystemTime + Send + Sync + 'static,
+    {
+        self.clock = Some(Arc::new(now));
+        self
+    }
+
     /// The store. Fails with [`StoreError::InvalidInput`] when no client is
     /// set, or the prefix, recovery window or cache settings are invalid.
     pub fn build(self) -> Result<SecretsManagerStore, StoreError> {
@@ -179,8 +211,15 @@ impl SecretsManagerStoreBuilder {
         };
         Ok(SecretsManagerStore {
             inner: Arc::new(Inner {
-                index: Index::new(api.clone(), layout.clone(), ttl),
+                index: Index::new(
+                    api.clone(),
+                    layout.clone(),
+                    ttl,
+                    self.clock
+                        .unwrap_or_else(|| Arc::new(std::time::SystemTime::now)),
+                ),
                 cache: TokenCache::new(ttl, self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY)),
+                users: UserIds::new(ttl, self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY)),
                 api,
                 layout,
                 deletion: self.deletion,

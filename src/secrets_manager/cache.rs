@@ -272,6 +272,15 @@ impl TokenCache {
         Some(token)
     }
 
+    /// `f` of the cached token of `id`, if it is cached and not expired,
+    /// under the hot map's read lock (no clone unless `f` makes one).
+    #[inline]
+    pub(crate) fn with_token<T>(&self, id: &str, f: impl FnOnce(&OAuthToken) -> T) -> Option<T> {
+        let result = self.hot.with(id, |cached| f(&cached.token))?;
+        self.touch(id);
+        Some(result)
+    }
+
     /// The token of `id` from the cache, else from `fetch`; concurrent calls
     /// for one id while it is not cached share one `fetch`.
     pub(crate) async fn get_or_fetch<F, Fut>(
@@ -336,6 +345,77 @@ impl TokenCache {
     /// The cached tokens, for lookups the index cannot answer (access tokens).
     pub(crate) fn iter(&self) -> impl Iterator<Item = Arc<Cached>> + '_ {
         self.hot.values().into_iter()
+    }
+}
+
+/// Which token id holds each recently found user name, for the TTL.
+///
+/// A hint, never the truth: the hot path serves a user's token only when the
+/// token cache holds that id and the cached token still has the user name,
+/// so a stale mapping costs a slow lookup, never a wrong answer.
+pub(crate) struct UserIds {
+    ttl: Duration,
+    capacity: usize,
+    map: RwLock<HashMap<String, (String, Instant), IdHash>>,
+}
+
+impl std::fmt::Debug for UserIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserIds")
+            .field("ttl", &self.ttl)
+            .field("entries", &self.read().len())
+            .finish()
+    }
+}
+
+impl UserIds {
+    pub(crate) fn new(ttl: Duration, capacity: u64) -> Self {
+        Self {
+            ttl,
+            capacity: usize::try_from(capacity).unwrap_or(usize::MAX),
+            map: RwLock::new(HashMap::with_hasher(IdHash::default())),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, (String, Instant), IdHash>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (String, Instant), IdHash>> {
+        self.map.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `f` of the id of `user`, if one was recorded within the TTL.
+    #[inline]
+    pub(crate) fn with<T>(&self, user: &str, f: impl FnOnce(&str) -> T) -> Option<T> {
+        let map = self.read();
+        let (id, at) = map.get(user)?;
+        (at.elapsed() < self.ttl).then(|| f(id))
+    }
+
+    /// Records that `user` is the user name of token `id`.
+    pub(crate) fn put(&self, user: &str, id: &str) {
+        let mut map = self.write();
+        if map.len() >= self.capacity && !map.contains_key(user) {
+            // Bounded like the token cache; a hint is cheap to lose.
+            map.clear();
+        }
+        map.insert(user.to_owned(), (id.to_owned(), Instant::now()));
+    }
+
+    /// Forgets `user`.
+    pub(crate) fn forget(&self, user: &str) {
+        self.write().remove(user);
+    }
+
+    /// Forgets every user name of token `id`.
+    pub(crate) fn forget_id(&self, id: &str) {
+        self.write().retain(|_, (holder, _)| holder != id);
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&self) {
+        self.write().clear();
     }
 }
 

@@ -6,7 +6,7 @@ use crate::error::StoreError;
 /// `/tokens/` plus a 64-character id must still fit.
 pub(crate) const MAX_PREFIX_LEN: usize = 400;
 
-/// The names of a store's secrets: `{prefix}/tokens/{id}` and `{prefix}/index/{n}`.
+/// The names of a store's secrets: `{prefix}/tokens/{id}` and `{prefix}/index/{node}`.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
     prefix: String,
@@ -53,9 +53,14 @@ impl Layout {
             .strip_prefix("/tokens/")
     }
 
-    /// The secret holding index shard `n`.
-    pub(crate) fn shard(&self, n: u32) -> String {
-        format!("{}/index/{n}", self.prefix)
+    /// The secret of the index node named `suffix` (`r`, `r0`, `r01`, …).
+    pub(crate) fn index_node(&self, suffix: &str) -> String {
+        format!("{}/index/{suffix}", self.prefix)
+    }
+
+    /// Where the index secrets live: `{prefix}/index/`.
+    pub(crate) fn index_prefix(&self) -> String {
+        format!("{}/index/", self.prefix)
     }
 }
 
@@ -67,9 +72,9 @@ mod tests {
     fn names() {
         let layout = Layout::new("zoho/crm/").unwrap();
         assert_eq!(layout.token("abc"), "zoho/crm/tokens/abc");
-        assert_eq!(layout.shard(3), "zoho/crm/index/3");
+        assert_eq!(layout.index_node("r01"), "zoho/crm/index/r01");
         assert_eq!(layout.id_of("zoho/crm/tokens/abc"), Some("abc"));
-        assert_eq!(layout.id_of("zoho/crm/index/0"), None);
+        assert_eq!(layout.id_of("zoho/crm/index/r"), None);
         assert_eq!(layout.id_of("zoho/crmx/tokens/abc"), None);
     }
 

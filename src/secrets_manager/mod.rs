@@ -21,8 +21,9 @@ pub use builder::{
 pub use repair::RepairReport;
 
 use api::{Api, Created, Fetched, Put, counting_calls};
-use cache::{Cached, TokenCache};
+use cache::{Cached, TokenCache, UserIds};
 use index::{Entry, Index, Snapshot, UpdateError};
+
 use layout::Layout;
 
 use crate::error::StoreError;
@@ -93,6 +94,9 @@ struct Inner {
     api: Api,
     layout: Layout,
     cache: TokenCache,
+    /// Which token id each recently found user name has: with `cache`, a
+    /// warm `find_token` by user name is two map lookups.
+    users: UserIds,
     index: Index,
     deletion: DeletionMode,
 }
@@ -113,8 +117,11 @@ impl std::fmt::Debug for SecretsManagerStore {
 pub struct IndexStats {
     /// Tokens listed.
     pub tokens: usize,
-    /// Index shard secrets.
+    /// Index secrets: every node of the index tree, split ones included
+    /// (each costs as a secret).
     pub shards: usize,
+    /// Leaves of the index tree: the nodes that hold entries.
+    pub leaves: usize,
 }
 
 /// What the index says about a lookup key.
@@ -227,14 +234,33 @@ impl SecretsManagerStore {
                 .find(|t| key.matches(t))
                 .map_or(Resolved::Missing, |t| Resolved::Found(Box::new(t))));
         }
-        let (snapshot, from_cache) = self.inner.index.current().await?;
-        match self.resolve_in(&snapshot, key).await? {
-            Resolved::Missing if from_cache => {
-                let snapshot = self.inner.index.load().await?;
-                self.resolve_in(&snapshot, key).await
+        let index = &self.inner.index;
+        let resolved = if let LookupKey::UserName(user) = key {
+            // One path of the index tree, not all of it, unless cached.
+            let (snapshot, from_cache) = index.for_user(user, false).await?;
+            match self.resolve_in(&snapshot, key).await? {
+                Resolved::Missing if from_cache => {
+                    let snapshot = index.for_user(user, true).await?.0;
+                    self.resolve_in(&snapshot, key).await?
+                }
+                resolved => resolved,
             }
-            resolved => Ok(resolved),
+        } else {
+            let (snapshot, from_cache) = index.current().await?;
+            match self.resolve_in(&snapshot, key).await? {
+                Resolved::Missing if from_cache => {
+                    let snapshot = index.load().await?;
+                    self.resolve_in(&snapshot, key).await?
+                }
+                resolved => resolved,
+            }
+        };
+        if let (LookupKey::UserName(user), Resolved::Found(token)) = (key, &resolved)
+            && let Some(id) = &token.id
+        {
+            self.inner.users.put(user, id);
         }
+        Ok(resolved)
     }
 
     /// Every indexed token, read in batches of 20 from a fresh index.
@@ -280,7 +306,7 @@ impl SecretsManagerStore {
             (None, Some(_)) => None,
             (None, None) => match LookupKey::of(token) {
                 None => None,
-                Some(key) => match self.resolve(&key).await? {
+                Some(key) => match Box::pin(self.resolve(&key)).await? {
                     Resolved::Found(stored) => Some(*stored),
                     Resolved::Reserved(id) => {
                         *takeover = Some(id);
@@ -296,10 +322,17 @@ impl SecretsManagerStore {
         }
         let (id, updated) = prepare_save(&request, target.as_ref())?;
         let json = encode_token(&updated)?;
+        if target.as_ref() == Some(&updated) {
+            // Nothing would change: write nothing (a version saved is a
+            // version of the secret's daily quota kept).
+            return Ok(Some(updated));
+        }
 
         // Index first: it reserves a new user name before anything is written.
         let entry = Entry::of(&id, &updated);
-        let (snapshot, _) = inner.index.current().await?;
+        let keys_unchanged = target
+            .as_ref()
+            .is_some_and(|t| Entry::of(&id, t).same_keys(&entry));
         if target.is_none() {
             // A new secret: the entry must really be in the index, whatever
             // the cached index says (another instance may have removed it).
@@ -310,7 +343,7 @@ impl SecretsManagerStore {
                 *takeover = None;
                 return Ok(None);
             }
-        } else if snapshot.entry(&id) != Some(&entry)
+        } else if !keys_unchanged
             && !self
                 .index_entry(entry.clone(), false, token, &updated)
                 .await?
@@ -349,6 +382,14 @@ impl SecretsManagerStore {
             return Ok(None);
         }
         inner.cache.put(&id, updated.clone());
+        if let Some(user) = target.as_ref().and_then(|t| t.user_name.as_deref())
+            && updated.user_name.as_deref() != Some(user)
+        {
+            inner.users.forget(user);
+        }
+        if let Some(user) = updated.user_name.as_deref().filter(|u| !u.is_empty()) {
+            inner.users.put(user, &id);
+        }
         Ok(Some(updated))
     }
 
@@ -436,13 +477,29 @@ impl SecretsManagerStore {
         })
     }
 
-    /// How many tokens and index shards the index has, read fresh.
+    /// `find_token` past the hot path. Boxed, to keep the hit path's future small.
+    fn find_token_uncached<'a>(
+        &'a self,
+        token: &'a OAuthToken,
+        key: LookupKey<'a>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<OAuthToken>, StoreError>> + Send + 'a>>
+    {
+        Box::pin(self.traced("find_token", None, async move {
+            match self.resolve(&key).await? {
+                Resolved::Found(stored) => Ok(Some(token.merged_over(&stored))),
+                Resolved::Reserved(_) | Resolved::Missing => Ok(None),
+            }
+        }))
+    }
+
+    /// How many tokens and index secrets the index has, read fresh.
     pub async fn index_stats(&self) -> Result<IndexStats, StoreError> {
         self.traced("index_stats", None, async {
             let snapshot = self.inner.index.load().await?;
             Ok(IndexStats {
                 tokens: snapshot.len(),
-                shards: snapshot.shard_count(),
+                shards: snapshot.node_count(),
+                leaves: snapshot.leaf_count(),
             })
         })
         .await
@@ -462,14 +519,21 @@ impl SecretsManagerStore {
 impl TokenStore for SecretsManagerStore {
     async fn find_token(&self, token: &OAuthToken) -> Result<Option<OAuthToken>, StoreError> {
         let key = LookupKey::require(token)?;
-        // Hot path: a cached index and a cached token answer without I/O.
-        self.traced("find_token", None, async {
-            match self.resolve(&key).await? {
-                Resolved::Found(stored) => Ok(Some(token.merged_over(&stored))),
-                Resolved::Reserved(_) | Resolved::Missing => Ok(None),
-            }
-        })
-        .await
+        // Hot path, the lookup a Lambda makes on every request: the user's
+        // id and token both cached answer with two map lookups and the
+        // merge, no span and no index.
+        if let LookupKey::UserName(user) = key
+            && let Some(found) = self.inner.users.with(user, |id| {
+                self.inner
+                    .cache
+                    .with_token(id, |stored| key.matches(stored).then(|| token.merged_over(stored)))
+            })
+            .flatten()
+            .flatten()
+        {
+            return Ok(Some(found));
+        }
+        self.find_token_uncached(token, key).await
     }
 
     async fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>, StoreError> {
@@ -523,6 +587,7 @@ impl TokenStore for SecretsManagerStore {
             // Forget it first: whatever happens next, this instance must not
             // serve it again.
             self.inner.cache.invalidate(id);
+            self.inner.users.forget_id(id);
             self.inner.api.delete(&self.inner.layout.token(id)).await?;
             self.inner.index.remove(&[id.to_owned()]).await?;
             self.inner.cache.invalidate(id);
@@ -540,6 +605,7 @@ impl TokenStore for SecretsManagerStore {
             let inner = &self.inner;
             let ids = inner.index.load().await?.ids();
             inner.cache.invalidate_all();
+            inner.users.clear();
             // Secrets first, then their entries: an interrupted run leaves
             // entries whose secrets are gone, which read as absent and which
             // the next run (or repair) removes.

@@ -36,11 +36,6 @@ pub(super) async fn repair(store: &SecretsManagerStore) -> Result<RepairReport, 
         .api
         .list_names(&format!("{}/", inner.layout.prefix()))
         .await?;
-    let index_prefix = format!("{}/index/", inner.layout.prefix());
-    let listed_shards = listed
-        .iter()
-        .filter(|n| n.starts_with(&index_prefix))
-        .count();
     let listed_ids: BTreeSet<String> = listed
         .iter()
         .filter_map(|name| inner.layout.id_of(name))
@@ -79,12 +74,7 @@ pub(super) async fn repair(store: &SecretsManagerStore) -> Result<RepairReport, 
             Ok(token) => Entry::of(id, &token),
             Err(()) => {
                 report.corrupt.push(id.to_owned());
-                Entry {
-                    id: id.to_owned(),
-                    user: None,
-                    refresh: None,
-                    grant: None,
-                }
+                Entry::of(id, &crate::token::OAuthToken::default())
             }
         };
         entries.insert(id.to_owned(), entry);
@@ -121,7 +111,7 @@ pub(super) async fn repair(store: &SecretsManagerStore) -> Result<RepairReport, 
         report
             .indexed
             .retain(|id| !report.duplicate_users.contains(id));
-        inner.index.rewrite(kept, listed_shards as u32).await?;
+        inner.index.rewrite(kept).await?;
     } else {
         if !report.dropped.is_empty() {
             inner.index.remove(&report.dropped).await?;

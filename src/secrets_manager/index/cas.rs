@@ -88,8 +88,15 @@ impl Index {
 
     /// Reads the whole tree: level by level from the root, re-reading any
     /// child older than its parent's split (a split committed mid-read).
-    pub(crate) async fn read_tree(&self) -> Result<HashMap<NodeKey, Node>, StoreError> {
-        self.read_consistent(vec![NodeKey::ROOT], None).await
+    ///
+    /// `known` are nodes a previous read found: read in the first round
+    /// with the root, they save most trees a round trip per level.
+    pub(crate) async fn read_tree(&self, known: Vec<NodeKey>) -> Result<HashMap<NodeKey, Node>, StoreError> {
+        let mut first = known;
+        if !first.contains(&NodeKey::ROOT) {
+            first.push(NodeKey::ROOT);
+        }
+        self.read_consistent(first, None).await
     }
 
     /// Reads the nodes on `route`'s path: the first 20 levels in one call

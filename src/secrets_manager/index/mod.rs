@@ -62,6 +62,9 @@ pub(crate) const SEAL_BYTES: usize = 48 * 1024;
 pub(crate) const MAX_RECENT_WRITES: usize = 60;
 /// Compare-and-swap rounds lost before giving up with [`StoreError::Conflict`].
 const MAX_ATTEMPTS: u32 = 40;
+/// A write from a cached snapshot older than this first checks that the
+/// node's version is still current.
+const PRECHECK_AFTER: Duration = Duration::from_secs(1);
 /// Concurrent node writes of one round.
 const CONCURRENCY: usize = 8;
 
@@ -210,7 +213,8 @@ impl Index {
     /// Reads the whole tree now and caches it. Under `load_lock`.
     async fn read_all(&self) -> Result<Arc<Snapshot>, StoreError> {
         let read = self.reads.fetch_add(1, Ordering::SeqCst);
-        let nodes = self.read_tree().await?;
+        let known = self.cached().map(|s| s.node_keys()).unwrap_or_default();
+        let nodes = self.read_tree(known).await?;
         let snapshot = Arc::new(Snapshot::new(nodes, read));
         self.set_cached(Arc::clone(&snapshot));
         Ok(snapshot)
@@ -376,7 +380,9 @@ impl Index {
                 open = round.later;
                 continue;
             }
-            let precheck = !fresh;
+            // A node version cached a while ago may have moved: checking it
+            // costs a read, losing the swap would cost a version.
+            let precheck = !fresh && snapshot.loaded_at.elapsed() > PRECHECK_AFTER;
             let writes = futures::stream::iter(round.writes)
                 .map(|(key, body)| {
                     let previous = snapshot.node(key).cloned().unwrap_or_else(Node::absent);

@@ -128,6 +128,15 @@ impl Snapshot {
         self.by_id.keys().cloned().collect()
     }
 
+    /// The nodes this snapshot holds that exist as secrets.
+    pub(crate) fn node_keys(&self) -> Vec<NodeKey> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.version.is_some())
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
     /// How many tokens are indexed.
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()

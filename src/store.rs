@@ -1,5 +1,6 @@
 //! The [`TokenStore`] trait, its forwarding impls, and the matching rules
-//! every backend shares (DESIGN §3).
+//! every backend shares: they live here once, and each backend adds only how
+//! it reads and writes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,17 +14,48 @@ use crate::token::{OAuthToken, is_set};
 /// Persistent storage of Zoho OAuth tokens: the `TokenStore` interface of the
 /// Zoho CRM SDKs.
 ///
-/// Implementations follow the rules of the Zoho SDK's `FileStore`, with its
-/// bugs fixed:
+/// Implementations follow the rules of the Zoho SDK's `FileStore` (where
+/// these docs are silent, its behaviour is the reference), with its bugs
+/// fixed. Every store, this crate's and yours, keeps these rules:
 ///
-/// - a query token is matched by its [`LookupKey`]: user name first, else
-///   access token, else grant or refresh token;
-/// - [`find_token`](Self::find_token) answers with the stored token overlaid by
-///   the fields the query sets;
-/// - [`save_token`](Self::save_token) is an upsert that never makes two tokens
-///   for one user name;
-/// - reads and deletes of an absent id are `Ok`, not errors;
-/// - bad input is a [`StoreError::InvalidInput`], never a panic.
+/// - **Lookup.** A query token is matched by its [`LookupKey`]: user name
+///   first, else access token (only without client credentials), else grant
+///   or refresh token (only with both client id and secret); the first rule
+///   that applies decides, with no fall-through. An empty string counts as an
+///   absent field.
+/// - **Find merges.** [`find_token`](Self::find_token) answers with the
+///   stored token overlaid by every field the query sets (Zoho's merge); a
+///   query with nothing to match on is [`StoreError::InvalidInput`].
+/// - **Save is an upsert.** [`save_token`](Self::save_token) updates the
+///   token its `id` names; without an id, or with an id that is not stored,
+///   the lookup key decides (but a given id decides alone: a save whose id is
+///   not stored creates a token under that id and is never merged into a
+///   token that matches by lookup key). An update fills the fields the new
+///   token leaves empty from the stored token, then stores the result. With
+///   no match, a token with none of refresh, grant or access token is
+///   [`StoreError::InvalidInput`]; otherwise it is stored as a new token,
+///   under its `id` when given, else under a newly generated one. On `Ok`,
+///   the token's `id` is set and the token equals what is stored.
+/// - **One token per user.** A save that would give a second stored token
+///   the same user name (a new id with a stored user's name, or a rename onto
+///   another token's user) is [`StoreError::InvalidInput`] and writes nothing.
+/// - **Ids** are 1 to [`MAX_ID_LEN`](crate::MAX_ID_LEN) characters of
+///   `A-Z a-z 0-9 _ . @ + = -` ([`validate_id`](crate::validate_id)); any
+///   other id is [`StoreError::InvalidInput`] for every method that takes
+///   one. Generated ids ([`generate_id`](crate::generate_id)) are opaque and
+///   random, never `max(id) + 1`, which concurrent writers compute alike.
+/// - **Limits.** A token whose JSON encoding is over
+///   [`MAX_TOKEN_BYTES`](crate::MAX_TOKEN_BYTES) is
+///   [`StoreError::InvalidInput`] in every store, so a token one store
+///   accepts every store accepts.
+/// - **Absent is not an error.** [`find_token_by_id`](Self::find_token_by_id)
+///   of an absent id is `Ok(None)` (the Zoho samples raise);
+///   [`delete_token`](Self::delete_token) of an absent id is `Ok(())`.
+/// - **Read your writes.** After `save_token` or `delete_token` returns, the
+///   same store instance never answers with the old value, by id or by any
+///   lookup key; a caching store never serves a token past its `expiry_time`.
+/// - Bad input is a [`StoreError::InvalidInput`], never a panic, and no error
+///   or `Debug` output shows a token's secret values.
 ///
 /// The trait is object safe: stores are used as `Arc<dyn TokenStore>` or
 /// `Box<dyn TokenStore>` as readily as by value. Any implementation can prove
@@ -91,16 +123,23 @@ macro_rules! forward_token_store {
 forward_token_store!(Arc);
 forward_token_store!(Box);
 
-/// What a query token is matched on: the first branch of DESIGN §3 that
-/// applies, with no fall-through to later branches.
+/// What a query token is matched on: the Zoho lookup rules. The first rule
+/// that applies decides, with no fall-through to later rules (a query whose
+/// user name is unknown finds nothing, even if its tokens match):
 ///
 /// 1. `user_name` set: the stored token with that user name.
-/// 2. else `access_token` set and neither `client_id` nor `client_secret`: that access token.
+/// 2. else `access_token` set and neither `client_id` nor `client_secret`: the
+///    stored token with that access token.
 /// 3. else grant or refresh token set and both `client_id` and `client_secret`:
-///    the grant token if the query has one, otherwise the refresh token.
-/// 4. else nothing: [`LookupKey::of`] is `None`.
+///    the stored token with the query's grant token if it has one (an unknown
+///    grant token does not fall through to the refresh token), otherwise the
+///    one with its refresh token.
+/// 4. else nothing to match on: [`LookupKey::of`] is `None`, and
+///    `find_token` answers [`StoreError::InvalidInput`].
 ///
-/// An empty string counts as an absent field, as in the Zoho SDKs.
+/// An empty string counts as an absent field, as in the Zoho SDKs. The same
+/// key decides which stored token a `save_token` without a stored id updates
+/// (see [`TokenStore`]).
 /// `Debug` shows the user name but not token values.
 ///
 /// ```

@@ -1,4 +1,5 @@
-//! [`OAuthToken`], its redacting `Debug`, and the JSON codec of a stored token.
+//! [`OAuthToken`], its redacting `Debug`, and the JSON codec of a stored token
+//! (the layout is documented on [`encode_token`]).
 
 use std::fmt;
 
@@ -227,8 +228,34 @@ fn deserialize_expiry_time<'de, D: Deserializer<'de>>(
     }
 }
 
-/// Encodes a token as the JSON object stored for it (DESIGN §4): Zoho's field
-/// names, absent fields omitted, `expiry_time` an integer.
+/// Encodes a token as the JSON object stored for it.
+///
+/// The stored layout, shared by every store that keeps tokens as JSON (one
+/// Secrets Manager secret value, or one file, per token):
+///
+/// - one JSON object per token, with the field names of [`OAuthToken`]:
+///   `id`, `user_name`, `client_id`, `client_secret`, `refresh_token`,
+///   `access_token`, `grant_token`, `expiry_time`, `redirect_url`,
+///   `api_domain`;
+/// - absent fields are omitted (never `null`);
+/// - `expiry_time` is an integer, Unix epoch milliseconds;
+/// - at most [`MAX_TOKEN_BYTES`] bytes, the Secrets Manager limit on a secret
+///   value.
+///
+/// Readers ([`decode_token`]) are lenient so that other tools may write the
+/// value: they ignore unknown fields and accept `expiry_time` as a numeric
+/// string (as the Zoho SDKs write it in their CSV and database stores).
+///
+/// ```
+/// use zoho_token_store::{OAuthToken, encode_token};
+///
+/// let token = OAuthToken::for_user("me@example.com").with_id("abc");
+/// let token = OAuthToken { expiry_time: Some(1_900_000_000_000), ..token };
+/// assert_eq!(
+///     encode_token(&token).unwrap(),
+///     r#"{"id":"abc","user_name":"me@example.com","expiry_time":1900000000000}"#
+/// );
+/// ```
 ///
 /// Fails with [`StoreError::InvalidInput`] when the encoding exceeds
 /// [`MAX_TOKEN_BYTES`].
@@ -248,8 +275,8 @@ pub fn encode_token(token: &OAuthToken) -> Result<String, StoreError> {
     Ok(json)
 }
 
-/// Decodes a stored token. `id` names the token in the error and fills the
-/// `id` field when the stored JSON has none.
+/// Decodes a stored token (the layout of [`encode_token`]). `id` names the
+/// token in the error and sets the `id` field, whatever the stored JSON says.
 ///
 /// Unknown fields are ignored; `expiry_time` may be a numeric string. The error
 /// names what is wrong and where, never the stored contents.

@@ -1,6 +1,6 @@
 //! Property tests (proptest): the stored-token codec, and `MemoryStore`
-//! against a naive model of the DESIGN §3 rules over random operation
-//! sequences.
+//! against a naive model of the Zoho lookup, merge and upsert rules (the
+//! `TokenStore` contract) over random operation sequences.
 //!
 //! Replay a failure with `PROPTEST_CASES`/the seed proptest prints; raise the
 //! effort with e.g. `PROPTEST_CASES=10000 cargo test --test properties`.
@@ -127,7 +127,7 @@ proptest! {
         prop_assert_eq!(decoded, OAuthToken { id: Some(id), ..token });
     }
 
-    /// The decoder accepts unknown fields and `expiry_time` written as a numeric string (DESIGN §4 readers).
+    /// The decoder accepts unknown fields and `expiry_time` written as a numeric string (what readers of the stored JSON must accept).
     #[test]
     fn decoder_accepts_unknown_fields_and_string_expiry(
         token in any_token(),
@@ -225,7 +225,8 @@ fn collect_strings(value: &Value, out: &mut Vec<String>) {
 // ---------------------------------------------------------------------------
 // MemoryStore against a model
 
-/// The DESIGN §3 rules, re-implemented naively: a list of tokens, scanned.
+/// The `TokenStore` rules (Zoho lookup keys, merge, upsert, unique user
+/// names, id validation), re-implemented naively: a list of tokens, scanned.
 #[derive(Debug, Default, Clone)]
 struct Model {
     tokens: Vec<OAuthToken>,
@@ -633,7 +634,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
-    /// `MemoryStore` follows the DESIGN §3 rules (lookup keys, merge, upsert, unique user names, id validation, size limit, idempotent deletes) over random sequences of every operation, step by step against a naive model.
+    /// `MemoryStore` follows the Zoho lookup rules and the `TokenStore` contract (lookup keys, merge, upsert, unique user names, id validation, size limit, idempotent deletes) over random sequences of every operation, step by step against a naive model.
     #[test]
     fn memory_store_follows_the_model(ops in prop::collection::vec(op(), 1..40)) {
         run(&ops)?;

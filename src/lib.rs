@@ -7,9 +7,21 @@
 //!
 //! - [`OAuthToken`] and the [`TokenStore`] trait, with the Zoho SDK's matching
 //!   rules ([`LookupKey`]) and without its bugs;
-//! - [`SecretsManagerStore`], tokens in AWS Secrets Manager behind a read-through cache;
+//! - [`SecretsManagerStore`] (feature `secrets-manager`, on by default), tokens in
+//!   AWS Secrets Manager behind a read-through cache;
 //! - [`MemoryStore`], the reference implementation;
 //! - [`conformance`] (feature `conformance`), checks any store can run.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `secrets-manager` | yes | `SecretsManagerStore` and its builder, on the AWS SDK |
+//! | `conformance` | no | the `conformance` module and `conformance_tests!` |
+//!
+//! Without default features the crate is the trait, [`MemoryStore`] and the
+//! shared rules and codec, with no AWS dependency: enough to write your own
+//! store.
 //!
 //! # Example
 //!
@@ -63,12 +75,16 @@
     unreachable_pub
 )]
 #![forbid(unsafe_code)]
+// docs.rs builds with every feature and `--cfg docsrs`: label what each needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(test, feature = "conformance"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod error;
 mod id;
 mod memory;
+#[cfg(feature = "secrets-manager")]
 mod secrets_manager;
 mod store;
 mod token;
@@ -76,6 +92,8 @@ mod token;
 pub use error::{BoxError, StoreError};
 pub use id::{MAX_ID_LEN, generate_id, validate_id};
 pub use memory::MemoryStore;
+#[cfg(feature = "secrets-manager")]
+#[cfg_attr(docsrs, doc(cfg(feature = "secrets-manager")))]
 pub use secrets_manager::{
     DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_OPERATION_TIMEOUT,
     DEFAULT_PREFIX, DeletionMode, IndexStats, RepairReport, SecretsManagerStore,

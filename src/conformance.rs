@@ -16,7 +16,7 @@
 use crate::error::StoreError;
 use crate::id::MAX_ID_LEN;
 use crate::store::TokenStore;
-use crate::token::OAuthToken;
+use crate::token::{MAX_USER_NAME_BYTES, OAuthToken};
 
 /// Declares one `#[tokio::test]` per conformance check, each with the fresh
 /// store that the expression (evaluated inside an async test, so it may
@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             invalid_ids_are_rejected,
             save_without_credential_is_rejected,
             second_token_for_one_user_is_rejected,
+            user_names_over_the_limit_are_rejected,
             delete_is_idempotent,
             delete_tokens_removes_all,
             get_tokens_lists_all,
@@ -507,6 +508,45 @@ pub async fn second_token_for_one_user_is_rejected(store: &dyn TokenStore) {
     assert_eq!(by_id(store, "another-id").await, None);
     let found = find(store, &OAuthToken::for_user("user1@example.com")).await;
     assert_eq!(found.and_then(|t| t.id), first.id);
+}
+
+/// User names are limited to [`MAX_USER_NAME_BYTES`] bytes in every store:
+/// one byte more is `InvalidInput` for a new token and for a rename, and
+/// writes nothing; the limit itself is stored and found.
+pub async fn user_names_over_the_limit_are_rejected(store: &dyn TokenStore) {
+    let longest = format!("{}@example.com", "u".repeat(MAX_USER_NAME_BYTES - 12));
+    assert_eq!(longest.len(), MAX_USER_NAME_BYTES);
+    let too_long = format!("u{longest}");
+    let mut token = sample_token(1).with_user_name(too_long.clone());
+    assert_invalid(
+        store.save_token(&mut token).await,
+        "new token, long user name",
+    );
+    assert_eq!(
+        all(store).await,
+        vec![],
+        "a rejected save must write nothing"
+    );
+    let saved = save(store, sample_token(1).with_user_name(longest.clone())).await;
+    assert_eq!(
+        find(store, &OAuthToken::for_user(longest))
+            .await
+            .and_then(|t| t.id),
+        saved.id
+    );
+    let mut rename = OAuthToken {
+        id: saved.id.clone(),
+        ..OAuthToken::for_user(too_long)
+    };
+    assert_invalid(
+        store.save_token(&mut rename).await,
+        "rename to a long user name",
+    );
+    assert_eq!(
+        all(store).await,
+        vec![saved],
+        "a rejected rename must write nothing"
+    );
 }
 
 /// Deleting is idempotent: an absent id is `Ok`.

@@ -63,7 +63,8 @@
 //!   is [`StoreError::InvalidInput`]); it is not merged with a token that
 //!   matches by lookup key.
 //! - An empty string counts as an absent field in matching, as in the Zoho SDKs.
-//! - Tokens are limited to [`MAX_TOKEN_BYTES`] encoded, in every store.
+//! - Tokens are limited to [`MAX_TOKEN_BYTES`] encoded and user names to
+//!   [`MAX_USER_NAME_BYTES`], in every store.
 
 #![warn(
     missing_docs,
@@ -100,4 +101,4 @@ pub use secrets_manager::{
     SecretsManagerStoreBuilder,
 };
 pub use store::{LookupKey, TokenStore, check_unique_user, prepare_save};
-pub use token::{MAX_TOKEN_BYTES, OAuthToken, decode_token, encode_token};
+pub use token::{MAX_TOKEN_BYTES, MAX_USER_NAME_BYTES, OAuthToken, decode_token, encode_token};

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::id::{generate_id, validate_id};
-use crate::token::{OAuthToken, is_set};
+use crate::token::{MAX_USER_NAME_BYTES, OAuthToken, is_set};
 
 /// Persistent storage of Zoho OAuth tokens: the `TokenStore` interface of the
 /// Zoho CRM SDKs.
@@ -45,9 +45,11 @@ use crate::token::{OAuthToken, is_set};
 ///   one. Generated ids ([`generate_id`](crate::generate_id)) are opaque and
 ///   random, never `max(id) + 1`, which concurrent writers compute alike.
 /// - **Limits.** A token whose JSON encoding is over
-///   [`MAX_TOKEN_BYTES`](crate::MAX_TOKEN_BYTES) is
-///   [`StoreError::InvalidInput`] in every store, so a token one store
-///   accepts every store accepts.
+///   [`MAX_TOKEN_BYTES`](crate::MAX_TOKEN_BYTES), or whose user name is over
+///   [`MAX_USER_NAME_BYTES`](crate::MAX_USER_NAME_BYTES), is
+///   [`StoreError::InvalidInput`] in every store ([`prepare_save`] checks the
+///   user name, [`encode_token`](crate::encode_token) the size), so a token
+///   one store accepts every store accepts.
 /// - **Absent is not an error.** [`find_token_by_id`](Self::find_token_by_id)
 ///   of an absent id is `Ok(None)` (the Zoho samples raise);
 ///   [`delete_token`](Self::delete_token) of an absent id is `Ok(())`.
@@ -235,9 +237,10 @@ impl fmt::Debug for LookupKey<'_> {
 /// by id or by lookup key), or `None` for a new token.
 ///
 /// Every backend resolves the target its own way, then calls this so that the
-/// merge and the "new token needs a credential" rule live in one place. The
-/// result is the id to write under and the token to write (whose `id` is that
-/// id); check it with [`check_unique_user`] before writing.
+/// merge, the id rules, the user name limit ([`MAX_USER_NAME_BYTES`]) and the
+/// "new token needs a credential" rule live in one place. The result is the
+/// id to write under and the token to write (whose `id` is that id); check it
+/// with [`check_unique_user`] before writing.
 pub fn prepare_save(
     token: &OAuthToken,
     target: Option<&OAuthToken>,
@@ -245,6 +248,7 @@ pub fn prepare_save(
     if let Some(id) = &token.id {
         validate_id(id)?;
     }
+    check_user_name(token)?;
     match target {
         Some(stored) => {
             let id = stored.id.clone().or_else(|| token.id.clone());
@@ -262,6 +266,19 @@ pub fn prepare_save(
             new.id = Some(id.clone());
             Ok((id, new))
         }
+    }
+}
+
+/// Rejects a user name over [`MAX_USER_NAME_BYTES`]. (A stored token's user
+/// name passed this check, so the merged token of an update passes it when the
+/// saved token does.)
+pub(crate) fn check_user_name(token: &OAuthToken) -> Result<(), StoreError> {
+    match token.user_name.as_deref() {
+        Some(user) if user.len() > MAX_USER_NAME_BYTES => Err(StoreError::invalid_input(format!(
+            "user_name is {} bytes long, over the {MAX_USER_NAME_BYTES}-byte limit",
+            user.len()
+        ))),
+        _ => Ok(()),
     }
 }
 

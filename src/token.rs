@@ -13,6 +13,14 @@ use crate::error::StoreError;
 /// backend enforces it so that a token accepted by one store is accepted by all.
 pub const MAX_TOKEN_BYTES: usize = 65_536;
 
+/// The longest user name a store accepts, in bytes (UTF-8).
+///
+/// Longer than any email address (at most 320 characters of ASCII). Stores
+/// that index user names (such as `SecretsManagerStore`, whose index secrets
+/// are limited in size) need a bound; every store enforces this one so that
+/// a token accepted by one store is accepted by all.
+pub const MAX_USER_NAME_BYTES: usize = 320;
+
 /// A Zoho CRM OAuth token, as the Zoho SDKs' `TokenStore` interface stores it.
 ///
 /// Every field is optional, as in the Zoho SDKs: a *query* token sets only the
@@ -34,7 +42,8 @@ pub struct OAuthToken {
     /// The store's id of this token: 1 to 64 characters of `A-Z a-z 0-9 _ . @ + = -`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// The CRM user's name (Zoho's `UserSignature`, usually an email address).
+    /// The CRM user's name (Zoho's `UserSignature`, usually an email address),
+    /// at most [`MAX_USER_NAME_BYTES`] bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
     /// The OAuth client id from the Zoho API console.

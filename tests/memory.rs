@@ -25,6 +25,18 @@ mod arced {
     });
 }
 
+/// `run_all` runs the same checks as `conformance_tests!`, in one test.
+#[tokio::test]
+async fn run_all_passes_on_a_memory_store() {
+    let mut stores = 0;
+    zoho_token_store::conformance::run_all(|| {
+        stores += 1;
+        async { MemoryStore::new() }
+    })
+    .await;
+    assert_eq!(stores, zoho_token_store::conformance::CHECKS.len());
+}
+
 /// Clones of a `MemoryStore` are handles on one set of tokens: a save through
 /// one is found, listed and deletable through another; `new` is separate.
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! Each function takes a fresh, empty store, exercises one rule of the
 //! [`TokenStore`] contract, and panics (like `assert!`) when the store breaks
 //! it. Run them all with [`conformance_tests!`](crate::conformance_tests), one
-//! test per check, or call them one by one from your own tests.
+//! test per check, or with [`run_all`] in one test, or call them one by one
+//! from your own tests. [`CHECKS`] names them all.
 //!
 //! Available under the `conformance` cargo feature:
 //!
@@ -16,7 +17,7 @@
 use crate::error::StoreError;
 use crate::id::MAX_ID_LEN;
 use crate::store::TokenStore;
-use crate::token::OAuthToken;
+use crate::token::{MAX_USER_NAME_BYTES, OAuthToken};
 
 /// Declares one `#[tokio::test]` per conformance check, each with the fresh
 /// store that the expression (evaluated inside an async test, so it may
@@ -25,10 +26,18 @@ use crate::token::OAuthToken;
 /// ```ignore
 /// zoho_token_store::conformance_tests!(zoho_token_store::MemoryStore::new());
 /// ```
+///
+/// The list of checks is written once, in this macro's `@checks` rule: it
+/// expands to these tests and to [`run_all`](crate::conformance::run_all), so
+/// a check added there runs everywhere.
 #[macro_export]
 macro_rules! conformance_tests {
     ($new_store:expr) => {
-        $crate::conformance_tests!(@each $new_store;
+        $crate::conformance_tests!(@checks [@tests $new_store]);
+    };
+    // The one list of checks, handed to the expansion named in brackets.
+    (@checks [$($expansion:tt)*]) => {
+        $crate::conformance_tests!($($expansion)*;
             find_by_user_name,
             find_by_access_token,
             find_by_grant_token,
@@ -47,13 +56,14 @@ macro_rules! conformance_tests {
             invalid_ids_are_rejected,
             save_without_credential_is_rejected,
             second_token_for_one_user_is_rejected,
+            user_names_over_the_limit_are_rejected,
             delete_is_idempotent,
             delete_tokens_removes_all,
             get_tokens_lists_all,
             read_your_writes,
         );
     };
-    (@each $new_store:expr; $($check:ident),* $(,)?) => {
+    (@tests $new_store:expr; $($check:ident),* $(,)?) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
@@ -62,6 +72,56 @@ macro_rules! conformance_tests {
             }
         )*
     };
+    // Inside this crate only: the body of `conformance::run_all` and `CHECKS`.
+    (@run_all; $($check:ident),* $(,)?) => {
+        /// The name of every conformance check, in the order
+        /// [`run_all`] runs them.
+        pub const CHECKS: &[&str] = &[$(stringify!($check)),*];
+
+        /// Runs every conformance check, each on a fresh store from
+        /// `new_store`, in the order of [`CHECKS`].
+        ///
+        /// For a test runner without one test per check (use
+        /// [`conformance_tests!`](crate::conformance_tests) where you can: it
+        /// runs the checks in parallel and reports each). A failing check
+        /// panics with its own message, after a line on standard error that
+        /// names the check.
+        ///
+        /// ```
+        /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+        /// use zoho_token_store::MemoryStore;
+        ///
+        /// zoho_token_store::conformance::run_all(|| async { MemoryStore::new() }).await;
+        /// # });
+        /// ```
+        pub async fn run_all<S, F, Fut>(mut new_store: F)
+        where
+            S: TokenStore,
+            F: FnMut() -> Fut,
+            Fut: Future<Output = S>,
+        {
+            $(
+                let store = new_store().await;
+                let _named = Named(stringify!($check));
+                $check(&store).await;
+                std::mem::forget(_named);
+            )*
+        }
+    };
+}
+
+crate::conformance_tests!(@checks [@run_all]);
+
+/// Names the check that panicked: dropped during unwinding only (a passing
+/// check forgets it).
+struct Named(&'static str);
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("conformance check `{}` failed", self.0);
+        }
+    }
 }
 
 /// A complete token for user number `n`, every value distinct per `n`.
@@ -507,6 +567,45 @@ pub async fn second_token_for_one_user_is_rejected(store: &dyn TokenStore) {
     assert_eq!(by_id(store, "another-id").await, None);
     let found = find(store, &OAuthToken::for_user("user1@example.com")).await;
     assert_eq!(found.and_then(|t| t.id), first.id);
+}
+
+/// User names are limited to [`MAX_USER_NAME_BYTES`] bytes in every store:
+/// one byte more is `InvalidInput` for a new token and for a rename, and
+/// writes nothing; the limit itself is stored and found.
+pub async fn user_names_over_the_limit_are_rejected(store: &dyn TokenStore) {
+    let longest = format!("{}@example.com", "u".repeat(MAX_USER_NAME_BYTES - 12));
+    assert_eq!(longest.len(), MAX_USER_NAME_BYTES);
+    let too_long = format!("u{longest}");
+    let mut token = sample_token(1).with_user_name(too_long.clone());
+    assert_invalid(
+        store.save_token(&mut token).await,
+        "new token, long user name",
+    );
+    assert_eq!(
+        all(store).await,
+        vec![],
+        "a rejected save must write nothing"
+    );
+    let saved = save(store, sample_token(1).with_user_name(longest.clone())).await;
+    assert_eq!(
+        find(store, &OAuthToken::for_user(longest))
+            .await
+            .and_then(|t| t.id),
+        saved.id
+    );
+    let mut rename = OAuthToken {
+        id: saved.id.clone(),
+        ..OAuthToken::for_user(too_long)
+    };
+    assert_invalid(
+        store.save_token(&mut rename).await,
+        "rename to a long user name",
+    );
+    assert_eq!(
+        all(store).await,
+        vec![saved],
+        "a rejected rename must write nothing"
+    );
 }
 
 /// Deleting is idempotent: an absent id is `Ok`.

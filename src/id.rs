@@ -1,4 +1,4 @@
-//! Token id validation and generation (DESIGN §3).
+//! Token id validation and generation: the id rules every store shares.
 
 use crate::error::StoreError;
 

@@ -7,9 +7,21 @@
 //!
 //! - [`OAuthToken`] and the [`TokenStore`] trait, with the Zoho SDK's matching
 //!   rules ([`LookupKey`]) and without its bugs;
-//! - [`SecretsManagerStore`], tokens in AWS Secrets Manager behind a read-through cache;
+//! - [`SecretsManagerStore`] (feature `secrets-manager`, on by default), tokens in
+//!   AWS Secrets Manager behind a read-through cache;
 //! - [`MemoryStore`], the reference implementation;
 //! - [`conformance`] (feature `conformance`), checks any store can run.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `secrets-manager` | yes | `SecretsManagerStore` and its builder, on the AWS SDK |
+//! | `conformance` | no | the `conformance` module and `conformance_tests!` |
+//!
+//! Without default features the crate is the trait, [`MemoryStore`] and the
+//! shared rules and codec, with no AWS dependency: enough to write your own
+//! store.
 //!
 //! # Example
 //!
@@ -51,7 +63,8 @@
 //!   is [`StoreError::InvalidInput`]); it is not merged with a token that
 //!   matches by lookup key.
 //! - An empty string counts as an absent field in matching, as in the Zoho SDKs.
-//! - Tokens are limited to [`MAX_TOKEN_BYTES`] encoded, in every store.
+//! - Tokens are limited to [`MAX_TOKEN_BYTES`] encoded and user names to
+//!   [`MAX_USER_NAME_BYTES`], in every store.
 
 #![warn(
     missing_docs,
@@ -63,13 +76,18 @@
     unreachable_pub
 )]
 #![forbid(unsafe_code)]
+// The store's futures nest deep (save → index commit → compare-and-swap).
 #![recursion_limit = "256"]
+// docs.rs builds with every feature and `--cfg docsrs`: label what each needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(test, feature = "conformance"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod error;
 mod id;
 mod memory;
+#[cfg(feature = "secrets-manager")]
 mod secrets_manager;
 mod store;
 mod token;
@@ -77,10 +95,12 @@ mod token;
 pub use error::{BoxError, SharedError, StoreError};
 pub use id::{MAX_ID_LEN, generate_id, validate_id};
 pub use memory::MemoryStore;
+#[cfg(feature = "secrets-manager")]
+#[cfg_attr(docsrs, doc(cfg(feature = "secrets-manager")))]
 pub use secrets_manager::{
     DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_OPERATION_TIMEOUT,
     DEFAULT_PREFIX, DeletionMode, IndexStats, RepairReport, SecretsManagerStore,
     SecretsManagerStoreBuilder,
 };
 pub use store::{LookupKey, TokenStore, check_unique_user, prepare_save};
-pub use token::{MAX_TOKEN_BYTES, OAuthToken, decode_token, encode_token};
+pub use token::{MAX_TOKEN_BYTES, MAX_USER_NAME_BYTES, OAuthToken, decode_token, encode_token};

@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: the reference implementation of the [`TokenStore`] rules.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
@@ -14,8 +14,9 @@ use crate::token::{OAuthToken, encode_token};
 ///
 /// It follows every rule of the trait and is what the other stores are
 /// measured against; use it in tests, or where tokens need not outlive the
-/// process. Clones of an `Arc<MemoryStore>` share one set of tokens, safely
-/// across tasks and threads.
+/// process. Clones share one set of tokens (as clones of a
+/// `SecretsManagerStore` share one cache and index), safely across tasks and
+/// threads; [`MemoryStore::new`] makes a separate, empty one.
 ///
 /// ```
 /// # tokio_test_block(async {
@@ -33,9 +34,10 @@ use crate::token::{OAuthToken, encode_token};
 /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 /// # }
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
-    tokens: RwLock<HashMap<String, OAuthToken>>,
+    // Shared by clones: a clone is another handle on the same tokens.
+    tokens: Arc<RwLock<HashMap<String, OAuthToken>>>,
 }
 
 impl MemoryStore {

@@ -1,5 +1,6 @@
 //! The [`TokenStore`] trait, its forwarding impls, and the matching rules
-//! every backend shares (DESIGN §3).
+//! every backend shares: they live here once, and each backend adds only how
+//! it reads and writes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,22 +9,55 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::id::{generate_id, validate_id};
-use crate::token::{OAuthToken, is_set};
+use crate::token::{MAX_USER_NAME_BYTES, OAuthToken, is_set};
 
 /// Persistent storage of Zoho OAuth tokens: the `TokenStore` interface of the
 /// Zoho CRM SDKs.
 ///
-/// Implementations follow the rules of the Zoho SDK's `FileStore`, with its
-/// bugs fixed:
+/// Implementations follow the rules of the Zoho SDK's `FileStore` (where
+/// these docs are silent, its behaviour is the reference), with its bugs
+/// fixed. Every store, this crate's and yours, keeps these rules:
 ///
-/// - a query token is matched by its [`LookupKey`]: user name first, else
-///   access token, else grant or refresh token;
-/// - [`find_token`](Self::find_token) answers with the stored token overlaid by
-///   the fields the query sets;
-/// - [`save_token`](Self::save_token) is an upsert that never makes two tokens
-///   for one user name;
-/// - reads and deletes of an absent id are `Ok`, not errors;
-/// - bad input is a [`StoreError::InvalidInput`], never a panic.
+/// - **Lookup.** A query token is matched by its [`LookupKey`]: user name
+///   first, else access token (only without client credentials), else grant
+///   or refresh token (only with both client id and secret); the first rule
+///   that applies decides, with no fall-through. An empty string counts as an
+///   absent field.
+/// - **Find merges.** [`find_token`](Self::find_token) answers with the
+///   stored token overlaid by every field the query sets (Zoho's merge); a
+///   query with nothing to match on is [`StoreError::InvalidInput`].
+/// - **Save is an upsert.** [`save_token`](Self::save_token) updates the
+///   token its `id` names; without an id, or with an id that is not stored,
+///   the lookup key decides (but a given id decides alone: a save whose id is
+///   not stored creates a token under that id and is never merged into a
+///   token that matches by lookup key). An update fills the fields the new
+///   token leaves empty from the stored token, then stores the result. With
+///   no match, a token with none of refresh, grant or access token is
+///   [`StoreError::InvalidInput`]; otherwise it is stored as a new token,
+///   under its `id` when given, else under a newly generated one. On `Ok`,
+///   the token's `id` is set and the token equals what is stored.
+/// - **One token per user.** A save that would give a second stored token
+///   the same user name (a new id with a stored user's name, or a rename onto
+///   another token's user) is [`StoreError::InvalidInput`] and writes nothing.
+/// - **Ids** are 1 to [`MAX_ID_LEN`](crate::MAX_ID_LEN) characters of
+///   `A-Z a-z 0-9 _ . @ + = -` ([`validate_id`](crate::validate_id)); any
+///   other id is [`StoreError::InvalidInput`] for every method that takes
+///   one. Generated ids ([`generate_id`](crate::generate_id)) are opaque and
+///   random, never `max(id) + 1`, which concurrent writers compute alike.
+/// - **Limits.** A token whose JSON encoding is over
+///   [`MAX_TOKEN_BYTES`](crate::MAX_TOKEN_BYTES), or whose user name is over
+///   [`MAX_USER_NAME_BYTES`](crate::MAX_USER_NAME_BYTES), is
+///   [`StoreError::InvalidInput`] in every store ([`prepare_save`] checks the
+///   user name, [`encode_token`](crate::encode_token) the size), so a token
+///   one store accepts every store accepts.
+/// - **Absent is not an error.** [`find_token_by_id`](Self::find_token_by_id)
+///   of an absent id is `Ok(None)` (the Zoho samples raise);
+///   [`delete_token`](Self::delete_token) of an absent id is `Ok(())`.
+/// - **Read your writes.** After `save_token` or `delete_token` returns, the
+///   same store instance never answers with the old value, by id or by any
+///   lookup key; a caching store never serves a token past its `expiry_time`.
+/// - Bad input is a [`StoreError::InvalidInput`], never a panic, and no error
+///   or `Debug` output shows a token's secret values.
 ///
 /// The trait is object safe: stores are used as `Arc<dyn TokenStore>` or
 /// `Box<dyn TokenStore>` as readily as by value. Any implementation can prove
@@ -91,16 +125,23 @@ macro_rules! forward_token_store {
 forward_token_store!(Arc);
 forward_token_store!(Box);
 
-/// What a query token is matched on: the first branch of DESIGN §3 that
-/// applies, with no fall-through to later branches.
+/// What a query token is matched on: the Zoho lookup rules. The first rule
+/// that applies decides, with no fall-through to later rules (a query whose
+/// user name is unknown finds nothing, even if its tokens match):
 ///
 /// 1. `user_name` set: the stored token with that user name.
-/// 2. else `access_token` set and neither `client_id` nor `client_secret`: that access token.
+/// 2. else `access_token` set and neither `client_id` nor `client_secret`: the
+///    stored token with that access token.
 /// 3. else grant or refresh token set and both `client_id` and `client_secret`:
-///    the grant token if the query has one, otherwise the refresh token.
-/// 4. else nothing: [`LookupKey::of`] is `None`.
+///    the stored token with the query's grant token if it has one (an unknown
+///    grant token does not fall through to the refresh token), otherwise the
+///    one with its refresh token.
+/// 4. else nothing to match on: [`LookupKey::of`] is `None`, and
+///    `find_token` answers [`StoreError::InvalidInput`].
 ///
-/// An empty string counts as an absent field, as in the Zoho SDKs.
+/// An empty string counts as an absent field, as in the Zoho SDKs. The same
+/// key decides which stored token a `save_token` without a stored id updates
+/// (see [`TokenStore`]).
 /// `Debug` shows the user name but not token values.
 ///
 /// ```
@@ -196,9 +237,10 @@ impl fmt::Debug for LookupKey<'_> {
 /// by id or by lookup key), or `None` for a new token.
 ///
 /// Every backend resolves the target its own way, then calls this so that the
-/// merge and the "new token needs a credential" rule live in one place. The
-/// result is the id to write under and the token to write (whose `id` is that
-/// id); check it with [`check_unique_user`] before writing.
+/// merge, the id rules, the user name limit ([`MAX_USER_NAME_BYTES`]) and the
+/// "new token needs a credential" rule live in one place. The result is the
+/// id to write under and the token to write (whose `id` is that id); check it
+/// with [`check_unique_user`] before writing.
 pub fn prepare_save(
     token: &OAuthToken,
     target: Option<&OAuthToken>,
@@ -206,6 +248,7 @@ pub fn prepare_save(
     if let Some(id) = &token.id {
         validate_id(id)?;
     }
+    check_user_name(token)?;
     match target {
         Some(stored) => {
             let id = stored.id.clone().or_else(|| token.id.clone());
@@ -223,6 +266,19 @@ pub fn prepare_save(
             new.id = Some(id.clone());
             Ok((id, new))
         }
+    }
+}
+
+/// Rejects a user name over [`MAX_USER_NAME_BYTES`]. (A stored token's user
+/// name passed this check, so the merged token of an update passes it when the
+/// saved token does.)
+pub(crate) fn check_user_name(token: &OAuthToken) -> Result<(), StoreError> {
+    match token.user_name.as_deref() {
+        Some(user) if user.len() > MAX_USER_NAME_BYTES => Err(StoreError::invalid_input(format!(
+            "user_name is {} bytes long, over the {MAX_USER_NAME_BYTES}-byte limit",
+            user.len()
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -1,4 +1,5 @@
-//! [`OAuthToken`], its redacting `Debug`, and the JSON codec of a stored token.
+//! [`OAuthToken`], its redacting `Debug`, and the JSON codec of a stored token
+//! (the layout is documented on [`encode_token`]).
 
 use std::fmt;
 
@@ -11,6 +12,14 @@ use crate::error::StoreError;
 /// This is the Secrets Manager limit on a secret value (65,536 bytes); every
 /// backend enforces it so that a token accepted by one store is accepted by all.
 pub const MAX_TOKEN_BYTES: usize = 65_536;
+
+/// The longest user name a store accepts, in bytes (UTF-8).
+///
+/// Longer than any email address (at most 320 characters of ASCII). Stores
+/// that index user names (such as `SecretsManagerStore`, whose index secrets
+/// are limited in size) need a bound; every store enforces this one so that
+/// a token accepted by one store is accepted by all.
+pub const MAX_USER_NAME_BYTES: usize = 320;
 
 /// A Zoho CRM OAuth token, as the Zoho SDKs' `TokenStore` interface stores it.
 ///
@@ -33,7 +42,8 @@ pub struct OAuthToken {
     /// The store's id of this token: 1 to 64 characters of `A-Z a-z 0-9 _ . @ + = -`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// The CRM user's name (Zoho's `UserSignature`, usually an email address).
+    /// The CRM user's name (Zoho's `UserSignature`, usually an email address),
+    /// at most [`MAX_USER_NAME_BYTES`] bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
     /// The OAuth client id from the Zoho API console.
@@ -227,8 +237,34 @@ fn deserialize_expiry_time<'de, D: Deserializer<'de>>(
     }
 }
 
-/// Encodes a token as the JSON object stored for it (DESIGN §4): Zoho's field
-/// names, absent fields omitted, `expiry_time` an integer.
+/// Encodes a token as the JSON object stored for it.
+///
+/// The stored layout, shared by every store that keeps tokens as JSON (one
+/// Secrets Manager secret value, or one file, per token):
+///
+/// - one JSON object per token, with the field names of [`OAuthToken`]:
+///   `id`, `user_name`, `client_id`, `client_secret`, `refresh_token`,
+///   `access_token`, `grant_token`, `expiry_time`, `redirect_url`,
+///   `api_domain`;
+/// - absent fields are omitted (never `null`);
+/// - `expiry_time` is an integer, Unix epoch milliseconds;
+/// - at most [`MAX_TOKEN_BYTES`] bytes, the Secrets Manager limit on a secret
+///   value.
+///
+/// Readers ([`decode_token`]) are lenient so that other tools may write the
+/// value: they ignore unknown fields and accept `expiry_time` as a numeric
+/// string (as the Zoho SDKs write it in their CSV and database stores).
+///
+/// ```
+/// use zoho_token_store::{OAuthToken, encode_token};
+///
+/// let token = OAuthToken::for_user("me@example.com").with_id("abc");
+/// let token = OAuthToken { expiry_time: Some(1_900_000_000_000), ..token };
+/// assert_eq!(
+///     encode_token(&token).unwrap(),
+///     r#"{"id":"abc","user_name":"me@example.com","expiry_time":1900000000000}"#
+/// );
+/// ```
 ///
 /// Fails with [`StoreError::InvalidInput`] when the encoding exceeds
 /// [`MAX_TOKEN_BYTES`].
@@ -248,8 +284,8 @@ pub fn encode_token(token: &OAuthToken) -> Result<String, StoreError> {
     Ok(json)
 }
 
-/// Decodes a stored token. `id` names the token in the error and fills the
-/// `id` field when the stored JSON has none.
+/// Decodes a stored token (the layout of [`encode_token`]). `id` names the
+/// token in the error and sets the `id` field, whatever the stored JSON says.
 ///
 /// Unknown fields are ignored; `expiry_time` may be a numeric string. The error
 /// names what is wrong and where, never the stored contents.

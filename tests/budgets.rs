@@ -1,4 +1,5 @@
-//! API-call budgets of DESIGN §4, counted by an SDK interceptor on LocalStack
+//! The API-call budgets of `SecretsManagerStore` (its docs' "API calls"
+//! table and the README's cost model), counted by an SDK interceptor on LocalStack
 //! (never by timing).
 
 mod common;

@@ -2,13 +2,13 @@
 //! span and mapped to the outcomes the store acts on.
 
 use std::cell::Cell;
-use std::fmt;
 
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 
-use crate::error::StoreError;
+use crate::error::{Failure, StoreError};
 
 tokio::task_local! {
     /// API calls made by the store operation running in this task.
@@ -29,24 +29,6 @@ fn count_call() {
     let _ = CALLS.try_with(|calls| calls.set(calls.get() + 1));
 }
 
-/// An SDK failure, shown with its whole cause chain (never a request or
-/// response body).
-struct SdkFailure(String);
-
-impl fmt::Debug for SdkFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Display for SdkFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SdkFailure {}
-
 /// The `Display` of `error` and of each of its sources, joined by `: `.
 ///
 /// Never the `Debug` of an [`SdkError`] (which `DisplayErrorContext` appends):
@@ -64,12 +46,83 @@ fn causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn backend<E, R>(operation: &str, name: &str, error: SdkError<E, R>) -> StoreError
+/// Error codes of Secrets Manager (and of AWS services in general) that mean
+/// "busy or broken for now": the same request may succeed later.
+const RETRYABLE_CODES: [&str; 12] = [
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "InternalServiceError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+/// The code of a write refused by a Secrets Manager quota, e.g. more
+/// versions of one secret within 24 hours than it keeps.
+const QUOTA_CODE: &str = "LimitExceededException";
+
+/// Whether a service error with this code (and HTTP status) may succeed if
+/// sent again later.
+fn is_retryable_code(code: Option<&str>, status: u16) -> bool {
+    code.is_some_and(|code| RETRYABLE_CODES.contains(&code)) || status >= 500 || status == 429
+}
+
+/// A [`StoreError::Backend`] for a failed call: its message is the SDK
+/// error's cause chain (never a body), classified by the SDK error kind and
+/// the service's error code, so that callers can tell a throttled or broken
+/// call (retryable) from a refusal (not).
+fn backend<E>(operation: &str, name: &str, error: SdkError<E, HttpResponse>) -> StoreError
 where
-    E: std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
-    StoreError::backend(format!("{operation} {name}"), SdkFailure(causes(&error)))
+    let (code, retryable) = match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            (None, true)
+        }
+        SdkError::ServiceError(context) => {
+            let code = context.err().code();
+            (
+                code,
+                is_retryable_code(code, context.raw().status().as_u16()),
+            )
+        }
+        // A request the SDK could not build fails the same way every time.
+        _ => (None, false),
+    };
+    if code == Some(QUOTA_CODE) {
+        return StoreError::QuotaExceeded {
+            secret: name.to_owned(),
+            reason: quota_reason(&causes(&error)),
+        };
+    }
+    let message = causes(&error);
+    StoreError::backend(
+        format!("{operation} {name}"),
+        Failure {
+            message,
+            code: code.map(str::to_owned),
+            retryable,
+        },
+    )
+}
+
+/// Why a `LimitExceededException` refused a write, and what it means.
+///
+/// Retrying soon does not help: Secrets Manager keeps every version of a
+/// secret for 24 hours whatever its labels, and refuses new ones past its
+/// quota of about 100 versions per secret.
+fn quota_reason(cause: &str) -> String {
+    format!(
+        "quota exceeded ({cause}). Secrets Manager keeps each version of a secret for \
+         24 hours and allows about 100 versions per secret, so writes to this secret \
+         fail until older versions age out"
+    )
 }
 
 fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
@@ -154,39 +207,10 @@ impl Api {
         &self,
         names: Vec<String>,
     ) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        debug_assert!(names.len() <= 20);
-        count_call();
-        let first = names.first().cloned().unwrap_or_default();
-        let out = self
-            .client
-            .batch_get_secret_value()
-            .set_secret_id_list(Some(names))
-            .send()
-            .await
-            .map_err(|e| backend("BatchGetSecretValue", &first, e))?;
-        if let Some(error) = out.errors().iter().find(|e| {
-            !matches!(
-                e.error_code(),
-                Some("ResourceNotFoundException") | Some("InvalidRequestException")
-            )
-        }) {
-            return Err(StoreError::backend(
-                format!(
-                    "BatchGetSecretValue {}",
-                    error.secret_id().unwrap_or_default()
-                ),
-                SdkFailure(format!(
-                    "{}: {}",
-                    error.error_code().unwrap_or("error"),
-                    error.message().unwrap_or_default()
-                )),
-            ));
-        }
-        Ok(out
-            .secret_values
-            .unwrap_or_default()
+        let values = self.batch_get_versioned(names).await?;
+        Ok(values
             .into_iter()
-            .filter_map(|entry| Some((entry.name?, entry.secret_string)))
+            .map(|(name, value, _)| (name, value))
             .collect())
     }
 
@@ -212,16 +236,22 @@ impl Api {
                 Some("ResourceNotFoundException") | Some("InvalidRequestException")
             )
         }) {
+            let code = error.error_code();
             return Err(StoreError::backend(
                 format!(
                     "BatchGetSecretValue {}",
                     error.secret_id().unwrap_or_default()
                 ),
-                SdkFailure(format!(
-                    "{}: {}",
-                    error.error_code().unwrap_or("error"),
-                    error.message().unwrap_or_default()
-                )),
+                Failure {
+                    message: format!(
+                        "{}: {}",
+                        code.unwrap_or("error"),
+                        error.message().unwrap_or_default()
+                    ),
+                    code: code.map(str::to_owned),
+                    // Per-secret errors carry no HTTP status of their own.
+                    retryable: is_retryable_code(code, 200),
+                },
             ));
         }
         Ok(out
@@ -426,5 +456,97 @@ impl Api {
                 return Ok(names);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_secretsmanager::error::{ConnectorError, ErrorMetadata};
+    use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueError;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    /// The error `PutSecretValue` returns when the service answers `status`
+    /// with error `code`.
+    fn service_error(code: &str, status: u16) -> SdkError<PutSecretValueError, HttpResponse> {
+        let error = PutSecretValueError::generic(
+            ErrorMetadata::builder()
+                .code(code)
+                .message("refused")
+                .build(),
+        );
+        let response = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(error, response)
+    }
+
+    fn put_failure(error: SdkError<PutSecretValueError, HttpResponse>) -> StoreError {
+        backend("PutSecretValue", "zoho/crm/tokens/abc", error)
+    }
+
+    #[test]
+    fn limit_exceeded_explains_the_version_quota_and_is_not_retryable() {
+        let error = put_failure(service_error("LimitExceededException", 400));
+        assert!(
+            matches!(&error, StoreError::QuotaExceeded { secret, .. } if secret == "zoho/crm/tokens/abc"),
+            "{error:?}"
+        );
+        assert!(!error.is_retryable());
+        assert_eq!(error.code(), Some("LimitExceededException"));
+        let shown = error.to_string();
+        for part in [
+            "Secrets Manager refused a write to zoho/crm/tokens/abc",
+            "24 hours",
+            "about 100 versions per secret",
+            "until older versions age out",
+        ] {
+            assert!(shown.contains(part), "{part:?} missing from {shown:?}");
+        }
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retryable() {
+        for (code, status) in [
+            ("ThrottlingException", 400),
+            ("InternalServiceError", 500),
+            ("SomethingNew", 503),
+            ("TooManyRequestsException", 429),
+        ] {
+            let error = put_failure(service_error(code, status));
+            assert!(error.is_retryable(), "{code} {status}");
+            assert_eq!(error.code(), Some(code));
+        }
+    }
+
+    #[test]
+    fn refusals_are_not_retryable() {
+        for code in [
+            "AccessDeniedException",
+            "InvalidParameterException",
+            "ResourceNotFoundException",
+            "EncryptionFailure",
+        ] {
+            let error = put_failure(service_error(code, 400));
+            assert!(!error.is_retryable(), "{code}");
+            assert_eq!(error.code(), Some(code));
+        }
+    }
+
+    #[test]
+    fn timeouts_and_broken_connections_are_retryable_without_a_code() {
+        let timeout = put_failure(SdkError::timeout_error("attempt timed out"));
+        assert!(timeout.is_retryable());
+        assert_eq!(timeout.code(), None);
+        let dispatch = put_failure(SdkError::dispatch_failure(ConnectorError::io(
+            "connection reset".into(),
+        )));
+        assert!(dispatch.is_retryable());
+        let response = put_failure(SdkError::response_error(
+            "unparseable",
+            HttpResponse::new(200.try_into().unwrap(), SdkBody::empty()),
+        ));
+        assert!(response.is_retryable());
+        let construction = put_failure(SdkError::construction_failure("missing field"));
+        assert!(!construction.is_retryable());
     }
 }

@@ -40,6 +40,7 @@ pub enum DeletionMode {
     },
 }
 
+#[must_use = "a builder does nothing until `build` is called"]
 /// Builds a [`SecretsManagerStore`]. `build` is synchronous and makes no
 /// network call: a Lambda cold start pays nothing until the first operation.
 ///
@@ -140,15 +141,22 @@ impl SecretsManagerStoreBuilder {
         self
     }
 
-    /// The limit on one HTTP attempt (default [`DEFAULT_ATTEMPT_TIMEOUT`]).
+    /// The limit on one HTTP attempt.
+    ///
+    /// When not set, the client's own attempt timeout is kept (from its
+    /// `TimeoutConfig`, including one it disables explicitly), and only a
+    /// client without one gets [`DEFAULT_ATTEMPT_TIMEOUT`]. The client's
+    /// connect and read timeouts are always kept.
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = Some(timeout);
         self
     }
 
-    /// The limit on one API call including its retries (default
-    /// [`DEFAULT_OPERATION_TIMEOUT`]). A call that runs out fails with
-    /// [`StoreError::Backend`].
+    /// The limit on one API call including its retries. A call that runs out
+    /// fails with a [`StoreError::Backend`] (retryable).
+    ///
+    /// When not set, the client's own operation timeout is kept, and only a
+    /// client without one gets [`DEFAULT_OPERATION_TIMEOUT`].
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = Some(timeout);
         self
@@ -187,10 +195,11 @@ impl SecretsManagerStoreBuilder {
             }
         };
         let ttl = self.cache_ttl.unwrap_or(DEFAULT_CACHE_TTL);
-        let timeouts = TimeoutConfig::builder()
-            .operation_attempt_timeout(self.attempt_timeout.unwrap_or(DEFAULT_ATTEMPT_TIMEOUT))
-            .operation_timeout(self.operation_timeout.unwrap_or(DEFAULT_OPERATION_TIMEOUT))
-            .build();
+        let timeouts = merged_timeouts(
+            client.config().timeout_config(),
+            self.attempt_timeout,
+            self.operation_timeout,
+        );
         let client = Client::from_conf(
             client
                 .config()
@@ -225,5 +234,124 @@ impl SecretsManagerStoreBuilder {
                 deletion: self.deletion,
             }),
         })
+    }
+}
+
+/// The timeouts the store's client gets, each from the first that has it:
+/// the builder's setting, the client's own configuration (where "disabled"
+/// counts as a setting), the store's defaults.
+fn merged_timeouts(
+    own: Option<&TimeoutConfig>,
+    attempt: Option<Duration>,
+    operation: Option<Duration>,
+) -> TimeoutConfig {
+    // Only what the builder sets: the builder's `set_*(None)` would mean
+    // "disabled", not "unset".
+    let mut chosen = TimeoutConfig::builder();
+    if let Some(attempt) = attempt {
+        chosen = chosen.operation_attempt_timeout(attempt);
+    }
+    if let Some(operation) = operation {
+        chosen = chosen.operation_timeout(operation);
+    }
+    let own = own.map(TimeoutConfig::to_builder).unwrap_or_default();
+    let defaults = TimeoutConfig::builder()
+        .operation_attempt_timeout(DEFAULT_ATTEMPT_TIMEOUT)
+        .operation_timeout(DEFAULT_OPERATION_TIMEOUT);
+    chosen
+        .take_unset_from(own)
+        .take_unset_from(defaults)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// The timeouts of the client a store built with `builder` on a client
+    /// configured with `own` uses.
+    fn built_timeouts(
+        own: Option<TimeoutConfig>,
+        builder: SecretsManagerStoreBuilder,
+    ) -> TimeoutConfig {
+        let mut config = aws_sdk_secretsmanager::Config::builder();
+        config.set_timeout_config(own);
+        let store = builder
+            .client(Client::from_conf(config.build()))
+            .build()
+            .unwrap();
+        store
+            .inner
+            .api
+            .client
+            .config()
+            .timeout_config()
+            .cloned()
+            .expect("the store sets timeouts")
+    }
+
+    #[test]
+    fn a_client_without_timeouts_gets_the_defaults() {
+        let timeouts = built_timeouts(None, SecretsManagerStore::builder());
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(DEFAULT_ATTEMPT_TIMEOUT)
+        );
+        assert_eq!(
+            timeouts.operation_timeout(),
+            Some(DEFAULT_OPERATION_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn the_clients_own_timeouts_are_kept() {
+        let own = TimeoutConfig::builder()
+            .operation_attempt_timeout(7 * SECOND)
+            .operation_timeout(30 * SECOND)
+            .connect_timeout(2 * SECOND)
+            .build();
+        let timeouts = built_timeouts(Some(own), SecretsManagerStore::builder());
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(7 * SECOND));
+        assert_eq!(timeouts.operation_timeout(), Some(30 * SECOND));
+        assert_eq!(timeouts.connect_timeout(), Some(2 * SECOND));
+    }
+
+    #[test]
+    fn builder_settings_win_and_defaults_fill_the_rest() {
+        let own = TimeoutConfig::builder()
+            .operation_attempt_timeout(7 * SECOND)
+            .connect_timeout(2 * SECOND)
+            .build();
+        let timeouts = built_timeouts(
+            Some(own),
+            SecretsManagerStore::builder().attempt_timeout(SECOND),
+        );
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(SECOND));
+        assert_eq!(
+            timeouts.operation_timeout(),
+            Some(DEFAULT_OPERATION_TIMEOUT)
+        );
+        assert_eq!(timeouts.connect_timeout(), Some(2 * SECOND));
+        let timeouts = built_timeouts(
+            None,
+            SecretsManagerStore::builder().operation_timeout(SECOND),
+        );
+        assert_eq!(timeouts.operation_timeout(), Some(SECOND));
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(DEFAULT_ATTEMPT_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn timeouts_the_client_disables_stay_disabled() {
+        let timeouts = built_timeouts(
+            Some(TimeoutConfig::disabled()),
+            SecretsManagerStore::builder(),
+        );
+        assert_eq!(timeouts.operation_attempt_timeout(), None);
+        assert_eq!(timeouts.operation_timeout(), None);
     }
 }

@@ -28,15 +28,13 @@ use layout::Layout;
 
 use crate::error::StoreError;
 use crate::id::{is_valid_id, validate_id};
-use crate::store::{LookupKey, TokenStore, check_unique_user, prepare_save};
+use crate::store::{LookupKey, TokenStore, check_unique_user, check_user_name, prepare_save};
 use crate::token::{OAuthToken, decode_token, encode_token};
 
 /// How many API requests one `get_tokens` or `delete_tokens` keeps in flight.
 const CONCURRENCY: usize = 8;
 /// The most tokens one `BatchGetSecretValue` returns.
 const BATCH: usize = 20;
-/// The longest user name accepted: it is stored in the index.
-const MAX_USER_NAME_BYTES: usize = 320;
 /// Save attempts when concurrent writers keep changing what a save decided on.
 const SAVE_ATTEMPTS: u32 = 5;
 
@@ -553,15 +551,9 @@ impl TokenStore for SecretsManagerStore {
         if let Some(id) = &token.id {
             validate_id(id)?;
         }
-        if token
-            .user_name
-            .as_ref()
-            .is_some_and(|u| u.len() > MAX_USER_NAME_BYTES)
-        {
-            return Err(StoreError::invalid_input(format!(
-                "user_name is over {MAX_USER_NAME_BYTES} bytes"
-            )));
-        }
+        // Before any API call (and before the index sees it): the shared
+        // limit that `prepare_save` also enforces.
+        check_user_name(token)?;
         let id = token.id.clone();
         let saved = self
             .traced("save_token", id.as_deref(), async {

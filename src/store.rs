@@ -91,6 +91,26 @@ pub trait TokenStore: Send + Sync {
 
     /// Deletes every stored token.
     async fn delete_tokens(&self) -> Result<(), StoreError>;
+
+    /// Saves every token of `tokens`, with the outcome of calling
+    /// [`save_token`](Self::save_token) on each in order: on `Ok`, each
+    /// token's `id` is set and it equals what is stored. For imports and
+    /// migrations.
+    ///
+    /// The provided method does exactly that, one token at a time. A store
+    /// may do it in bulk: `SecretsManagerStore` writes each index secret a
+    /// few times for the whole batch instead of once per token, which keeps
+    /// a large import within Secrets Manager's quota of versions per secret.
+    ///
+    /// On `Err`, the tokens before the failing one may be saved (a bulk store:
+    /// any of them); a token that was saved has its `id` set, and saving the
+    /// same batch again saves nothing twice (the lookup rules match them).
+    async fn save_tokens(&self, tokens: &mut [OAuthToken]) -> Result<(), StoreError> {
+        for token in tokens.iter_mut() {
+            self.save_token(token).await?;
+        }
+        Ok(())
+    }
 }
 
 macro_rules! forward_token_store {
@@ -117,6 +137,9 @@ macro_rules! forward_token_store {
             }
             async fn delete_tokens(&self) -> Result<(), StoreError> {
                 (**self).delete_tokens().await
+            }
+            async fn save_tokens(&self, tokens: &mut [OAuthToken]) -> Result<(), StoreError> {
+                (**self).save_tokens(tokens).await
             }
         }
     };

@@ -58,10 +58,6 @@ impl Layout {
         format!("{}/index/{suffix}", self.prefix)
     }
 
-    /// Where the index secrets live: `{prefix}/index/`.
-    pub(crate) fn index_prefix(&self) -> String {
-        format!("{}/index/", self.prefix)
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod api;
 mod builder;
+mod bulk;
 mod cache;
 mod index;
 mod layout;
@@ -571,6 +572,11 @@ impl TokenStore for SecretsManagerStore {
             .await?;
         *token = saved;
         Ok(())
+    }
+
+    async fn save_tokens(&self, tokens: &mut [OAuthToken]) -> Result<(), StoreError> {
+        self.traced("save_tokens", None, self.save_many(tokens))
+            .await
     }
 
     async fn delete_token(&self, id: &str) -> Result<(), StoreError> {

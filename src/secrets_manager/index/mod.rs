@@ -33,7 +33,7 @@ mod node;
 mod planner;
 mod snapshot;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -510,10 +510,6 @@ impl Index {
         Ok(leaves)
     }
 
-    /// Every index node secret name under the prefix that a tree read reached.
-    pub(crate) fn node_name(&self, key: NodeKey) -> String {
-        self.layout.index_node(&key.suffix())
-    }
 }
 
 /// The nodes of a tree just deep enough for `entries` under `key`:
@@ -559,8 +555,3 @@ async fn backoff(failures: u32) {
     tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=ceiling))).await;
 }
 
-/// Ids of `ids` as a set (for removals).
-#[allow(dead_code)]
-fn id_set(ids: &[String]) -> HashSet<String> {
-    ids.iter().cloned().collect()
-}

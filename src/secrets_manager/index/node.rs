@@ -159,6 +159,7 @@ impl NodeKey {
     }
 
     /// The node a name suffix denotes (the inverse of [`NodeKey::suffix`]).
+    #[cfg(test)]
     pub(crate) fn parse(suffix: &str) -> Option<Self> {
         let bits = suffix.strip_prefix('r')?;
         if bits.len() > usize::from(MAX_DEPTH) {

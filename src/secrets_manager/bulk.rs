@@ -1,0 +1,210 @@
+//! `save_tokens` in bulk: one index commit for the whole batch, so that an
+//! import of thousands of tokens writes each index secret a few times, not
+//! once per token (Secrets Manager keeps every version for a day and a
+//! secret holds about 100).
+
+use std::collections::HashSet;
+
+use futures::StreamExt;
+
+use super::api::{Created, Put};
+use super::index::{Entry, UpdateError};
+use super::{CONCURRENCY, Resolved, SecretsManagerStore};
+use crate::error::StoreError;
+use crate::id::validate_id;
+use crate::store::{LookupKey, TokenStore, check_user_name, prepare_save};
+use crate::token::{OAuthToken, encode_token};
+
+/// A token of the batch, decided against one fresh index read.
+struct Decided {
+    /// Its place in the batch.
+    at: usize,
+    id: String,
+    /// What will be stored.
+    updated: OAuthToken,
+    /// What is stored now; `None` for a new token.
+    target: Option<OAuthToken>,
+}
+
+impl SecretsManagerStore {
+    /// [`TokenStore::save_tokens`](crate::TokenStore::save_tokens) in bulk.
+    ///
+    /// Every token is checked before anything is written. Tokens are decided
+    /// against one fresh index read; their index entries are committed
+    /// together (new ones, and changed user names or refresh tokens); then
+    /// their secrets are written, `CONCURRENCY` at a time. A token that shares
+    /// an id or lookup key with an earlier one of the batch, or whose bulk
+    /// step meets a concurrent writer, is saved by `save_token` afterwards,
+    /// so the outcome is that of saving the tokens one after the other.
+    pub(super) async fn save_many(&self, tokens: &mut [OAuthToken]) -> Result<(), StoreError> {
+        for token in tokens.iter() {
+            if let Some(id) = &token.id {
+                validate_id(id)?;
+            }
+            check_user_name(token)?;
+            encode_token(token)?;
+        }
+        let mut one_by_one: Vec<usize> = Vec::new();
+        let mut bulk: Vec<usize> = Vec::new();
+        let mut claimed: HashSet<String> = HashSet::new();
+        for (at, token) in tokens.iter().enumerate() {
+            let mut names = Vec::new();
+            if let Some(id) = &token.id {
+                names.push(format!("i:{id}"));
+            }
+            match LookupKey::of(token) {
+                // Access tokens are not indexed: such saves scan, one by one.
+                Some(LookupKey::AccessToken(_)) => {
+                    one_by_one.push(at);
+                    continue;
+                }
+                Some(key) => names.push(format!("{}:{}", key.field_name(), key_value(&key))),
+                None => {}
+            }
+            if names.iter().any(|n| claimed.contains(n)) {
+                one_by_one.push(at);
+            } else {
+                claimed.extend(names);
+                bulk.push(at);
+            }
+        }
+
+        let snapshot = self.inner.index.load().await?;
+        let decisions = futures::stream::iter(bulk)
+            .map(|at| {
+                let token = &tokens[at];
+                let snapshot = &snapshot;
+                async move {
+                    let target = match (&token.id, LookupKey::of(token)) {
+                        (Some(id), _) => self.get(id).await?.map(|c| c.token.clone()),
+                        (None, Some(key)) => match self.resolve_in(snapshot, &key).await? {
+                            Resolved::Found(stored) => Some(*stored),
+                            // A user name whose token is gone: the single
+                            // save knows how to take it over.
+                            Resolved::Reserved(_) => return Ok(Err(at)),
+                            Resolved::Missing => None,
+                        },
+                        (None, None) => None,
+                    };
+                    let (id, updated) = prepare_save(token, target.as_ref())?;
+                    Ok::<_, StoreError>(Ok(Decided {
+                        at,
+                        id,
+                        updated,
+                        target,
+                    }))
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let mut decided = Vec::new();
+        for decision in decisions {
+            match decision? {
+                Ok(d) => decided.push(d),
+                Err(at) => one_by_one.push(at),
+            }
+        }
+
+        // Index first, all at once: it reserves the new user names.
+        let changed: Vec<usize> = (0..decided.len())
+            .filter(|&n| {
+                let d = &decided[n];
+                let entry = Entry::of(&d.id, &d.updated);
+                d.target
+                    .as_ref()
+                    .is_none_or(|t| !Entry::of(&d.id, t).same_keys(&entry))
+            })
+            .collect();
+        let entries = changed
+            .iter()
+            .map(|&n| Entry::of(&decided[n].id, &decided[n].updated))
+            .collect();
+        let outcomes = self.inner.index.ensure_all(entries).await;
+        let mut refused = HashSet::new();
+        for (&n, outcome) in changed.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => {}
+                // Another token holds the user name: decide again, alone.
+                Err(UpdateError::UserTaken(_)) => {
+                    refused.insert(n);
+                }
+                Err(UpdateError::Store(error)) => return Err(error),
+            }
+        }
+
+        let to_write: Vec<usize> = (0..decided.len())
+            .filter(|n| {
+                let d = &decided[*n];
+                // Unchanged tokens write nothing: no version spent.
+                !refused.contains(n) && d.target.as_ref() != Some(&d.updated)
+            })
+            .collect();
+        let decided_ref = &decided;
+        let writes = futures::stream::iter(to_write)
+            .map(|n| async move {
+                let d = &decided_ref[n];
+                Ok::<_, StoreError>((d.at, self.write_decided(d).await?))
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        for write in writes {
+            let (at, written) = write?;
+            if !written {
+                one_by_one.push(at);
+            }
+        }
+        for (n, d) in decided.into_iter().enumerate() {
+            if refused.contains(&n) {
+                one_by_one.push(d.at);
+            } else if !one_by_one.contains(&d.at) {
+                self.inner.cache.put(&d.id, d.updated.clone());
+                if let Some(user) = d.updated.user_name.as_deref().filter(|u| !u.is_empty()) {
+                    self.inner.users.put(user, &d.id);
+                }
+                tokens[d.at] = d.updated;
+            }
+        }
+
+        one_by_one.sort_unstable();
+        for at in one_by_one {
+            self.save_token(&mut tokens[at]).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes one decided token's secret; `Ok(false)` when what is there is
+    /// not what the decision assumed (left to `save_token`).
+    async fn write_decided(&self, d: &Decided) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let name = inner.layout.token(&d.id);
+        let json = encode_token(&d.updated)?;
+        inner.cache.invalidate(&d.id);
+        if d.target.is_some() {
+            let request_token = uuid::Uuid::new_v4().to_string();
+            Ok(matches!(
+                inner.api.put(&name, &json, &request_token, None).await?,
+                Put::Yes(_)
+            ))
+        } else {
+            let request_token = uuid::Uuid::new_v4().to_string();
+            match inner.api.create(&name, &json, &request_token).await? {
+                Created::Yes(_) => Ok(true),
+                Created::Exists => Ok(false),
+                Created::Deleted => self.restore_and_put(&name, &json).await,
+            }
+        }
+    }
+}
+
+/// The value a lookup key matches on (to spot two tokens of one batch that
+/// match each other).
+fn key_value<'a>(key: &LookupKey<'a>) -> &'a str {
+    match *key {
+        LookupKey::UserName(v)
+        | LookupKey::AccessToken(v)
+        | LookupKey::GrantToken(v)
+        | LookupKey::RefreshToken(v) => v,
+    }
+}

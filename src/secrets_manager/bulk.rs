@@ -133,12 +133,19 @@ impl SecretsManagerStore {
             }
         }
 
+        // Unchanged tokens write nothing (no version spent) once their
+        // secrets confirm it: the copies compared may be cached ones.
+        let unchanged: Vec<usize> = (0..decided.len())
+            .filter(|n| !refused.contains(n) && decided[*n].target.as_ref() == Some(&decided[*n].updated))
+            .collect();
+        let confirmed = self.confirm_unchanged(&decided, &unchanged).await?;
+        for &n in &unchanged {
+            if !confirmed.contains(&decided[n].id) {
+                refused.insert(n);
+            }
+        }
         let to_write: Vec<usize> = (0..decided.len())
-            .filter(|n| {
-                let d = &decided[*n];
-                // Unchanged tokens write nothing: no version spent.
-                !refused.contains(n) && d.target.as_ref() != Some(&d.updated)
-            })
+            .filter(|n| !refused.contains(n) && !unchanged.contains(n))
             .collect();
         let decided_ref = &decided;
         let writes = futures::stream::iter(to_write)
@@ -172,6 +179,39 @@ impl SecretsManagerStore {
             self.save_token(&mut tokens[at]).await?;
         }
         Ok(())
+    }
+
+    /// The ids among `decided[unchanged]` whose secrets hold exactly what
+    /// would be written (read 20 to a call).
+    async fn confirm_unchanged(
+        &self,
+        decided: &[Decided],
+        unchanged: &[usize],
+    ) -> Result<HashSet<String>, StoreError> {
+        let layout = &self.inner.layout;
+        let names: Vec<String> = unchanged.iter().map(|&n| layout.token(&decided[n].id)).collect();
+        let batches = futures::stream::iter(names.chunks(super::BATCH).map(<[String]>::to_vec))
+            .map(|batch| self.inner.api.batch_get(batch))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let wanted: std::collections::HashMap<&str, &OAuthToken> = unchanged
+            .iter()
+            .map(|&n| (decided[n].id.as_str(), &decided[n].updated))
+            .collect();
+        let mut confirmed = HashSet::new();
+        for batch in batches {
+            for (name, value) in batch? {
+                let Some(id) = layout.id_of(&name) else { continue };
+                let same = value
+                    .and_then(|json| crate::token::decode_token(id, &json).ok())
+                    .is_some_and(|stored| wanted.get(id) == Some(&&stored));
+                if same {
+                    confirmed.insert(id.to_owned());
+                }
+            }
+        }
+        Ok(confirmed)
     }
 
     /// Writes one decided token's secret; `Ok(false)` when what is there is

@@ -323,8 +323,20 @@ impl SecretsManagerStore {
         let json = encode_token(&updated)?;
         if target.as_ref() == Some(&updated) {
             // Nothing would change: write nothing (a version saved is a
-            // version of the secret's daily quota kept).
-            return Ok(Some(updated));
+            // version of the secret's daily quota kept), once the secret
+            // itself confirms it, since the copy compared may be a cached
+            // one that another instance has since changed or deleted.
+            return match self.fetch(&id).await? {
+                Some(stored) if stored == updated => {
+                    inner.cache.put(&id, updated.clone());
+                    Ok(Some(updated))
+                }
+                _ => {
+                    inner.cache.invalidate(&id);
+                    *takeover = None;
+                    Ok(None)
+                }
+            };
         }
 
         // Index first: it reserves a new user name before anything is written.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 
 use super::Index;
-use super::node::{FORMAT, NodeBody, NodeKey};
+use super::node::{FORMAT, MAX_DEPTH, NodeBody, NodeKey};
 use super::planner::split_entries;
 use super::snapshot::{Node, unresolved};
 use crate::error::StoreError;
@@ -18,6 +18,8 @@ use crate::token::MAX_TOKEN_BYTES;
 const BATCH: usize = 20;
 /// Concurrent batch reads of one tree read.
 const CONCURRENCY: usize = 8;
+/// Levels below the expected leaf that a route read asks for in its first call.
+const ROUTE_LOOKAHEAD: u8 = 4;
 /// Rounds of re-reading nodes a concurrent split changed before giving up.
 const READ_ROUNDS: usize = 80;
 
@@ -99,11 +101,13 @@ impl Index {
         self.read_consistent(first, None).await
     }
 
-    /// Reads the nodes on `route`'s path: the first 20 levels in one call
-    /// (most trees are far shallower), then whatever a split changed.
+    /// Reads the nodes on `route`'s path: down to a few levels below
+    /// `depth_hint` (the depth of the leaf when last seen) in one call, then
+    /// deeper if the tree is. Most trees are a handful of levels deep, and a
+    /// name that does not exist still costs the service a lookup.
     pub(crate) async fn read_route(&self, route: u64, depth_hint: u8) -> Result<HashMap<NodeKey, Node>, StoreError> {
-        let depth = depth_hint.max(BATCH as u8 - 1);
-        let path: Vec<NodeKey> = NodeKey::path(route, depth).into_iter().take(BATCH).collect();
+        let depth = depth_hint.saturating_add(ROUTE_LOOKAHEAD).min(BATCH as u8 - 1);
+        let path = NodeKey::path(route, depth);
         self.read_consistent(path, Some(route)).await
     }
 
@@ -120,6 +124,14 @@ impl Index {
             wanted = unresolved(&nodes, route);
             if wanted.is_empty() {
                 return Ok(nodes);
+            }
+            if let (Some(route), [below]) = (route, wanted.as_slice()) {
+                // Deeper than expected: the next few levels in one call.
+                let from = below.depth();
+                wanted = NodeKey::path(route, from.saturating_add(ROUTE_LOOKAHEAD).min(MAX_DEPTH))
+                    .into_iter()
+                    .filter(|k| k.depth() >= from)
+                    .collect();
             }
         }
         Err(StoreError::Corrupt {

@@ -1,0 +1,220 @@
+//! Secrets Manager's version quota, counted: AWS keeps every version of a
+//! secret for 24 hours and a secret holds about 100, so no workload here may
+//! give any secret more than 100 versions in any 24-hour window. LocalStack
+//! enforces none of it; the version ledger of the test harness counts every
+//! version each call makes (lost compare-and-swap attempts included) on a
+//! clock the tests move, so a simulated day takes minutes.
+//!
+//! The workloads are large (10,000 tokens; set `QUOTA_TOKENS` to change it)
+//! and run one at a time: LocalStack scans every secret on every call.
+//! Run with `--nocapture` for the figures in BENCHMARKS.md.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use zoho_token_store::{OAuthToken, SecretsManagerStore, TokenStore};
+
+use common::Harness;
+
+/// One workload at a time: they each hold thousands of secrets.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How many tokens the large workloads write (`QUOTA_TOKENS`, default 10,000).
+fn token_count() -> usize {
+    std::env::var("QUOTA_TOKENS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000)
+}
+
+/// A store on the harness's prefix whose clock is the ledger's: moving the
+/// ledger's clock moves the store's day too.
+fn store_on_ledger_clock(h: &Harness) -> SecretsManagerStore {
+    let clock = h.ledger.clock().clone();
+    SecretsManagerStore::builder()
+        .client(h.client.clone())
+        .prefix(h.prefix.clone())
+        .clock(move || clock.now())
+        .build()
+        .expect("a store")
+}
+
+/// Token `n` as the Zoho SDK saves it after the grant: every field set.
+fn token(n: usize) -> OAuthToken {
+    OAuthToken {
+        access_token: Some(format!("1000.access-{n:05}.0")),
+        expiry_time: Some(1_900_000_000_000),
+        api_domain: Some("https://www.zohoapis.com".into()),
+        ..OAuthToken::from_refresh_token(
+            "1000.CLIENTID0123456789",
+            "client-secret-0123456789",
+            format!("1000.refresh-{n:05}.0123456789abcdef"),
+        )
+        .with_user_name(format!("user{n:05}@example.com"))
+    }
+}
+
+/// Prints what the workload cost and asserts the quota.
+async fn report(h: &Harness, store: &SecretsManagerStore, workload: &str, took: Duration) {
+    let stats = store.index_stats().await.expect("index_stats");
+    eprintln!(
+        "{workload}: {:.1} s, {} calls {:?}; index: {} tokens, {} index secrets, {} leaves",
+        took.as_secs_f64(),
+        h.counter.total(),
+        h.counter.snapshot(),
+        stats.tokens,
+        stats.shards,
+        stats.leaves,
+    );
+    h.assert_within_version_quota();
+}
+
+/// 10,000 tokens saved one by one, eight at a time, over a simulated day:
+/// an app that adds a token every 9 seconds for 24 hours. The index spreads
+/// the new entries over its leaves and splits a leaf that has made 60
+/// versions in a day, so no secret passes the quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_tokens_saved_one_by_one_over_a_day_stay_within_the_quota() {
+    let _serial = SERIAL.lock().await;
+    let h = common::harness().await;
+    let store = store_on_ledger_clock(&h);
+    let n = token_count();
+    let clock = h.ledger.clock().clone();
+    let step = DAY / n as u32;
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (store, clock) = (&store, &clock);
+            async move {
+                let mut t = token(i);
+                store.save_token(&mut t).await.expect("save_token");
+                clock.advance(step);
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+    report(&h, &store, "one by one over a day", started.elapsed()).await;
+    assert_eq!(store.index_stats().await.unwrap().tokens, n);
+
+    // The day's user names are all found by another instance.
+    let reader = h.instance();
+    for i in (0..n).step_by(997) {
+        let found = reader
+            .find_token(&OAuthToken::for_user(format!("user{i:05}@example.com")))
+            .await
+            .expect("find_token");
+        assert_eq!(found.and_then(|t| t.refresh_token), token(i).refresh_token);
+    }
+    store.delete_tokens().await.expect("delete_tokens");
+}
+
+/// A 10,000-token import through `save_tokens`, imported again (nothing
+/// changes, nothing is written), then `delete_tokens`: each index secret is
+/// written a bounded number of times however many tokens there are. A cold
+/// lookup by user name reads one path of the index, not all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_token_import_and_delete_tokens_stay_within_the_quota() {
+    let _serial = SERIAL.lock().await;
+    let h = common::harness().await;
+    let store = store_on_ledger_clock(&h);
+    let n = token_count();
+    let mut tokens: Vec<OAuthToken> = (0..n).map(token).collect();
+
+    let started = Instant::now();
+    store.save_tokens(&mut tokens).await.expect("save_tokens");
+    report(&h, &store, "bulk import", started.elapsed()).await;
+    assert_eq!(store.index_stats().await.unwrap().tokens, n);
+    assert!(tokens.iter().all(|t| t.id.is_some()));
+
+    // A cold instance finds a user with one or two index path reads (the
+    // path down to its leaf) and one token read.
+    let reader = h.instance();
+    h.counter.reset();
+    let query = OAuthToken::for_user(format!("user{:05}@example.com", n / 2));
+    let found = reader.find_token(&query).await.expect("find_token").expect("found");
+    assert_eq!(found.refresh_token, token(n / 2).refresh_token);
+    eprintln!(
+        "cold find_token by user at {n} tokens: {} calls {:?}",
+        h.counter.total(),
+        h.counter.snapshot()
+    );
+    assert!(h.counter.total() <= 3, "{:?}", h.counter.snapshot());
+
+    // Importing the same tokens again changes nothing, and writes nothing.
+    let versions = h.ledger.total();
+    let mut again: Vec<OAuthToken> = (0..n).map(token).collect();
+    h.counter.reset();
+    let started = Instant::now();
+    h.instance().save_tokens(&mut again).await.expect("second import");
+    eprintln!(
+        "second import: {:.1} s, {} calls {:?}",
+        started.elapsed().as_secs_f64(),
+        h.counter.total(),
+        h.counter.snapshot()
+    );
+    assert_eq!(h.ledger.total(), versions, "a second import wrote versions");
+    assert_eq!(again, tokens);
+
+    h.counter.reset();
+    let started = Instant::now();
+    store.delete_tokens().await.expect("delete_tokens");
+    report(&h, &store, "delete_tokens", started.elapsed()).await;
+    assert_eq!(store.index_stats().await.unwrap().tokens, 0);
+}
+
+/// 1,000 tokens refreshed every hour for a day: each token secret gets 24
+/// versions (plus its first), the index none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_of_hourly_refreshes_of_1000_tokens_stays_within_the_quota() {
+    let _serial = SERIAL.lock().await;
+    let h = common::harness().await;
+    let store = Arc::new(store_on_ledger_clock(&h));
+    let n = token_count() / 10;
+    let mut tokens: Vec<OAuthToken> = (0..n).map(token).collect();
+    store.save_tokens(&mut tokens).await.expect("save_tokens");
+    let index_versions = index_versions(&h);
+
+    let clock = h.ledger.clock().clone();
+    let started = Instant::now();
+    for hour in 1..=24 {
+        clock.advance(Duration::from_secs(3600));
+        futures::stream::iter(0..n)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                async move {
+                    // What the Zoho SDK saves after a refresh: the user's token
+                    // with a new access token and expiry.
+                    let mut refreshed = OAuthToken {
+                        access_token: Some(format!("1000.access-{i:05}.{hour}")),
+                        expiry_time: Some(1_900_000_000_000 + hour * 3_600_000),
+                        ..OAuthToken::for_user(format!("user{i:05}@example.com"))
+                    };
+                    store.save_token(&mut refreshed).await.expect("refresh");
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<()>>()
+            .await;
+    }
+    report(&h, &store, "24 hourly refreshes", started.elapsed()).await;
+    assert_eq!(index_versions(&h), index_versions, "refreshes wrote the index");
+    let busiest = h.ledger.max_in_window(DAY);
+    assert_eq!(busiest.1, 25, "a token secret: created, then 24 refreshes: {busiest:?}");
+    store.delete_tokens().await.expect("delete_tokens");
+}
+
+/// Versions of the harness's index secrets so far.
+fn index_versions(h: &Harness) -> usize {
+    h.ledger
+        .summary()
+        .iter()
+        .filter(|g| g.group.contains("/index"))
+        .map(|g| g.versions)
+        .sum()
+}

@@ -363,7 +363,7 @@ impl Harness {
 }
 
 /// A store with default settings on `prefix` that has read nothing yet.
-fn store_on(client: &Client, prefix: &str) -> SecretsManagerStore {
+pub fn store_on(client: &Client, prefix: &str) -> SecretsManagerStore {
     SecretsManagerStore::builder()
         .client(client.clone())
         .prefix(prefix)

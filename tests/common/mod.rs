@@ -337,9 +337,11 @@ impl Harness {
         token_secret(&self.prefix, id)
     }
 
-    /// Panics if any secret got more versions than Secrets Manager keeps
+    /// Prints the [`VersionLedger::report`] (seen with `--nocapture`) and
+    /// panics if any secret got more versions than Secrets Manager keeps
     /// (see [`VersionLedger::assert_within_quota`]).
     pub fn assert_within_version_quota(&self) {
+        eprintln!("{}", self.ledger.report());
         self.ledger.assert_within_quota();
     }
 

@@ -31,7 +31,7 @@ async fn raw_value(h: &common::Harness, id: &str) -> Value {
     let out = h
         .client
         .get_secret_value()
-        .secret_id(h.token_secret(&id))
+        .secret_id(h.token_secret(id))
         .send()
         .await
         .unwrap();

@@ -95,15 +95,11 @@ async fn fill(store: &SecretsManagerStore, range: std::ops::Range<usize>) -> Vec
             // Retried: LocalStack answers InternalError now and then under
             // load (a save with the same id is idempotent).
             let t = realistic_token(n).with_id(generate_id());
-            let mut last = None;
-            for _ in 0..5 {
-                let mut attempt = t.clone();
-                match store.save_token(&mut attempt).await {
-                    Ok(()) => return Ok(attempt),
-                    Err(e) => last = Some(e),
-                }
-            }
-            Err(last.expect("an error"))
+            let save = || {
+                let mut t = t.clone();
+                async move { store.save_token(&mut t).await.map(|()| t) }
+            };
+            common::retry_backend(5, Duration::from_millis(20), |_| {}, save).await
         })
         .buffer_unordered(FILL_CONCURRENCY)
         .try_collect()

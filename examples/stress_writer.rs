@@ -172,24 +172,14 @@ async fn save(
 /// Runs `operation` until it succeeds or fails with anything but
 /// `StoreError::Backend`, at most 8 times, with a jittered backoff: what a
 /// caller does with a store operation that failed.
-async fn retrying<T, F, Fut>(mut operation: F) -> Result<T, StoreError>
+async fn retrying<T, F, Fut>(operation: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match operation().await {
-            Err(StoreError::Backend { .. }) if attempt < 8 => {
-                eprintln!("retrying a failed operation (attempt {attempt})");
-                let ceiling = 100 * 2u64.pow(attempt.min(5));
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling)))
-                    .await;
-            }
-            result => return result,
-        }
-    }
+    // The test counts these lines.
+    let report = |attempt| eprintln!("retrying a failed operation (attempt {attempt})");
+    common::retry_backend(8, Duration::from_millis(200), report, operation).await
 }
 
 async fn wait_until(start_at_ms: u64) {

@@ -73,26 +73,18 @@ const FIND_CONCURRENCY: usize = 16;
 /// `Backend` errors retried.
 static RETRIES: AtomicUsize = AtomicUsize::new(0);
 
-/// `op`, retried up to 5 times on `Backend` errors: LocalStack answers
-/// `InternalError` ("dictionary changed size during iteration") now and
-/// then under concurrent load. Saves with an explicit id and reads are
-/// safe to repeat. The count is reported.
-async fn retried<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+/// `op`, retried up to 5 times on `Backend` errors (see
+/// `common::retry_backend`). Saves with an explicit id and reads are safe
+/// to repeat. The count is reported.
+async fn retried<T, F, Fut>(op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    let mut attempt = 0;
-    loop {
-        match op().await {
-            Err(StoreError::Backend { .. }) if attempt < 5 => {
-                attempt += 1;
-                RETRIES.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
-            }
-            result => return result,
-        }
-    }
+    let count = |_| {
+        RETRIES.fetch_add(1, Ordering::Relaxed);
+    };
+    common::retry_backend(6, std::time::Duration::from_millis(20), count, op).await
 }
 
 fn count() -> usize {

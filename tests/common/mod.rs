@@ -42,7 +42,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use futures::StreamExt;
-use zoho_token_store::{OAuthToken, SecretsManagerStore, SecretsManagerStoreBuilder};
+use zoho_token_store::{OAuthToken, SecretsManagerStore, SecretsManagerStoreBuilder, StoreError};
 
 /// The LocalStack endpoint: `AWS_ENDPOINT_URL`, default `http://127.0.0.1:4566`.
 pub fn endpoint() -> &'static str {
@@ -449,6 +449,39 @@ pub async fn force_delete(
 pub async fn delete_prefix(client: &Client, prefix: &str) {
     let names = secret_names_under(client, &format!("{prefix}/")).await;
     force_delete(client, names, 8).await;
+}
+
+/// Runs `op` until it succeeds or fails with anything but
+/// `StoreError::Backend`, at most `attempts` times, calling `on_retry(n)`
+/// and then sleeping a jittered backoff that starts at `backoff` and
+/// doubles (up to 16 times `backoff`) before the n-th rerun: what a caller
+/// does with a store operation that failed. LocalStack answers
+/// `InternalError` ("dictionary changed size during iteration") now and
+/// then under concurrent load. Only for operations safe to repeat (reads,
+/// saves with an id or a user, deletes).
+pub async fn retry_backend<T, F, Fut>(
+    attempts: u32,
+    backoff: Duration,
+    mut on_retry: impl FnMut(u32),
+    mut op: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match op().await {
+            Err(StoreError::Backend { .. }) if attempt < attempts => {
+                on_retry(attempt);
+                let ceiling = backoff * 2u32.pow((attempt - 1).min(4));
+                let jitter = fastrand::u128(0..=ceiling.as_nanos() / 2) as u64;
+                tokio::time::sleep(ceiling - Duration::from_nanos(jitter)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// The time now in Unix milliseconds (a token's `expiry_time`).

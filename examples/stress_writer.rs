@@ -18,6 +18,9 @@
 //! collide. Prints `ok <id> <user>` for each token it saved (`ok <id>` for a
 //! delete), `err <what>: <error>` for each failure, and exits 1 if any failed.
 //! The endpoint is `AWS_ENDPOINT_URL` (default `http://127.0.0.1:4566`).
+//! If `ZTS_VERSION_LEDGER` names a file, it writes there, as JSON, the time
+//! of every secret version it made (see `VersionLedger` in `tests/common`),
+//! failed or not, for the test to check Secrets Manager's version quota.
 //!
 //! The client is more patient than the store's defaults: LocalStack (moto)
 //! scans every secret of the account on each call, so a burst of hundreds of
@@ -28,11 +31,14 @@
 //! a caller would (which also exercises saves that failed half-way): what the
 //! tests check is that nothing is lost or duplicated, not LocalStack's speed.
 
+// The tests' support module: the same LocalStack client setup and version
+// ledger as the test that runs this.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_config::retry::RetryConfig;
-use aws_sdk_secretsmanager::config::{Credentials, Region};
 use futures::future::join_all;
 use zoho_token_store::{OAuthToken, SecretsManagerStore, StoreError, TokenStore};
 
@@ -64,19 +70,28 @@ async fn run(args: &[String]) -> Result<bool, String> {
     let start_at: u64 = number(args, 2, "start-at-ms")?;
     let mode = args.get(3).map(String::as_str).ok_or("missing mode")?;
 
-    let endpoint = std::env::var("AWS_ENDPOINT_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| "http://127.0.0.1:4566".to_owned());
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "stress"))
-        .retry_config(RetryConfig::standard().with_max_attempts(10))
-        .load()
-        .await;
+    let ledger = common::VersionLedger::on_wall_clock();
+    let result = burst(args, prefix, worker, start_at, mode, &ledger).await;
+    if let Some(path) = std::env::var_os("ZTS_VERSION_LEDGER") {
+        ledger
+            .write_json(path.as_ref())
+            .map_err(|e| format!("writing the version ledger: {e}"))?;
+    }
+    result
+}
+
+/// Builds the store and runs the burst of `mode`; `Ok(false)` if any
+/// operation failed.
+async fn burst(
+    args: &[String],
+    prefix: String,
+    worker: u32,
+    start_at: u64,
+    mode: &str,
+    ledger: &std::sync::Arc<common::VersionLedger>,
+) -> Result<bool, String> {
     let store = SecretsManagerStore::builder()
-        .client(aws_sdk_secretsmanager::Client::new(&config))
+        .client(common::patient_client(ledger).await)
         .prefix(prefix)
         .attempt_timeout(Duration::from_secs(20))
         .operation_timeout(Duration::from_secs(120))
@@ -157,24 +172,14 @@ async fn save(
 /// Runs `operation` until it succeeds or fails with anything but
 /// `StoreError::Backend`, at most 8 times, with a jittered backoff: what a
 /// caller does with a store operation that failed.
-async fn retrying<T, F, Fut>(mut operation: F) -> Result<T, StoreError>
+async fn retrying<T, F, Fut>(operation: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match operation().await {
-            Err(StoreError::Backend { .. }) if attempt < 8 => {
-                eprintln!("retrying a failed operation (attempt {attempt})");
-                let ceiling = 100 * 2u64.pow(attempt.min(5));
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling)))
-                    .await;
-            }
-            result => return result,
-        }
-    }
+    // The test counts these lines.
+    let report = |attempt| eprintln!("retrying a failed operation (attempt {attempt})");
+    common::retry_backend(8, Duration::from_millis(200), report, operation).await
 }
 
 async fn wait_until(start_at_ms: u64) {

@@ -146,7 +146,7 @@ async fn undecodable_token_secrets_are_corrupt_errors_naming_the_id() {
             .with_user_name(&user)
             .with_id(&id);
         h.store.save_token(&mut t).await.unwrap();
-        put_raw(&h.client, &format!("{}/tokens/{id}", h.prefix), &value).await;
+        put_raw(&h.client, &h.token_secret(&id), &value).await;
 
         let store = h.instance();
         assert_corrupt(store.find_token_by_id(&id).await, &id, what);
@@ -165,7 +165,7 @@ async fn save_token_never_overwrites_an_undecodable_secret() {
     for (n, (what, value)) in garbage().into_iter().enumerate() {
         let id = format!("bad-{n}");
         let user = format!("bad{n}@example.com");
-        let name = format!("{}/tokens/{id}", h.prefix);
+        let name = h.token_secret(&id);
         let refresh = format!("r{n}");
         let mut t = OAuthToken::from_refresh_token("c", "s", &refresh)
             .with_user_name(&user)
@@ -208,7 +208,7 @@ async fn get_tokens_with_one_corrupt_token_names_it_and_delete_clears_it() {
         let mut t = OAuthToken::from_refresh_token("c", "s", "r").with_user_name("bad@example.com");
         h.store.save_token(&mut t).await.unwrap();
         let id = t.id.unwrap();
-        put_raw(&h.client, &format!("{}/tokens/{id}", h.prefix), &value).await;
+        put_raw(&h.client, &h.token_secret(&id), &value).await;
 
         let store = h.instance();
         assert_corrupt(store.get_tokens().await, &id, what);
@@ -261,7 +261,7 @@ async fn tokens_over_64_kib_are_invalid_input_and_write_nothing() {
         OAuthToken::from_refresh_token("c", "s", "r").with_user_name("grow@example.com");
     h.store.save_token(&mut small).await.unwrap();
     let id = small.id.clone().unwrap();
-    let name = format!("{}/tokens/{id}", h.prefix);
+    let name = h.token_secret(&id);
     let before = get_raw(&h.client, &name).await;
     let mut grown = sized(MAX_TOKEN_BYTES + 1, "grow@example.com", &id);
     match h.store.save_token(&mut grown).await {

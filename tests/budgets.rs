@@ -1,6 +1,7 @@
 //! The API-call budgets of `SecretsManagerStore` (its docs' "API calls"
 //! table and the README's cost model), counted by an SDK interceptor on LocalStack
-//! (never by timing).
+//! (never by timing). Each test also asserts Secrets Manager's version quota
+//! (100 versions of a secret in 24 hours) on the versions it made.
 
 mod common;
 
@@ -58,6 +59,7 @@ async fn warm_finds_make_no_call() {
         Default::default(),
         "warm finds called the API"
     );
+    h.assert_within_version_quota();
 }
 
 /// A cold `find_token_by_id` is one `GetSecretValue`.
@@ -78,6 +80,7 @@ async fn cold_find_by_id_is_one_call() {
     h.counter.reset();
     assert_eq!(cold.find_token_by_id("absent").await.unwrap(), None);
     assert_eq!(h.counter.total(), 1);
+    h.assert_within_version_quota();
 }
 
 /// A cold `find_token` by user name or refresh token reads the index shards
@@ -112,6 +115,7 @@ async fn cold_find_by_key_reads_index_then_token() {
         "{:?}",
         h.counter.snapshot()
     );
+    h.assert_within_version_quota();
 }
 
 /// The hourly refresh (same user and refresh token, new access token) is
@@ -151,6 +155,7 @@ async fn hourly_refresh_is_one_write() {
     cold.save_token(&mut refresh(3)).await.unwrap();
     assert_eq!(writes(&h.counter), 1, "{:?}", h.counter.snapshot());
     assert_eq!(h.counter.count("PutSecretValue"), 1);
+    h.assert_within_version_quota();
 }
 
 /// `get_tokens` of 100 tokens is the index reads plus ⌈100/20⌉ batch reads.
@@ -178,6 +183,7 @@ async fn get_tokens_of_100_uses_batches() {
         "{:?}",
         h.counter.snapshot()
     );
+    h.assert_within_version_quota();
 }
 
 /// 50 concurrent cold reads of one token coalesce into one call.
@@ -199,4 +205,5 @@ async fn concurrent_cold_reads_coalesce() {
         assert_eq!(reader.await.unwrap(), Some(token.clone()));
     }
     assert_eq!(h.counter.total(), 1, "{:?}", h.counter.snapshot());
+    h.assert_within_version_quota();
 }

@@ -5,16 +5,21 @@
 //! The tests build the helper once (`cargo build --example stress_writer`,
 //! same profile and target directory as the test binary), or use the binary
 //! named by `STRESS_WRITER` if set.
+//!
+//! Each test ends by asserting Secrets Manager's version quota (100 versions
+//! of a secret in 24 hours) on a ledger of every version its writers made:
+//! its own client's, and each writer process's, which it writes as JSON to
+//! the file named by `ZTS_VERSION_LEDGER`.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_config::retry::RetryConfig;
+use common::VersionLedger;
 use futures::{StreamExt, TryStreamExt};
 use zoho_token_store::{OAuthToken, SecretsManagerStore, TokenStore};
 
@@ -88,8 +93,9 @@ struct Report {
 }
 
 /// Runs one writer process per argument list, all starting their bursts at
-/// the same instant; panics (with their output) if any failed.
-async fn run_writers(prefix: &str, jobs: Vec<Vec<String>>) -> Vec<Report> {
+/// the same instant; panics (with their output) if any failed. The versions
+/// the writers made go into `ledger`.
+async fn run_writers(prefix: &str, jobs: Vec<Vec<String>>, ledger: &VersionLedger) -> Vec<Report> {
     let binary = tokio::task::spawn_blocking(stress_writer)
         .await
         .unwrap()
@@ -98,34 +104,48 @@ async fn run_writers(prefix: &str, jobs: Vec<Vec<String>>) -> Vec<Report> {
     // Time for every process to start and build its store before the burst.
     let lead = Duration::from_millis(1500 + 250 * jobs.len() as u64);
     let start = start_at(lead);
+    let ledger_files = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let children: Vec<_> = jobs
         .into_iter()
         .enumerate()
         .map(|(worker, args)| {
+            let ledger_file = ledger_files.join(format!(
+                "version-ledger-{}-{worker}.json",
+                uuid::Uuid::new_v4().simple()
+            ));
             let child = tokio::process::Command::new(&binary)
                 .arg(prefix)
                 .arg(worker.to_string())
                 .arg(&start)
                 .args(args)
                 .env("AWS_ENDPOINT_URL", common::endpoint())
+                .env("ZTS_VERSION_LEDGER", &ledger_file)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
                 .expect("spawning stress_writer");
-            (worker, child)
+            (worker, child, ledger_file)
         })
         .collect();
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     let mut retries = 0;
     let launched = Instant::now();
-    for (worker, child) in children {
+    for (worker, child, ledger_file) in children {
         let output = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
             .await
             .unwrap_or_else(|_| panic!("writer {worker} still runs after 240 s"))
             .expect("waiting for stress_writer");
+        // A writer that failed still wrote its ledger: its versions count.
+        match std::fs::read_to_string(&ledger_file) {
+            Ok(json) => ledger
+                .merge_json(&json)
+                .unwrap_or_else(|e| panic!("writer {worker}'s ledger: {e}")),
+            Err(e) => failures.push(format!("writer {worker} wrote no ledger: {e}")),
+        }
+        let _ = std::fs::remove_file(&ledger_file);
         let stdout = String::from_utf8_lossy(&output.stdout);
         retries += String::from_utf8_lossy(&output.stderr)
             .lines()
@@ -174,14 +194,21 @@ fn saved(reports: &[Report]) -> Vec<(String, String)> {
 
 /// A client that retries LocalStack's transient failures longer than the
 /// default (see `examples/stress_writer.rs`: LocalStack fails some calls with
-/// `InternalError` under concurrent writes).
-async fn patient_client() -> aws_sdk_secretsmanager::Client {
-    let config = common::sdk_config().await;
-    aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::config::Builder::from(&config)
-            .retry_config(RetryConfig::standard().with_max_attempts(10))
-            .build(),
-    )
+/// `InternalError` under concurrent writes), the ledger of the versions it
+/// and the writer processes make, and a fresh prefix. Starts LocalStack.
+async fn setup() -> (aws_sdk_secretsmanager::Client, Arc<VersionLedger>, String) {
+    common::localstack().await;
+    let ledger = VersionLedger::on_wall_clock();
+    let client = common::patient_client(&ledger).await;
+    (client, ledger, common::random_prefix())
+}
+
+/// Deletes what the test made, then prints the version ledger's figures
+/// and asserts the version quota.
+async fn finish(client: &aws_sdk_secretsmanager::Client, prefix: &str, ledger: &VersionLedger) {
+    common::delete_prefix(client, prefix).await;
+    eprintln!("{}", ledger.report());
+    ledger.assert_within_quota();
 }
 
 /// A store that has never read anything: what another instance would see.
@@ -193,27 +220,6 @@ fn fresh_store(client: &aws_sdk_secretsmanager::Client, prefix: &str) -> Secrets
         .operation_timeout(Duration::from_secs(120))
         .build()
         .unwrap()
-}
-
-/// Force-deletes every secret under `prefix` (token secrets and index
-/// shards), so that LocalStack, which scans all secrets on every call, does
-/// not slow down with each run.
-async fn clean_up(client: &aws_sdk_secretsmanager::Client, prefix: &str) {
-    let ids = token_secret_ids(client, prefix).await;
-    let names = ids
-        .iter()
-        .map(|id| format!("{prefix}/tokens/{id}"))
-        .chain((0..4).map(|n| format!("{prefix}/index/{n}")));
-    futures::stream::iter(names)
-        .for_each_concurrent(8, |name| async move {
-            let _ = client
-                .delete_secret()
-                .secret_id(name)
-                .force_delete_without_recovery(true)
-                .send()
-                .await;
-        })
-        .await;
 }
 
 /// Every stored token, by user name; panics on two tokens for one user.
@@ -231,32 +237,19 @@ async fn tokens_by_user(store: &SecretsManagerStore) -> BTreeMap<String, OAuthTo
     by_user
 }
 
-/// The names of the token secrets under `prefix`, as `ListSecrets` has them
+/// The ids of the token secrets under `prefix`, as `ListSecrets` has them
 /// (LocalStack's listing does not lag).
 async fn token_secret_ids(
     client: &aws_sdk_secretsmanager::Client,
     prefix: &str,
 ) -> BTreeSet<String> {
-    let tokens = format!("{prefix}/tokens/");
-    let mut ids = BTreeSet::new();
-    let mut pages = client
-        .list_secrets()
-        .filters(
-            aws_sdk_secretsmanager::types::Filter::builder()
-                .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
-                .values(&tokens)
-                .build(),
-        )
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for secret in page.unwrap().secret_list() {
-            if let Some(id) = secret.name().and_then(|n| n.strip_prefix(&tokens)) {
-                ids.insert(id.to_owned());
-            }
-        }
-    }
-    ids
+    let tokens = common::token_secret(prefix, "");
+    common::secret_names_under(client, &tokens)
+        .await
+        .iter()
+        .filter_map(|name| name.strip_prefix(&tokens))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Concurrent writers in separate processes lose no new token: 8 × 50 are all listed and found.
@@ -264,12 +257,13 @@ async fn token_secret_ids(
 async fn concurrent_processes_saving_new_tokens_lose_none() {
     const PROCESSES: usize = 8;
     const PER_PROCESS: usize = 50;
-    let (client, prefix) = (patient_client().await, common::random_prefix());
+    let (client, ledger, prefix) = setup().await;
     let reports = run_writers(
         &prefix,
         (0..PROCESSES)
             .map(|_| vec!["new".to_owned(), PER_PROCESS.to_string()])
             .collect(),
+        &ledger,
     )
     .await;
     let saved = saved(&reports);
@@ -316,7 +310,7 @@ async fn concurrent_processes_saving_new_tokens_lose_none() {
         PROCESSES * PER_PROCESS,
         "a token secret outside the index"
     );
-    clean_up(&client, &prefix).await;
+    finish(&client, &prefix, &ledger).await;
 }
 
 /// Two processes saving the same user at once make exactly one token for that user.
@@ -324,11 +318,11 @@ async fn concurrent_processes_saving_new_tokens_lose_none() {
 async fn concurrent_processes_saving_one_user_make_one_token() {
     const ROUNDS: usize = 3;
     const USERS: usize = 10;
-    let (client, prefix) = (patient_client().await, common::random_prefix());
+    let (client, ledger, prefix) = setup().await;
     for round in 0..ROUNDS {
         let base = format!("round{round}");
         let job = vec!["same-user".to_owned(), base.clone(), USERS.to_string()];
-        let reports = run_writers(&prefix, vec![job.clone(), job]).await;
+        let reports = run_writers(&prefix, vec![job.clone(), job], &ledger).await;
         // Both processes got the same id for each user.
         let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (id, user) in saved(&reports) {
@@ -360,7 +354,7 @@ async fn concurrent_processes_saving_one_user_make_one_token() {
         ROUNDS * USERS,
         "a token secret outside the index (the losing save wrote one)"
     );
-    clean_up(&client, &prefix).await;
+    finish(&client, &prefix, &ledger).await;
 }
 
 /// Concurrent saves and deletes of distinct tokens in separate processes lose nothing.
@@ -371,7 +365,7 @@ async fn concurrent_saves_and_deletes_lose_nothing() {
     const PER_DELETER: usize = 20;
     const SAVERS: usize = 3;
     const PER_SAVER: usize = 30;
-    let (client, prefix) = (patient_client().await, common::random_prefix());
+    let (client, ledger, prefix) = setup().await;
     let store = &fresh_store(&client, &prefix);
     let save = |user: String| async move {
         let mut token =
@@ -407,7 +401,7 @@ async fn concurrent_saves_and_deletes_lose_nothing() {
             jobs.push(job);
         }
     }
-    let reports = run_writers(&prefix, jobs).await;
+    let reports = run_writers(&prefix, jobs, &ledger).await;
     let new: Vec<(String, String)> = reports
         .iter()
         .flat_map(|r| &r.ok)
@@ -442,5 +436,5 @@ async fn concurrent_saves_and_deletes_lose_nothing() {
     }
     let secrets = token_secret_ids(&client, &prefix).await;
     assert_eq!(secrets.len(), expected.len(), "token secrets: {secrets:?}");
-    clean_up(&client, &prefix).await;
+    finish(&client, &prefix, &ledger).await;
 }

@@ -32,7 +32,7 @@ async fn resaving_a_token_scheduled_for_deletion_restores_and_updates_it() {
     let mut t = token(1);
     h.store.save_token(&mut t).await.unwrap();
     let id = t.id.clone().unwrap();
-    let name = format!("{}/tokens/{id}", h.prefix);
+    let name = h.token_secret(&id);
     h.store.delete_token(&id).await.unwrap();
 
     // Scheduled for deletion, not gone: the secret still exists.
@@ -132,7 +132,7 @@ async fn assert_all_gone(h: &common::Harness, ids: &[String]) {
     assert!(store.get_tokens().await.unwrap().is_empty());
     assert_eq!(store.index_stats().await.unwrap().tokens, 0);
     for id in ids {
-        let name = format!("{}/tokens/{id}", h.prefix);
+        let name = h.token_secret(id);
         assert_eq!(
             raw(&h.client, &name).await,
             Err("ResourceNotFoundException".to_owned()),
@@ -196,10 +196,7 @@ async fn delete_tokens_dropped_mid_way_then_run_again_leaves_nothing() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         left = 0;
         for id in &ids {
-            if raw(&h.client, &format!("{}/tokens/{id}", h.prefix))
-                .await
-                .is_ok()
-            {
+            if raw(&h.client, &h.token_secret(id)).await.is_ok() {
                 left += 1;
             }
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 #[tokio::test]
 async fn harness_reaches_localstack_and_counts_calls() {
-    let (client, counter) = common::client_with_counter().await;
+    let (client, counter, _ledger) = common::client_with_counter().await;
     let name = format!("{}/smoke", common::random_prefix());
 
     client

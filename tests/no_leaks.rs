@@ -383,7 +383,7 @@ async fn secrets_manager_store_never_logs_or_returns_secret_values() {
     for (id, json) in &corrupt {
         client
             .create_secret()
-            .name(format!("{prefix}/tokens/{id}"))
+            .name(common::token_secret(&prefix, id))
             .secret_string(json)
             .send()
             .await
@@ -394,7 +394,7 @@ async fn secrets_manager_store_never_logs_or_returns_secret_values() {
     store.save_token(&mut c).await.unwrap();
     client
         .put_secret_value()
-        .secret_id(format!("{prefix}/tokens/leak-c"))
+        .secret_id(common::token_secret(&prefix, "leak-c"))
         .secret_string(format!(
             "{{\"access_token\": {}",
             canaries.secret("corrupted")
@@ -434,7 +434,7 @@ async fn secrets_manager_store_never_logs_or_returns_secret_values() {
     // A corrupt index shard holding secret-looking text.
     client
         .put_secret_value()
-        .secret_id(format!("{prefix}/index/0"))
+        .secret_id(common::index_root(&prefix))
         .secret_string(format!(
             "{{\"v\":1,\"e\":[{{\"i\":\"{}\"",
             canaries.secret("shard")

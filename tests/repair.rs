@@ -45,7 +45,7 @@ async fn repair_indexes_an_orphan_token_secret() {
     };
     h.client
         .create_secret()
-        .name(format!("{}/tokens/orphan-1", h.prefix))
+        .name(h.token_secret("orphan-1"))
         .secret_string(serde_json::to_string(&orphan).unwrap())
         .send()
         .await
@@ -108,7 +108,7 @@ async fn repair_rebuilds_a_corrupt_index_shard() {
     let saved = save_tokens(&h.store, 5).await;
     h.client
         .put_secret_value()
-        .secret_id(format!("{}/index/0", h.prefix))
+        .secret_id(common::index_root(&h.prefix))
         .secret_string("{not the index")
         .send()
         .await
@@ -116,7 +116,7 @@ async fn repair_rebuilds_a_corrupt_index_shard() {
 
     let store = h.instance();
     let is_corrupt_shard = |result: Result<(), StoreError>, what: &str| match result {
-        Err(StoreError::Corrupt { id, .. }) => assert!(id.ends_with("/index/0"), "{what}: {id}"),
+        Err(StoreError::Corrupt { id, .. }) => assert!(id.ends_with("/index/r"), "{what}: {id}"),
         other => panic!("{what}: {other:?}"),
     };
     is_corrupt_shard(store.get_tokens().await.map(drop), "get_tokens");
@@ -189,7 +189,7 @@ async fn repair_reports_an_undecodable_token_secret() {
     save_tokens(&h.store, 2).await;
     h.client
         .create_secret()
-        .name(format!("{}/tokens/garbled", h.prefix))
+        .name(h.token_secret("garbled"))
         .secret_string("garbage")
         .send()
         .await
@@ -216,7 +216,7 @@ async fn repair_leaves_out_an_orphan_that_duplicates_a_user() {
     };
     h.client
         .create_secret()
-        .name(format!("{}/tokens/twin", h.prefix))
+        .name(h.token_secret("twin"))
         .secret_string(serde_json::to_string(&twin).unwrap())
         .send()
         .await

@@ -13,19 +13,21 @@
 //! memory (`VmRSS`) and live heap of a process whose store holds all of them
 //! cached. A separate process, so that the writer's buffers and allocator
 //! state do not blur the figure. Finally it deletes everything it made
-//! (`ZTS_SCALE_KEEP=1` keeps it). `ZTS_SCALE_TOKENS` changes the count.
+//! (`ZTS_SCALE_KEEP=1` keeps it), prints the version ledger's figures and
+//! asserts Secrets Manager's version quota (100 versions of a secret in 24
+//! hours), which LocalStack does not enforce. `ZTS_SCALE_TOKENS` changes
+//! the count. Call counts are API calls, not HTTP attempts.
 
-#[path = "../benches/support/mod.rs"]
-mod support;
+mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::Command;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use common::{human, mib, realistic_token, vm_rss};
 use futures::{StreamExt, TryStreamExt};
-use support::{counted_client, human, mib, token, vm_rss};
-use zoho_token_store::{OAuthToken, SecretsManagerStore, StoreError, TokenStore, generate_id};
+use zoho_token_store::{OAuthToken, StoreError, TokenStore, generate_id};
 
 /// The system allocator, counting the bytes live on the heap.
 struct Counting;
@@ -71,26 +73,18 @@ const FIND_CONCURRENCY: usize = 16;
 /// `Backend` errors retried.
 static RETRIES: AtomicUsize = AtomicUsize::new(0);
 
-/// `op`, retried up to 5 times on `Backend` errors: LocalStack answers
-/// `InternalError` ("dictionary changed size during iteration") now and
-/// then under concurrent load. Saves with an explicit id and reads are
-/// safe to repeat. The count is reported.
-async fn retried<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+/// `op`, retried up to 5 times on `Backend` errors (see
+/// `common::retry_backend`). Saves with an explicit id and reads are safe
+/// to repeat. The count is reported.
+async fn retried<T, F, Fut>(op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    let mut attempt = 0;
-    loop {
-        match op().await {
-            Err(StoreError::Backend { .. }) if attempt < 5 => {
-                attempt += 1;
-                RETRIES.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
-            }
-            result => return result,
-        }
-    }
+    let count = |_| {
+        RETRIES.fetch_add(1, Ordering::Relaxed);
+    };
+    common::retry_backend(6, std::time::Duration::from_millis(20), count, op).await
 }
 
 fn count() -> usize {
@@ -100,21 +94,13 @@ fn count() -> usize {
         .unwrap_or(10_000)
 }
 
-fn store(client: &aws_sdk_secretsmanager::Client, prefix: &str) -> SecretsManagerStore {
-    SecretsManagerStore::builder()
-        .client(client.clone())
-        .prefix(prefix)
-        .build()
-        .expect("store")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: 10,000 tokens on LocalStack; run with --ignored --nocapture"]
 async fn scale_10k() {
     let n = count();
-    let (client, counter) = counted_client().await;
-    let prefix = support::prefix("scale");
-    let writer = store(&client, &prefix);
+    let (client, counter, ledger) = common::client_with_counter().await;
+    let prefix = common::random_prefix_under("bench/scale");
+    let writer = common::store_on(&client, &prefix);
     println!("scale: {n} tokens under {prefix}");
 
     // Store.
@@ -124,7 +110,7 @@ async fn scale_10k() {
         .map(|i| {
             let (writer, stored) = (&writer, &stored);
             async move {
-                let t = token(i).with_id(generate_id());
+                let t = realistic_token(i).with_id(generate_id());
                 retried(|| {
                     let mut t = t.clone();
                     async move { writer.save_token(&mut t).await }
@@ -208,7 +194,7 @@ async fn scale_10k() {
 
     // Clean up.
     if std::env::var_os("ZTS_SCALE_KEEP").is_none() {
-        let cleaner = store(&client, &prefix);
+        let cleaner = common::store_on(&client, &prefix);
         counter.reset();
         let retries = RETRIES.load(Ordering::Relaxed);
         let start = Instant::now();
@@ -229,15 +215,11 @@ async fn scale_10k() {
             "{} tokens left after delete_tokens",
             left.len()
         );
-        for shard in 0..stats.shards + 1 {
-            let _ = client
-                .delete_secret()
-                .secret_id(format!("{prefix}/index/{shard}"))
-                .force_delete_without_recovery(true)
-                .send()
-                .await;
-        }
+        // The index secrets, whatever their names.
+        common::delete_prefix(&client, &prefix).await;
     }
+    eprintln!("{}", ledger.report());
+    ledger.assert_within_quota();
 }
 
 /// Run by `scale_10k` in a child process; does nothing on its own.
@@ -249,23 +231,23 @@ async fn scale_memory_child() {
         return;
     };
     let n = count();
-    let (client, counter) = counted_client().await;
-    let reader = store(&client, &prefix);
+    let (client, counter, _ledger) = common::client_with_counter().await;
+    let reader = common::store_on(&client, &prefix);
     // Warm the runtime and the connection pool with one call outside the
     // store (its answer dropped), so that what grows from here on is the
     // store: its index snapshot and its token cache.
     let _ = client
         .get_secret_value()
-        .secret_id(format!("{prefix}/index/0"))
+        .secret_id(common::index_root(&prefix))
         .send()
         .await
-        .expect("index shard 0");
+        .expect("the index root");
     let (rss_before, heap_before) = (vm_rss(), live_heap());
 
     counter.reset();
     let start = Instant::now();
     // Token 0 alone first: the index snapshot is loaded, one token cached.
-    let query = OAuthToken::for_user(token(0).user_name.unwrap());
+    let query = OAuthToken::for_user(realistic_token(0).user_name.unwrap());
     retried(|| reader.find_token(&query))
         .await
         .expect("find_token")
@@ -275,7 +257,7 @@ async fn scale_memory_child() {
         .map(|i| {
             let reader = &reader;
             async move {
-                let user = token(i).user_name.unwrap();
+                let user = realistic_token(i).user_name.unwrap();
                 let query = OAuthToken::for_user(user.clone());
                 let found = retried(|| reader.find_token(&query))
                     .await?
@@ -297,7 +279,7 @@ async fn scale_memory_child() {
     let start = Instant::now();
     for i in 0..n {
         let found = reader
-            .find_token(&OAuthToken::for_user(token(i).user_name.unwrap()))
+            .find_token(&OAuthToken::for_user(realistic_token(i).user_name.unwrap()))
             .await
             .expect("find_token");
         assert!(found.is_some());

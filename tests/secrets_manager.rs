@@ -31,7 +31,7 @@ async fn raw_value(h: &common::Harness, id: &str) -> Value {
     let out = h
         .client
         .get_secret_value()
-        .secret_id(format!("{}/tokens/{id}", h.prefix))
+        .secret_id(h.token_secret(id))
         .send()
         .await
         .unwrap();
@@ -80,7 +80,7 @@ async fn reads_a_token_written_with_the_sdk() {
     });
     h.client
         .create_secret()
-        .name(format!("{}/tokens/from-python", h.prefix))
+        .name(h.token_secret("from-python"))
         .secret_string(value.to_string())
         .send()
         .await

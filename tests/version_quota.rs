@@ -178,7 +178,7 @@ async fn a_day_of_hourly_refreshes_of_1000_tokens_stays_within_the_quota() {
     let n = token_count() / 10;
     let mut tokens: Vec<OAuthToken> = (0..n).map(token).collect();
     store.save_tokens(&mut tokens).await.expect("save_tokens");
-    let index_versions = index_versions(&h);
+    let index_before = index_versions(&h);
 
     let clock = h.ledger.clock().clone();
     let started = Instant::now();
@@ -203,9 +203,10 @@ async fn a_day_of_hourly_refreshes_of_1000_tokens_stays_within_the_quota() {
             .await;
     }
     report(&h, &store, "24 hourly refreshes", started.elapsed()).await;
-    assert_eq!(index_versions(&h), index_versions, "refreshes wrote the index");
+    assert_eq!(index_versions(&h), index_before, "refreshes wrote the index");
     let busiest = h.ledger.max_in_window(DAY);
-    assert_eq!(busiest.1, 25, "a token secret: created, then 24 refreshes: {busiest:?}");
+    // Created, then refreshed 24 times: at most 25 versions in any day.
+    assert!(busiest.1 <= 25, "{busiest:?}");
     store.delete_tokens().await.expect("delete_tokens");
 }
 

@@ -218,9 +218,10 @@ impl SecretsManagerStore {
         Ok(reserved.map_or(Resolved::Missing, Resolved::Reserved))
     }
 
-    /// The stored token `key` matches. A miss in a cached index is checked
-    /// against a fresh one, so another instance's new tokens are found at once.
-    async fn resolve(&self, key: &LookupKey<'_>) -> Result<Resolved, StoreError> {
+    /// The stored token `key` matches. With `recheck`, a miss in a cached
+    /// index is checked against a fresh one, so another instance's new
+    /// tokens are found at once.
+    async fn resolve(&self, key: &LookupKey<'_>, recheck: bool) -> Result<Resolved, StoreError> {
         if let LookupKey::AccessToken(_) = key {
             // Access tokens change hourly, so they are not indexed: look in
             // the cache, then through every token.
@@ -238,7 +239,7 @@ impl SecretsManagerStore {
             // One path of the index tree, not all of it, unless cached.
             let (snapshot, from_cache) = index.for_user(user, false).await?;
             match self.resolve_in(&snapshot, key).await? {
-                Resolved::Missing if from_cache => {
+                Resolved::Missing if from_cache && recheck => {
                     let snapshot = index.for_user(user, true).await?.0;
                     self.resolve_in(&snapshot, key).await?
                 }
@@ -247,7 +248,7 @@ impl SecretsManagerStore {
         } else {
             let (snapshot, from_cache) = index.current().await?;
             match self.resolve_in(&snapshot, key).await? {
-                Resolved::Missing if from_cache => {
+                Resolved::Missing if from_cache && recheck => {
                     let snapshot = index.load().await?;
                     self.resolve_in(&snapshot, key).await?
                 }
@@ -305,7 +306,11 @@ impl SecretsManagerStore {
             (None, Some(_)) => None,
             (None, None) => match LookupKey::of(token) {
                 None => None,
-                Some(key) => match Box::pin(self.resolve(&key)).await? {
+                // A user name missing from the cached index is not read
+                // again here: if another instance has just claimed it, the
+                // index commit's compare-and-swap on the user's leaf fails,
+                // and the next attempt finds that token.
+                Some(key) => match Box::pin(self.resolve(&key, !matches!(key, LookupKey::UserName(_)))).await? {
                     Resolved::Found(stored) => Some(*stored),
                     Resolved::Reserved(id) => {
                         *takeover = Some(id);
@@ -496,7 +501,7 @@ impl SecretsManagerStore {
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<OAuthToken>, StoreError>> + Send + 'a>>
     {
         Box::pin(self.traced("find_token", None, async move {
-            match self.resolve(&key).await? {
+            match self.resolve(&key, true).await? {
                 Resolved::Found(stored) => Ok(Some(token.merged_over(&stored))),
                 Resolved::Reserved(_) | Resolved::Missing => Ok(None),
             }

@@ -255,3 +255,74 @@ async fn builder_rejects_bad_settings() {
     build("zoho/crm").unwrap();
     assert_eq!(h.counter.total(), 0, "build() must not call the API");
 }
+
+/// A save that changes nothing writes nothing (it reads the secret to make
+/// sure), so a caller saving the same token over and over spends no versions
+/// of the secret's daily quota.
+#[tokio::test]
+async fn an_unchanged_save_writes_nothing() {
+    let h = common::harness().await;
+    let mut token = sample_token(1);
+    h.store.save_token(&mut token).await.unwrap();
+    let versions = h.ledger.total();
+    h.counter.reset();
+    let mut again = token.clone();
+    h.store.save_token(&mut again).await.unwrap();
+    assert_eq!(again, token);
+    assert_eq!(h.ledger.total(), versions, "{:?}", h.counter.snapshot());
+    assert_eq!(h.counter.count("GetSecretValue"), 1);
+    // A change is written.
+    let mut changed = OAuthToken {
+        access_token: Some("1000.access-new".into()),
+        ..token.clone()
+    };
+    h.store.save_token(&mut changed).await.unwrap();
+    assert_eq!(h.ledger.total(), versions + 1);
+    h.assert_within_version_quota();
+}
+
+/// A user name that moves to another leaf of the index (the entry moves in
+/// two writes, the new leaf first) is found under its new name only, is
+/// listed once, and its old name is free for another token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_a_user_across_index_leaves_frees_the_old_name() {
+    let h = common::harness().await;
+    // Enough tokens that the index has split into several leaves.
+    let mut tokens: Vec<OAuthToken> = (0..1_200).map(sample_token).collect();
+    h.store.save_tokens(&mut tokens).await.unwrap();
+    let stats = h.store.index_stats().await.unwrap();
+    assert!(stats.leaves >= 2, "{stats:?}");
+
+    // Six renames: with two leaves or more, some land in another leaf than
+    // their old name's (each does with odds of one half or better).
+    for n in 7..13 {
+        let renamed = format!("renamed-{n}@example.com");
+        let renamed = renamed.as_str();
+        let old_name = tokens[n].user_name.clone().unwrap();
+        let mut rename = OAuthToken {
+            user_name: Some(renamed.into()),
+            ..tokens[n].clone()
+        };
+        h.store.save_token(&mut rename).await.unwrap();
+        assert_eq!(rename.id, tokens[n].id);
+
+        let other = h.instance();
+        let found = other.find_token(&OAuthToken::for_user(renamed)).await.unwrap();
+        assert_eq!(found.and_then(|t| t.id), tokens[n].id.clone());
+        assert_eq!(other.find_token(&OAuthToken::for_user(&old_name)).await.unwrap(), None);
+        // The old name is free: a new token takes it.
+        let mut newcomer = OAuthToken::from_refresh_token("c", "s", format!("newcomer-{n}"))
+            .with_user_name(&old_name);
+        other.save_token(&mut newcomer).await.unwrap();
+        assert_ne!(newcomer.id, tokens[n].id);
+    }
+    let listed = h.instance().get_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1_206);
+    let mut users: Vec<_> = listed.iter().filter_map(|t| t.user_name.clone()).collect();
+    users.sort();
+    users.dedup();
+    assert_eq!(users.len(), 1_206, "a user name listed twice");
+    assert_eq!(h.instance().index_stats().await.unwrap().tokens, 1_206);
+    h.assert_within_version_quota();
+    h.store.delete_tokens().await.unwrap();
+}

@@ -44,16 +44,34 @@ const SAVE_ATTEMPTS: u32 = 5;
 ///
 /// - Each token is one secret, `{prefix}/tokens/{id}`, whose value is the
 ///   token's JSON (the field names of [`OAuthToken`], absent fields omitted).
-/// - Index secrets `{prefix}/index/{n}` list the token ids with their user
+/// - Index secrets under `{prefix}/index/` list the token ids with their user
 ///   names and hashes of their refresh and grant tokens, so that lookups and
-///   listing need no `ListSecrets` (which lags writes by minutes). They are
-///   changed by compare-and-swap on version stages, so concurrent writers in
-///   other processes lose nothing.
+///   listing need no `ListSecrets` (which lags writes by minutes). They form
+///   a binary tree over a hash of each token's user name (else its id): a
+///   lookup by user name reads one path of it, and new tokens spread their
+///   writes over its leaves. Nodes are changed by compare-and-swap on version
+///   stages, so concurrent writers in other processes lose nothing.
 /// - Tokens read are cached (moka) for the cache TTL, but never past their
 ///   own `expiry_time`; the store's own writes update its cache at once.
 ///
 /// Clones share one cache and index. Build one per process (in a Lambda,
 /// once per cold start) with [`SecretsManagerStore::builder`].
+///
+/// # Secrets Manager's version quota
+///
+/// Secrets Manager keeps every version of a secret for 24 hours and a secret
+/// holds about 100: past that, writes to it fail, which this store reports as
+/// [`StoreError::QuotaExceeded`]. The store lives within it:
+///
+/// - a token secret gets one version per save that changes it (the hourly
+///   refresh: 24 a day); a save that changes nothing writes nothing;
+/// - an index leaf that has made 60 versions in 24 hours (by the builder's
+///   [`clock`](SecretsManagerStoreBuilder::clock)), or grown to 48 KiB, is
+///   split into two fresh secrets instead of being written again, so no
+///   index secret makes more than 61 a day however many tokens are added;
+/// - [`save_tokens`](TokenStore::save_tokens) and `delete_tokens` commit the
+///   index changes of the whole batch together: each index secret is written
+///   a few times, not once per token.
 ///
 /// # API calls
 ///
@@ -62,16 +80,22 @@ const SAVE_ATTEMPTS: u32 = 5;
 /// | `find_token_by_id`, cached | 0 |
 /// | `find_token_by_id`, not cached | 1 `GetSecretValue` |
 /// | `find_token` by user, refresh or grant token, cached | 0 |
-/// | `find_token`, not cached | the index shards + 1 per candidate |
-/// | `find_token` by access token | the index shards + ⌈N/20⌉ unless cached |
+/// | `find_token` by user, not cached | 1 index path read (2 in a tree deeper than 4 levels) + 1 |
+/// | `find_token` by refresh or grant token, not cached | the index reads + 1 per candidate |
+/// | `find_token` by access token | the index reads + ⌈N/20⌉ unless cached |
 /// | `save_token`, user and refresh/grant token unchanged | 1 `PutSecretValue` |
+/// | `save_token`, nothing changed | 1 `GetSecretValue`, no write |
 /// | `save_token`, new token | 1 `CreateSecret` + an index update |
+/// | `save_tokens` of N tokens | the index reads + N writes + a few index updates per index secret |
 /// | `delete_token` | 1 `DeleteSecret` + an index update |
-/// | `get_tokens` | the index shards + ⌈N/20⌉ `BatchGetSecretValue` |
-/// | `delete_tokens` | the index shards + N `DeleteSecret` + index updates |
+/// | `get_tokens` | the index reads + ⌈N/20⌉ `BatchGetSecretValue` |
+/// | `delete_tokens` | the index reads + N `DeleteSecret` + one update per index secret |
 ///
-/// An index update is 3 calls (`PutSecretValue`, `UpdateSecretVersionStage`
-/// twice) plus a re-read and retry whenever another writer got there first.
+/// The index reads are every index secret, 20 to a `BatchGetSecretValue`,
+/// one round trip per tree level not seen before. An index update is 3 calls
+/// (`PutSecretValue`, `UpdateSecretVersionStage` twice) plus a re-read and
+/// retry whenever another writer got there first, and a split (about 7
+/// calls) when a leaf is full or out of versions for the day.
 ///
 /// # Bad stored data
 ///

@@ -307,9 +307,18 @@ async fn renaming_a_user_across_index_leaves_frees_the_old_name() {
         assert_eq!(rename.id, tokens[n].id);
 
         let other = h.instance();
-        let found = other.find_token(&OAuthToken::for_user(renamed)).await.unwrap();
+        let found = other
+            .find_token(&OAuthToken::for_user(renamed))
+            .await
+            .unwrap();
         assert_eq!(found.and_then(|t| t.id), tokens[n].id.clone());
-        assert_eq!(other.find_token(&OAuthToken::for_user(&old_name)).await.unwrap(), None);
+        assert_eq!(
+            other
+                .find_token(&OAuthToken::for_user(&old_name))
+                .await
+                .unwrap(),
+            None
+        );
         // The old name is free: a new token takes it.
         let mut newcomer = OAuthToken::from_refresh_token("c", "s", format!("newcomer-{n}"))
             .with_user_name(&old_name);

@@ -137,7 +137,11 @@ async fn ten_thousand_token_import_and_delete_tokens_stay_within_the_quota() {
     let reader = h.instance();
     h.counter.reset();
     let query = OAuthToken::for_user(format!("user{:05}@example.com", n / 2));
-    let found = reader.find_token(&query).await.expect("find_token").expect("found");
+    let found = reader
+        .find_token(&query)
+        .await
+        .expect("find_token")
+        .expect("found");
     assert_eq!(found.refresh_token, token(n / 2).refresh_token);
     eprintln!(
         "cold find_token by user at {n} tokens: {} calls {:?}",
@@ -151,7 +155,10 @@ async fn ten_thousand_token_import_and_delete_tokens_stay_within_the_quota() {
     let mut again: Vec<OAuthToken> = (0..n).map(token).collect();
     h.counter.reset();
     let started = Instant::now();
-    h.instance().save_tokens(&mut again).await.expect("second import");
+    h.instance()
+        .save_tokens(&mut again)
+        .await
+        .expect("second import");
     eprintln!(
         "second import: {:.1} s, {} calls {:?}",
         started.elapsed().as_secs_f64(),
@@ -203,7 +210,11 @@ async fn a_day_of_hourly_refreshes_of_1000_tokens_stays_within_the_quota() {
             .await;
     }
     report(&h, &store, "24 hourly refreshes", started.elapsed()).await;
-    assert_eq!(index_versions(&h), index_before, "refreshes wrote the index");
+    assert_eq!(
+        index_versions(&h),
+        index_before,
+        "refreshes wrote the index"
+    );
     let busiest = h.ledger.max_in_window(DAY);
     // Created, then refreshed 24 times: at most 25 versions in any day.
     assert!(busiest.1 <= 25, "{busiest:?}");

@@ -1,6 +1,6 @@
 //! Checks of the lookup rules: which stored token a query finds.
 
-use super::{assert_invalid, by_id, find, id_of, save, sample_token, two_stored};
+use super::{assert_invalid, by_id, find, id_of, sample_token, save, two_stored};
 use crate::store::TokenStore;
 use crate::token::OAuthToken;
 

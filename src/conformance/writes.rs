@@ -1,7 +1,7 @@
 //! Checks of saving and deleting: upserts, ids, limits, bulk saves,
 //! deletes and read-your-writes.
 
-use super::{all, assert_invalid, by_id, find, id_of, save, sample_token, two_stored};
+use super::{all, assert_invalid, by_id, find, id_of, sample_token, save, two_stored};
 use crate::id::MAX_ID_LEN;
 use crate::store::TokenStore;
 use crate::token::{MAX_USER_NAME_BYTES, OAuthToken};
@@ -374,7 +374,10 @@ pub async fn save_tokens_saves_as_one_by_one(store: &dyn TokenStore) {
     }
 
     let mut again = expected.clone();
-    store.save_tokens(&mut again).await.expect("save_tokens again");
+    store
+        .save_tokens(&mut again)
+        .await
+        .expect("save_tokens again");
     assert_eq!(again, expected);
     assert_eq!(all(store).await, expected);
     store.save_tokens(&mut []).await.expect("an empty batch");

@@ -136,7 +136,9 @@ impl SecretsManagerStore {
         // Unchanged tokens write nothing (no version spent) once their
         // secrets confirm it: the copies compared may be cached ones.
         let unchanged: Vec<usize> = (0..decided.len())
-            .filter(|n| !refused.contains(n) && decided[*n].target.as_ref() == Some(&decided[*n].updated))
+            .filter(|n| {
+                !refused.contains(n) && decided[*n].target.as_ref() == Some(&decided[*n].updated)
+            })
             .collect();
         let confirmed = self.confirm_unchanged(&decided, &unchanged).await?;
         for &n in &unchanged {
@@ -189,7 +191,10 @@ impl SecretsManagerStore {
         unchanged: &[usize],
     ) -> Result<HashSet<String>, StoreError> {
         let layout = &self.inner.layout;
-        let names: Vec<String> = unchanged.iter().map(|&n| layout.token(&decided[n].id)).collect();
+        let names: Vec<String> = unchanged
+            .iter()
+            .map(|&n| layout.token(&decided[n].id))
+            .collect();
         let batches = futures::stream::iter(names.chunks(super::BATCH).map(<[String]>::to_vec))
             .map(|batch| self.inner.api.batch_get(batch))
             .buffer_unordered(CONCURRENCY)
@@ -202,7 +207,9 @@ impl SecretsManagerStore {
         let mut confirmed = HashSet::new();
         for batch in batches {
             for (name, value) in batch? {
-                let Some(id) = layout.id_of(&name) else { continue };
+                let Some(id) = layout.id_of(&name) else {
+                    continue;
+                };
                 let same = value
                     .and_then(|json| crate::token::decode_token(id, &json).ok())
                     .is_some_and(|stored| wanted.get(id) == Some(&&stored));

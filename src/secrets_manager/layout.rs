@@ -57,7 +57,6 @@ impl Layout {
     pub(crate) fn index_node(&self, suffix: &str) -> String {
         format!("{}/index/{suffix}", self.prefix)
     }
-
 }
 
 #[cfg(test)]

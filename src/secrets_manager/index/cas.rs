@@ -34,7 +34,12 @@ pub(crate) enum Cas {
 }
 
 impl Index {
-    fn decode(&self, key: NodeKey, value: Option<String>, version: Option<String>) -> Result<Node, StoreError> {
+    fn decode(
+        &self,
+        key: NodeKey,
+        value: Option<String>,
+        version: Option<String>,
+    ) -> Result<Node, StoreError> {
         let name = self.layout.index_node(&key.suffix());
         let corrupt = |reason: &str| StoreError::Corrupt {
             id: name.clone(),
@@ -54,7 +59,10 @@ impl Index {
 
     /// Reads `keys` (20 to a call, concurrently). A node whose secret does
     /// not exist (or is scheduled for deletion) reads as an absent leaf.
-    pub(crate) async fn read_nodes(&self, keys: &[NodeKey]) -> Result<HashMap<NodeKey, Node>, StoreError> {
+    pub(crate) async fn read_nodes(
+        &self,
+        keys: &[NodeKey],
+    ) -> Result<HashMap<NodeKey, Node>, StoreError> {
         if let [key] = keys {
             // One node: GetSecretValue, which LocalStack and AWS answer fastest.
             let name = self.layout.index_node(&key.suffix());
@@ -66,7 +74,10 @@ impl Index {
         }
         let batches = futures::stream::iter(keys.chunks(BATCH).map(<[NodeKey]>::to_vec))
             .map(|chunk| async move {
-                let names = chunk.iter().map(|k| self.layout.index_node(&k.suffix())).collect();
+                let names = chunk
+                    .iter()
+                    .map(|k| self.layout.index_node(&k.suffix()))
+                    .collect();
                 self.api.batch_get_versioned(names).await
             })
             .buffer_unordered(CONCURRENCY)
@@ -93,7 +104,10 @@ impl Index {
     ///
     /// `known` are nodes a previous read found: read in the first round
     /// with the root, they save most trees a round trip per level.
-    pub(crate) async fn read_tree(&self, known: Vec<NodeKey>) -> Result<HashMap<NodeKey, Node>, StoreError> {
+    pub(crate) async fn read_tree(
+        &self,
+        known: Vec<NodeKey>,
+    ) -> Result<HashMap<NodeKey, Node>, StoreError> {
         let mut first = known;
         if !first.contains(&NodeKey::ROOT) {
             first.push(NodeKey::ROOT);
@@ -105,8 +119,14 @@ impl Index {
     /// `depth_hint` (the depth of the leaf when last seen) in one call, then
     /// deeper if the tree is. Most trees are a handful of levels deep, and a
     /// name that does not exist still costs the service a lookup.
-    pub(crate) async fn read_route(&self, route: u64, depth_hint: u8) -> Result<HashMap<NodeKey, Node>, StoreError> {
-        let depth = depth_hint.saturating_add(ROUTE_LOOKAHEAD).min(BATCH as u8 - 1);
+    pub(crate) async fn read_route(
+        &self,
+        route: u64,
+        depth_hint: u8,
+    ) -> Result<HashMap<NodeKey, Node>, StoreError> {
+        let depth = depth_hint
+            .saturating_add(ROUTE_LOOKAHEAD)
+            .min(BATCH as u8 - 1);
         let path = NodeKey::path(route, depth);
         self.read_consistent(path, Some(route)).await
     }
@@ -230,7 +250,11 @@ impl Index {
     ) -> Result<bool, StoreError> {
         let children = [key.child(0), key.child(1)];
         let before = self.read_nodes(&children).await?;
-        let leaf = self.read_nodes(&[key]).await?.remove(&key).unwrap_or_else(Node::absent);
+        let leaf = self
+            .read_nodes(&[key])
+            .await?
+            .remove(&key)
+            .unwrap_or_else(Node::absent);
         if leaf.version.is_none() || leaf.version != seen.version || leaf.body.split.is_some() {
             return Ok(false);
         }
@@ -245,12 +269,18 @@ impl Index {
             }
             .stamped(&previous.body, now, versions);
             async move {
-                let outcome = self.cas_node(*child, previous.version.as_deref(), &body, false).await?;
+                let outcome = self
+                    .cas_node(*child, previous.version.as_deref(), &body, false)
+                    .await?;
                 Ok::<_, StoreError>((*child, body.seq, outcome))
             }
         });
         let mut committed = true;
-        for (i, result) in futures::future::join_all(writes).await.into_iter().enumerate() {
+        for (i, result) in futures::future::join_all(writes)
+            .await
+            .into_iter()
+            .enumerate()
+        {
             let (child, seq, outcome) = result?;
             match outcome {
                 Cas::Won(_) => {
@@ -272,7 +302,10 @@ impl Index {
             ..NodeBody::empty()
         }
         .stamped(&leaf.body, now, versions);
-        match self.cas_node(key, leaf.version.as_deref(), &marker, false).await? {
+        match self
+            .cas_node(key, leaf.version.as_deref(), &marker, false)
+            .await?
+        {
             Cas::Won(_) => {
                 lost.remove(&key);
                 Ok(true)

@@ -49,7 +49,7 @@ use super::api::Api;
 use super::layout::Layout;
 use crate::error::StoreError;
 use cas::Cas;
-use node::{NodeBody, MAX_DEPTH};
+use node::{MAX_DEPTH, NodeBody};
 use planner::{Limits, Op, Pending, plan};
 use snapshot::Node;
 
@@ -286,7 +286,9 @@ impl Index {
             }
             let _writing = self.write_lock.lock().await;
             // Unless a leader that held the lock before answered them all.
-            if answers.iter_mut().any(|(_, a)| matches!(a.try_recv(), Err(oneshot::error::TryRecvError::Empty)))
+            if answers
+                .iter_mut()
+                .any(|(_, a)| matches!(a.try_recv(), Err(oneshot::error::TryRecvError::Empty)))
             {
                 let batch = std::mem::take(&mut *self.queue());
                 // Boxed: the commit's future is deep, and every save awaits it.
@@ -468,7 +470,11 @@ impl Index {
         let mut plan: Vec<(NodeKey, Vec<Entry>, bool)> = Vec::new();
         layout_subtree(NodeKey::ROOT, entries, &mut plan);
         let leaves = plan.iter().filter(|(_, _, split)| !split).count();
-        let deepest = plan.iter().map(|(key, _, _)| key.depth()).max().unwrap_or(0);
+        let deepest = plan
+            .iter()
+            .map(|(key, _, _)| key.depth())
+            .max()
+            .unwrap_or(0);
         let mut seqs: HashMap<NodeKey, u64> = HashMap::new();
         for depth in (0..=deepest).rev() {
             for (key, entries, split) in plan.iter().filter(|(k, _, _)| k.depth() == depth) {
@@ -491,7 +497,10 @@ impl Index {
                         ..NodeBody::empty()
                     }
                     .stamped(&body, now, 1);
-                    if let Cas::Won(_) = self.cas_node(*key, previous.as_deref(), &new, false).await? {
+                    if let Cas::Won(_) = self
+                        .cas_node(*key, previous.as_deref(), &new, false)
+                        .await?
+                    {
                         seqs.insert(*key, new.seq);
                         break;
                     }
@@ -509,7 +518,6 @@ impl Index {
         self.load().await?;
         Ok(leaves)
     }
-
 }
 
 /// The nodes of a tree just deep enough for `entries` under `key`:
@@ -540,7 +548,9 @@ fn conflict(attempts: u32) -> StoreError {
 /// Answers every change of `batch` with `error`.
 fn fail_all(batch: Vec<Pending>, error: &StoreError) {
     for pending in batch {
-        let _ = pending.reply.send(Err(UpdateError::Store(duplicate(error))));
+        let _ = pending
+            .reply
+            .send(Err(UpdateError::Store(duplicate(error))));
     }
 }
 
@@ -554,4 +564,3 @@ async fn backoff(failures: u32) {
     let ceiling = 10u64 * 2u64.pow(failures.min(6));
     tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=ceiling))).await;
 }
-

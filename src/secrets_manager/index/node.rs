@@ -153,7 +153,11 @@ impl NodeKey {
         let mut name = String::with_capacity(1 + usize::from(self.depth));
         name.push('r');
         for d in 0..u32::from(self.depth) {
-            name.push(if (self.bits >> (63 - d)) & 1 == 1 { '1' } else { '0' });
+            name.push(if (self.bits >> (63 - d)) & 1 == 1 {
+                '1'
+            } else {
+                '0'
+            });
         }
         name
     }
@@ -257,7 +261,11 @@ mod tests {
     #[test]
     fn children_split_what_their_parent_covers() {
         let parent = NodeKey::parse("r01").unwrap();
-        for route in [0x4000_0000_0000_0000u64, 0x7fff_ffff_ffff_ffff, 0x5555_0000_0000_0000] {
+        for route in [
+            0x4000_0000_0000_0000u64,
+            0x7fff_ffff_ffff_ffff,
+            0x5555_0000_0000_0000,
+        ] {
             assert!(parent.covers(route));
             let child = parent.child_for(route);
             assert!(child.covers(route));

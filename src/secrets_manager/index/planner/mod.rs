@@ -72,7 +72,10 @@ pub(crate) struct Round {
 /// Where one change got to in a round.
 enum Outcome {
     /// One step, made by writing these nodes; `complete`: the last one.
-    Step { nodes: Vec<NodeKey>, complete: bool },
+    Step {
+        nodes: Vec<NodeKey>,
+        complete: bool,
+    },
     Later,
     Split(Vec<NodeKey>),
     Taken(String),
@@ -223,9 +226,13 @@ impl View<'_> {
     /// Whether `entry` fits into `key` this round: `Ok(false)`: not with the
     /// round's other changes there (later); `Err`: not at all (split it).
     fn fits(&mut self, key: NodeKey, entry: &Entry) -> Result<bool, ()> {
-        let replaced = self
-            .body(key)
-            .map_or(0, |b| b.entries.iter().filter(|e| e.id == entry.id).map(Entry::encoded_len).sum());
+        let replaced = self.body(key).map_or(0, |b| {
+            b.entries
+                .iter()
+                .filter(|e| e.id == entry.id)
+                .map(Entry::encoded_len)
+                .sum()
+        });
         let size = self.size(key) + entry.encoded_len() - replaced;
         let limit = if key.depth() >= MAX_DEPTH {
             MAX_TOKEN_BYTES - 2048
@@ -268,7 +275,11 @@ impl View<'_> {
             if !unchanged {
                 nodes.push(target);
             }
-            let blocked: Vec<NodeKey> = nodes.iter().copied().filter(|&k| !self.can_write(k)).collect();
+            let blocked: Vec<NodeKey> = nodes
+                .iter()
+                .copied()
+                .filter(|&k| !self.can_write(k))
+                .collect();
             if !blocked.is_empty() {
                 return Outcome::Split(blocked);
             }
@@ -384,7 +395,9 @@ pub(crate) fn plan(
             }
         };
         match outcome {
-            Outcome::Step { nodes, .. } if nodes.is_empty() && pending.verify && !fresh && !pending.stepped => {
+            Outcome::Step { nodes, .. }
+                if nodes.is_empty() && pending.verify && !fresh && !pending.stepped =>
+            {
                 blocked.extend(pending.op.ids().map(str::to_owned));
                 round.later.push(pending);
             }

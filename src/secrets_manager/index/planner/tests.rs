@@ -42,7 +42,10 @@ fn a_group_commit_takes_every_new_entry_in_one_write() {
         .map(|n| pending(n, Op::Upsert(entry(&format!("n{n}"), &format!("u{n}")))))
         .collect();
     let round = plan(&snapshot, batch, false, LIMITS, &no_loss());
-    assert_eq!(seqs(round.stepped.iter().map(|s| &s.0)), (0..20).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(round.stepped.iter().map(|s| &s.0)),
+        (0..20).collect::<Vec<_>>()
+    );
     assert!(round.later.is_empty() && round.taken.is_empty() && round.splits.is_empty());
     assert_eq!(round.writes.len(), 1);
     assert_eq!(round.writes[0].1.entries.len(), 21);
@@ -64,7 +67,13 @@ fn a_user_name_goes_to_the_first_change_that_claims_it() {
     assert_eq!(seqs(&round.later), vec![2]);
 
     let (key, body) = round.writes.into_iter().next().unwrap();
-    let next = snapshot.with_nodes([(key, Node { version: Some("v2".into()), body: Arc::new(body) })]);
+    let next = snapshot.with_nodes([(
+        key,
+        Node {
+            version: Some("v2".into()),
+            body: Arc::new(body),
+        },
+    )]);
     let round = plan(&next, round.later, false, LIMITS, &no_loss());
     assert_eq!(round.taken.len(), 1);
     assert_eq!(round.taken[0].1, "y");
@@ -82,7 +91,10 @@ fn changes_to_one_id_apply_in_order() {
         pending(4, Op::Upsert(entry("a", "ua"))),
     ];
     let round = plan(&snapshot, batch, false, LIMITS, &no_loss());
-    assert_eq!(seqs(round.stepped.iter().map(|s| &s.0)), vec![0, 1, 2, 3, 4]);
+    assert_eq!(
+        seqs(round.stepped.iter().map(|s| &s.0)),
+        vec![0, 1, 2, 3, 4]
+    );
     assert_eq!(round.writes[0].1.entries, vec![entry("a", "ua")]);
 }
 
@@ -124,10 +136,18 @@ fn changes_to_verify_that_a_cached_index_shows_made_wait_for_a_fresh_read() {
 fn a_full_leaf_takes_what_fits_then_is_split() {
     let mut entries = Vec::new();
     let mut n = 0;
-    while snapshot_of(entries.clone()).node(NodeKey::ROOT).unwrap().body.encode().len()
+    while snapshot_of(entries.clone())
+        .node(NodeKey::ROOT)
+        .unwrap()
+        .body
+        .encode()
+        .len()
         < LIMITS.seal_bytes - 300
     {
-        entries.push(entry(&format!("id{n:05}"), &format!("user{n:05}@example.com")));
+        entries.push(entry(
+            &format!("id{n:05}"),
+            &format!("user{n:05}@example.com"),
+        ));
         n += 1;
     }
     let snapshot = snapshot_of(entries);
@@ -146,7 +166,10 @@ fn a_full_leaf_takes_what_fits_then_is_split() {
     // Once written, the full leaf is split before it takes more.
     let next = snapshot.with_nodes([(
         NodeKey::ROOT,
-        Node { version: Some("v2".into()), body: Arc::new(round.writes[0].1.clone()) },
+        Node {
+            version: Some("v2".into()),
+            body: Arc::new(round.writes[0].1.clone()),
+        },
     )]);
     let round = plan(&next, round.later, false, LIMITS, &no_loss());
     assert_eq!(round.splits, vec![NodeKey::ROOT]);
@@ -159,7 +182,13 @@ fn a_leaf_out_of_versions_is_split_before_it_is_written() {
     let mut body = NodeBody::empty();
     body.writes = vec![LIMITS.now - 10; 59];
     body.entries = vec![entry("a", "ua")];
-    nodes.insert(NodeKey::ROOT, Node { version: Some("v".into()), body: Arc::new(body) });
+    nodes.insert(
+        NodeKey::ROOT,
+        Node {
+            version: Some("v".into()),
+            body: Arc::new(body),
+        },
+    );
     let snapshot = Snapshot::new(nodes, 0);
     let add = || vec![pending(0, Op::Upsert(entry("b", "ub")))];
     // 59 recent versions: one more write fits.
@@ -170,7 +199,10 @@ fn a_leaf_out_of_versions_is_split_before_it_is_written() {
     let round = plan(&snapshot, add(), false, LIMITS, &lost);
     assert_eq!(round.splits, vec![NodeKey::ROOT]);
     // Versions older than a day do not count.
-    let later = Limits { now: LIMITS.now + 24 * 3600, ..LIMITS };
+    let later = Limits {
+        now: LIMITS.now + 24 * 3600,
+        ..LIMITS
+    };
     let round = plan(&snapshot, add(), false, later, &lost);
     assert_eq!(round.writes.len(), 1);
 }
@@ -178,7 +210,13 @@ fn a_leaf_out_of_versions_is_split_before_it_is_written() {
 #[test]
 fn a_new_user_name_moves_the_entry_in_two_steps() {
     let snapshot = snapshot_of(vec![entry("a", "old")]);
-    let round = plan(&snapshot, vec![pending(0, Op::Upsert(entry("a", "new")))], false, LIMITS, &no_loss());
+    let round = plan(
+        &snapshot,
+        vec![pending(0, Op::Upsert(entry("a", "new")))],
+        false,
+        LIMITS,
+        &no_loss(),
+    );
     // One leaf: in place.
     assert_eq!(round.writes.len(), 1);
     assert_eq!(round.writes[0].1.entries, vec![entry("a", "new")]);
@@ -187,26 +225,43 @@ fn a_new_user_name_moves_the_entry_in_two_steps() {
     let (old_user, new_user) = (0..)
         .map(|n| (format!("o{n}"), format!("n{n}")))
         .find(|(o, n)| {
-            (super::super::node::route_of_user(o) >> 63) != (super::super::node::route_of_user(n) >> 63)
+            (super::super::node::route_of_user(o) >> 63)
+                != (super::super::node::route_of_user(n) >> 63)
         })
         .unwrap();
     let r0 = NodeKey::ROOT.child(0);
     let r1 = NodeKey::ROOT.child(1);
-    let old_side = if r0.covers(super::super::node::route_of_user(&old_user)) { r0 } else { r1 };
+    let old_side = if r0.covers(super::super::node::route_of_user(&old_user)) {
+        r0
+    } else {
+        r1
+    };
     let new_side = if old_side == r0 { r1 } else { r0 };
     let mut nodes = HashMap::new();
     nodes.insert(NodeKey::ROOT, node(2, Some([1, 1]), vec![]));
     nodes.insert(old_side, node(1, None, vec![entry("a", &old_user)]));
     nodes.insert(new_side, node(1, None, vec![]));
     let snapshot = Snapshot::new(nodes, 0);
-    let round = plan(&snapshot, vec![pending(0, Op::Upsert(entry("a", &new_user)))], false, LIMITS, &no_loss());
+    let round = plan(
+        &snapshot,
+        vec![pending(0, Op::Upsert(entry("a", &new_user)))],
+        false,
+        LIMITS,
+        &no_loss(),
+    );
     assert_eq!(round.writes.len(), 1);
     assert_eq!(round.writes[0].0, new_side);
     assert_eq!(round.writes[0].1.entries[0].moves, 1);
-    assert!(!round.stepped[0].2, "the old copy is left for the next round");
+    assert!(
+        !round.stepped[0].2,
+        "the old copy is left for the next round"
+    );
     let next = snapshot.with_nodes([(
         new_side,
-        Node { version: Some("v2".into()), body: Arc::new(round.writes[0].1.clone()) },
+        Node {
+            version: Some("v2".into()),
+            body: Arc::new(round.writes[0].1.clone()),
+        },
     )]);
     assert_eq!(next.user_holder(&old_user), None);
     assert_eq!(next.user_holder(&new_user), Some("a"));
@@ -221,11 +276,20 @@ fn a_new_user_name_moves_the_entry_in_two_steps() {
 #[test]
 fn split_entries_follow_their_routes() {
     let body = NodeBody {
-        entries: (0..50).map(|n| entry(&format!("i{n}"), &format!("u{n}"))).collect(),
+        entries: (0..50)
+            .map(|n| entry(&format!("i{n}"), &format!("u{n}")))
+            .collect(),
         ..NodeBody::empty()
     };
     let [left, right] = split_entries(NodeKey::ROOT, &body);
     assert_eq!(left.len() + right.len(), 50);
-    assert!(left.iter().all(|e| NodeKey::ROOT.child(0).covers(e.route())));
-    assert!(right.iter().all(|e| NodeKey::ROOT.child(1).covers(e.route())));
+    assert!(
+        left.iter()
+            .all(|e| NodeKey::ROOT.child(0).covers(e.route()))
+    );
+    assert!(
+        right
+            .iter()
+            .all(|e| NodeKey::ROOT.child(1).covers(e.route()))
+    );
 }

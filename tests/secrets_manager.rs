@@ -295,23 +295,23 @@ async fn renaming_a_user_across_index_leaves_frees_the_old_name() {
 
     // Six renames: with two leaves or more, some land in another leaf than
     // their old name's (each does with odds of one half or better).
-    for n in 7..13 {
+    for (n, stored) in tokens.iter().enumerate().take(13).skip(7) {
         let renamed = format!("renamed-{n}@example.com");
         let renamed = renamed.as_str();
-        let old_name = tokens[n].user_name.clone().unwrap();
+        let old_name = stored.user_name.clone().unwrap();
         let mut rename = OAuthToken {
             user_name: Some(renamed.into()),
-            ..tokens[n].clone()
+            ..stored.clone()
         };
         h.store.save_token(&mut rename).await.unwrap();
-        assert_eq!(rename.id, tokens[n].id);
+        assert_eq!(rename.id, stored.id);
 
         let other = h.instance();
         let found = other
             .find_token(&OAuthToken::for_user(renamed))
             .await
             .unwrap();
-        assert_eq!(found.and_then(|t| t.id), tokens[n].id.clone());
+        assert_eq!(found.and_then(|t| t.id), stored.id.clone());
         assert_eq!(
             other
                 .find_token(&OAuthToken::for_user(&old_name))
@@ -323,7 +323,7 @@ async fn renaming_a_user_across_index_leaves_frees_the_old_name() {
         let mut newcomer = OAuthToken::from_refresh_token("c", "s", format!("newcomer-{n}"))
             .with_user_name(&old_name);
         other.save_token(&mut newcomer).await.unwrap();
-        assert_ne!(newcomer.id, tokens[n].id);
+        assert_ne!(newcomer.id, stored.id);
     }
     let listed = h.instance().get_tokens().await.unwrap();
     assert_eq!(listed.len(), 1_206);

@@ -40,6 +40,10 @@ fn store_on_ledger_clock(h: &Harness) -> SecretsManagerStore {
         .client(h.client.clone())
         .prefix(h.prefix.clone())
         .clock(move || clock.now())
+        // LocalStack slows as it fills up (it scans every secret on every
+        // call): patient timeouts, as the real service would not need.
+        .attempt_timeout(Duration::from_secs(20))
+        .operation_timeout(Duration::from_secs(60))
         .build()
         .expect("a store")
 }

@@ -5,8 +5,9 @@
 //! version each call makes (lost compare-and-swap attempts included) on a
 //! clock the tests move, so a simulated day takes minutes.
 //!
-//! The workloads are large (10,000 tokens; set `QUOTA_TOKENS` to change it)
-//! and run one at a time: LocalStack scans every secret on every call.
+//! The workloads are large (10,000 tokens; set `QUOTA_TOKENS` to change it),
+//! run one at a time and clean up after themselves, passed or failed:
+//! LocalStack scans every secret on every call.
 //! Run with `--nocapture` for the figures in BENCHMARKS.md.
 
 mod common;
@@ -30,6 +31,24 @@ fn token_count() -> usize {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000)
+}
+
+/// Runs `workload` on a fresh harness, one workload at a time, and deletes
+/// every secret under its prefix afterwards, passed or failed: thousands of
+/// leftover secrets would slow every later call to LocalStack.
+async fn run<F, Fut>(workload: F)
+where
+    F: FnOnce(Harness) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let _serial = SERIAL.lock().await;
+    let h = common::harness().await;
+    let (client, prefix) = (h.client.clone(), h.prefix.clone());
+    let outcome = tokio::spawn(workload(h)).await;
+    common::delete_prefix(&client, &prefix).await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
 }
 
 /// A store on the harness's prefix whose clock is the ledger's: moving the
@@ -84,38 +103,39 @@ async fn report(h: &Harness, store: &SecretsManagerStore, workload: &str, took: 
 /// versions in a day, so no secret passes the quota.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_tokens_saved_one_by_one_over_a_day_stay_within_the_quota() {
-    let _serial = SERIAL.lock().await;
-    let h = common::harness().await;
-    let store = store_on_ledger_clock(&h);
-    let n = token_count();
-    let clock = h.ledger.clock().clone();
-    let step = DAY / n as u32;
-    let started = Instant::now();
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let (store, clock) = (&store, &clock);
-            async move {
-                let mut t = token(i);
-                store.save_token(&mut t).await.expect("save_token");
-                clock.advance(step);
-            }
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<()>>()
-        .await;
-    report(&h, &store, "one by one over a day", started.elapsed()).await;
-    assert_eq!(store.index_stats().await.unwrap().tokens, n);
+    run(|h| async move {
+        let store = store_on_ledger_clock(&h);
+        let n = token_count();
+        let clock = h.ledger.clock().clone();
+        let step = DAY / n as u32;
+        let started = Instant::now();
+        futures::stream::iter(0..n)
+            .map(|i| {
+                let (store, clock) = (&store, &clock);
+                async move {
+                    let mut t = token(i);
+                    store.save_token(&mut t).await.expect("save_token");
+                    clock.advance(step);
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<()>>()
+            .await;
+        report(&h, &store, "one by one over a day", started.elapsed()).await;
+        assert_eq!(store.index_stats().await.unwrap().tokens, n);
 
-    // The day's user names are all found by another instance.
-    let reader = h.instance();
-    for i in (0..n).step_by(997) {
-        let found = reader
-            .find_token(&OAuthToken::for_user(format!("user{i:05}@example.com")))
-            .await
-            .expect("find_token");
-        assert_eq!(found.and_then(|t| t.refresh_token), token(i).refresh_token);
-    }
-    store.delete_tokens().await.expect("delete_tokens");
+        // The day's user names are all found by another instance.
+        let reader = h.instance();
+        for i in (0..n).step_by(997) {
+            let found = reader
+                .find_token(&OAuthToken::for_user(format!("user{i:05}@example.com")))
+                .await
+                .expect("find_token");
+            assert_eq!(found.and_then(|t| t.refresh_token), token(i).refresh_token);
+        }
+        store.delete_tokens().await.expect("delete_tokens");
+    })
+    .await;
 }
 
 /// A 10,000-token import through `save_tokens`, imported again (nothing
@@ -124,105 +144,107 @@ async fn ten_thousand_tokens_saved_one_by_one_over_a_day_stay_within_the_quota()
 /// lookup by user name reads one path of the index, not all of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_token_import_and_delete_tokens_stay_within_the_quota() {
-    let _serial = SERIAL.lock().await;
-    let h = common::harness().await;
-    let store = store_on_ledger_clock(&h);
-    let n = token_count();
-    let mut tokens: Vec<OAuthToken> = (0..n).map(token).collect();
+    run(|h| async move {
+        let store = store_on_ledger_clock(&h);
+        let n = token_count();
+        let mut tokens: Vec<OAuthToken> = (0..n).map(token).collect();
 
-    let started = Instant::now();
-    store.save_tokens(&mut tokens).await.expect("save_tokens");
-    report(&h, &store, "bulk import", started.elapsed()).await;
-    assert_eq!(store.index_stats().await.unwrap().tokens, n);
-    assert!(tokens.iter().all(|t| t.id.is_some()));
+        let started = Instant::now();
+        store.save_tokens(&mut tokens).await.expect("save_tokens");
+        report(&h, &store, "bulk import", started.elapsed()).await;
+        assert_eq!(store.index_stats().await.unwrap().tokens, n);
+        assert!(tokens.iter().all(|t| t.id.is_some()));
 
-    // A cold instance finds a user with one or two index path reads (the
-    // path down to its leaf) and one token read.
-    let reader = h.instance();
-    h.counter.reset();
-    let query = OAuthToken::for_user(format!("user{:05}@example.com", n / 2));
-    let found = reader
-        .find_token(&query)
-        .await
-        .expect("find_token")
-        .expect("found");
-    assert_eq!(found.refresh_token, token(n / 2).refresh_token);
-    eprintln!(
-        "cold find_token by user at {n} tokens: {} calls {:?}",
-        h.counter.total(),
-        h.counter.snapshot()
-    );
-    assert!(h.counter.total() <= 3, "{:?}", h.counter.snapshot());
+        // A cold instance finds a user with one or two index path reads (the
+        // path down to its leaf) and one token read.
+        let reader = h.instance();
+        h.counter.reset();
+        let query = OAuthToken::for_user(format!("user{:05}@example.com", n / 2));
+        let found = reader
+            .find_token(&query)
+            .await
+            .expect("find_token")
+            .expect("found");
+        assert_eq!(found.refresh_token, token(n / 2).refresh_token);
+        eprintln!(
+            "cold find_token by user at {n} tokens: {} calls {:?}",
+            h.counter.total(),
+            h.counter.snapshot()
+        );
+        assert!(h.counter.total() <= 3, "{:?}", h.counter.snapshot());
 
-    // Importing the same tokens again changes nothing, and writes nothing.
-    let versions = h.ledger.total();
-    let mut again: Vec<OAuthToken> = (0..n).map(token).collect();
-    h.counter.reset();
-    let started = Instant::now();
-    h.instance()
-        .save_tokens(&mut again)
-        .await
-        .expect("second import");
-    eprintln!(
-        "second import: {:.1} s, {} calls {:?}",
-        started.elapsed().as_secs_f64(),
-        h.counter.total(),
-        h.counter.snapshot()
-    );
-    assert_eq!(h.ledger.total(), versions, "a second import wrote versions");
-    assert_eq!(again, tokens);
+        // Importing the same tokens again changes nothing, and writes nothing.
+        let versions = h.ledger.total();
+        let mut again: Vec<OAuthToken> = (0..n).map(token).collect();
+        h.counter.reset();
+        let started = Instant::now();
+        h.instance()
+            .save_tokens(&mut again)
+            .await
+            .expect("second import");
+        eprintln!(
+            "second import: {:.1} s, {} calls {:?}",
+            started.elapsed().as_secs_f64(),
+            h.counter.total(),
+            h.counter.snapshot()
+        );
+        assert_eq!(h.ledger.total(), versions, "a second import wrote versions");
+        assert_eq!(again, tokens);
 
-    h.counter.reset();
-    let started = Instant::now();
-    store.delete_tokens().await.expect("delete_tokens");
-    report(&h, &store, "delete_tokens", started.elapsed()).await;
-    assert_eq!(store.index_stats().await.unwrap().tokens, 0);
+        h.counter.reset();
+        let started = Instant::now();
+        store.delete_tokens().await.expect("delete_tokens");
+        report(&h, &store, "delete_tokens", started.elapsed()).await;
+        assert_eq!(store.index_stats().await.unwrap().tokens, 0);
+    })
+    .await;
 }
 
 /// 1,000 tokens refreshed every hour for a day: each token secret gets 24
 /// versions (plus its first), the index none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_of_hourly_refreshes_of_1000_tokens_stays_within_the_quota() {
-    let _serial = SERIAL.lock().await;
-    let h = common::harness().await;
-    let store = Arc::new(store_on_ledger_clock(&h));
-    let n = token_count() / 10;
-    let mut tokens: Vec<OAuthToken> = (0..n).map(token).collect();
-    store.save_tokens(&mut tokens).await.expect("save_tokens");
-    let index_before = index_versions(&h);
+    run(|h| async move {
+        let store = Arc::new(store_on_ledger_clock(&h));
+        let n = token_count() / 10;
+        let mut tokens: Vec<OAuthToken> = (0..n).map(token).collect();
+        store.save_tokens(&mut tokens).await.expect("save_tokens");
+        let index_before = index_versions(&h);
 
-    let clock = h.ledger.clock().clone();
-    let started = Instant::now();
-    for hour in 1..=24 {
-        clock.advance(Duration::from_secs(3600));
-        futures::stream::iter(0..n)
-            .map(|i| {
-                let store = Arc::clone(&store);
-                async move {
-                    // What the Zoho SDK saves after a refresh: the user's token
-                    // with a new access token and expiry.
-                    let mut refreshed = OAuthToken {
-                        access_token: Some(format!("1000.access-{i:05}.{hour}")),
-                        expiry_time: Some(1_900_000_000_000 + hour * 3_600_000),
-                        ..OAuthToken::for_user(format!("user{i:05}@example.com"))
-                    };
-                    store.save_token(&mut refreshed).await.expect("refresh");
-                }
-            })
-            .buffer_unordered(8)
-            .collect::<Vec<()>>()
-            .await;
-    }
-    report(&h, &store, "24 hourly refreshes", started.elapsed()).await;
-    assert_eq!(
-        index_versions(&h),
-        index_before,
-        "refreshes wrote the index"
-    );
-    let busiest = h.ledger.max_in_window(DAY);
-    // Created, then refreshed 24 times: at most 25 versions in any day.
-    assert!(busiest.1 <= 25, "{busiest:?}");
-    store.delete_tokens().await.expect("delete_tokens");
+        let clock = h.ledger.clock().clone();
+        let started = Instant::now();
+        for hour in 1..=24 {
+            clock.advance(Duration::from_secs(3600));
+            futures::stream::iter(0..n)
+                .map(|i| {
+                    let store = Arc::clone(&store);
+                    async move {
+                        // What the Zoho SDK saves after a refresh: the user's token
+                        // with a new access token and expiry.
+                        let mut refreshed = OAuthToken {
+                            access_token: Some(format!("1000.access-{i:05}.{hour}")),
+                            expiry_time: Some(1_900_000_000_000 + hour * 3_600_000),
+                            ..OAuthToken::for_user(format!("user{i:05}@example.com"))
+                        };
+                        store.save_token(&mut refreshed).await.expect("refresh");
+                    }
+                })
+                .buffer_unordered(8)
+                .collect::<Vec<()>>()
+                .await;
+        }
+        report(&h, &store, "24 hourly refreshes", started.elapsed()).await;
+        assert_eq!(
+            index_versions(&h),
+            index_before,
+            "refreshes wrote the index"
+        );
+        let busiest = h.ledger.max_in_window(DAY);
+        // Created, then refreshed 24 times: at most 25 versions in any day.
+        assert!(busiest.1 <= 25, "{busiest:?}");
+        store.delete_tokens().await.expect("delete_tokens");
+    })
+    .await;
 }
 
 /// Versions of the harness's index secrets so far.

@@ -285,20 +285,26 @@ impl Index {
                 }
             }
             let _writing = self.write_lock.lock().await;
-            // Unless a leader that held the lock before answered them all.
-            if answers
-                .iter_mut()
-                .any(|(_, a)| matches!(a.try_recv(), Err(oneshot::error::TryRecvError::Empty)))
-            {
-                let batch = std::mem::take(&mut *self.queue());
-                // Boxed: the commit's future is deep, and every save awaits it.
-                Box::pin(self.apply(batch)).await;
-            }
             waiting.clear();
+            // A leader that held the lock before may have answered them all.
+            let mut unanswered = Vec::new();
             for (i, mut answer) in answers {
                 match answer.try_recv() {
                     Ok(result) => outcomes[i] = Some(result),
+                    Err(oneshot::error::TryRecvError::Empty) => unanswered.push((i, answer)),
                     // Its leader was cancelled mid-way: queue it again.
+                    Err(oneshot::error::TryRecvError::Closed) => waiting.push(i),
+                }
+            }
+            if unanswered.is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(&mut *self.queue());
+            // Boxed: the commit's future is deep, and every save awaits it.
+            Box::pin(self.apply(batch)).await;
+            for (i, mut answer) in unanswered {
+                match answer.try_recv() {
+                    Ok(result) => outcomes[i] = Some(result),
                     Err(_) => waiting.push(i),
                 }
             }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use zoho_token_store::{OAuthToken, SecretsManagerStore, TokenStore};
+use zoho_token_store::{OAuthToken, SecretsManagerStore, StoreError, TokenStore};
 
 use common::Harness;
 
@@ -82,6 +82,49 @@ fn token(n: usize) -> OAuthToken {
     }
 }
 
+/// What a caller does with an operation that failed with a backend error:
+/// try again (LocalStack 4.13 fails some concurrent writes with
+/// `InternalError`, and the SDK's retry quota runs dry over 10,000 writes).
+/// Every operation retried here is safe to repeat: a batch or a token saved
+/// again matches what the first attempt stored.
+const ATTEMPTS: u32 = 5;
+const BACKOFF: Duration = Duration::from_millis(200);
+
+fn note_retry(_attempt: u32) {
+    eprintln!("retrying after a backend error");
+}
+
+/// `save_tokens`, retried as [`ATTEMPTS`] says.
+async fn save_all(store: &SecretsManagerStore, tokens: &mut [OAuthToken]) {
+    for attempt in 1..=ATTEMPTS {
+        match store.save_tokens(tokens).await {
+            Ok(()) => return,
+            Err(StoreError::Backend { .. }) if attempt < ATTEMPTS => {
+                note_retry(attempt);
+                tokio::time::sleep(BACKOFF * attempt).await;
+            }
+            Err(error) => panic!("save_tokens: {error}"),
+        }
+    }
+}
+
+/// `save_token` of `token`, retried as [`ATTEMPTS`] says.
+async fn save_one(store: &SecretsManagerStore, token: OAuthToken) -> OAuthToken {
+    common::retry_backend(ATTEMPTS, BACKOFF, note_retry, || {
+        let mut token = token.clone();
+        async move { store.save_token(&mut token).await.map(|()| token) }
+    })
+    .await
+    .expect("save_token")
+}
+
+/// `delete_tokens`, retried as [`ATTEMPTS`] says.
+async fn delete_all(store: &SecretsManagerStore) {
+    common::retry_backend(ATTEMPTS, BACKOFF, note_retry, || store.delete_tokens())
+        .await
+        .expect("delete_tokens");
+}
+
 /// Prints what the workload cost and asserts the quota.
 async fn report(h: &Harness, store: &SecretsManagerStore, workload: &str, took: Duration) {
     let stats = store.index_stats().await.expect("index_stats");
@@ -113,8 +156,7 @@ async fn ten_thousand_tokens_saved_one_by_one_over_a_day_stay_within_the_quota()
             .map(|i| {
                 let (store, clock) = (&store, &clock);
                 async move {
-                    let mut t = token(i);
-                    store.save_token(&mut t).await.expect("save_token");
+                    save_one(store, token(i)).await;
                     clock.advance(step);
                 }
             })
@@ -133,7 +175,7 @@ async fn ten_thousand_tokens_saved_one_by_one_over_a_day_stay_within_the_quota()
                 .expect("find_token");
             assert_eq!(found.and_then(|t| t.refresh_token), token(i).refresh_token);
         }
-        store.delete_tokens().await.expect("delete_tokens");
+        delete_all(&store).await;
     })
     .await;
 }
@@ -150,7 +192,7 @@ async fn ten_thousand_token_import_and_delete_tokens_stay_within_the_quota() {
         let mut tokens: Vec<OAuthToken> = (0..n).map(token).collect();
 
         let started = Instant::now();
-        store.save_tokens(&mut tokens).await.expect("save_tokens");
+        save_all(&store, &mut tokens).await;
         report(&h, &store, "bulk import", started.elapsed()).await;
         assert_eq!(store.index_stats().await.unwrap().tokens, n);
         assert!(tokens.iter().all(|t| t.id.is_some()));
@@ -178,10 +220,7 @@ async fn ten_thousand_token_import_and_delete_tokens_stay_within_the_quota() {
         let mut again: Vec<OAuthToken> = (0..n).map(token).collect();
         h.counter.reset();
         let started = Instant::now();
-        h.instance()
-            .save_tokens(&mut again)
-            .await
-            .expect("second import");
+        save_all(&h.instance(), &mut again).await;
         eprintln!(
             "second import: {:.1} s, {} calls {:?}",
             started.elapsed().as_secs_f64(),
@@ -193,7 +232,7 @@ async fn ten_thousand_token_import_and_delete_tokens_stay_within_the_quota() {
 
         h.counter.reset();
         let started = Instant::now();
-        store.delete_tokens().await.expect("delete_tokens");
+        delete_all(&store).await;
         report(&h, &store, "delete_tokens", started.elapsed()).await;
         assert_eq!(store.index_stats().await.unwrap().tokens, 0);
     })
@@ -208,7 +247,7 @@ async fn a_day_of_hourly_refreshes_of_1000_tokens_stays_within_the_quota() {
         let store = Arc::new(store_on_ledger_clock(&h));
         let n = token_count() / 10;
         let mut tokens: Vec<OAuthToken> = (0..n).map(token).collect();
-        store.save_tokens(&mut tokens).await.expect("save_tokens");
+        save_all(&store, &mut tokens).await;
         let index_before = index_versions(&h);
 
         let clock = h.ledger.clock().clone();
@@ -221,12 +260,12 @@ async fn a_day_of_hourly_refreshes_of_1000_tokens_stays_within_the_quota() {
                     async move {
                         // What the Zoho SDK saves after a refresh: the user's token
                         // with a new access token and expiry.
-                        let mut refreshed = OAuthToken {
+                        let refreshed = OAuthToken {
                             access_token: Some(format!("1000.access-{i:05}.{hour}")),
                             expiry_time: Some(1_900_000_000_000 + hour * 3_600_000),
                             ..OAuthToken::for_user(format!("user{i:05}@example.com"))
                         };
-                        store.save_token(&mut refreshed).await.expect("refresh");
+                        save_one(&store, refreshed).await;
                     }
                 })
                 .buffer_unordered(8)
@@ -242,7 +281,7 @@ async fn a_day_of_hourly_refreshes_of_1000_tokens_stays_within_the_quota() {
         let busiest = h.ledger.max_in_window(DAY);
         // Created, then refreshed 24 times: at most 25 versions in any day.
         assert!(busiest.1 <= 25, "{busiest:?}");
-        store.delete_tokens().await.expect("delete_tokens");
+        delete_all(&store).await;
     })
     .await;
 }

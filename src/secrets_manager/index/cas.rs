@@ -99,6 +99,57 @@ impl Index {
         Ok(nodes)
     }
 
+    /// Reads `keys` one `GetSecretValue` each (8 in flight): the value and
+    /// version that hold `AWSCURRENT`, for a writer about to compare and swap.
+    ///
+    /// `BatchGetSecretValue` is cheaper for reading many nodes, but LocalStack
+    /// 4.13 can answer it with an older version of a secret whose version
+    /// stages it updated under concurrent load (its "current version" field
+    /// lags the `AWSCURRENT` label); a writer that swapped from that version
+    /// would lose every attempt. `GetSecretValue` follows the label.
+    pub(crate) async fn read_nodes_exact(
+        &self,
+        keys: &[NodeKey],
+    ) -> Result<HashMap<NodeKey, Node>, StoreError> {
+        futures::stream::iter(keys.iter().copied())
+            .map(|key| async move {
+                let name = self.layout.index_node(&key.suffix());
+                let node = match self.api.get(&name).await? {
+                    Fetched::Value { string, version_id } => {
+                        self.decode(key, string, version_id)?
+                    }
+                    Fetched::Absent | Fetched::Deleted => Node::absent(),
+                };
+                Ok::<_, StoreError>((key, node))
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// `nodes` with `keys` read again exactly (see [`Index::read_nodes_exact`]),
+    /// and the children of any that were split since.
+    pub(crate) async fn reread(
+        &self,
+        mut nodes: HashMap<NodeKey, Node>,
+        keys: &[NodeKey],
+    ) -> Result<HashMap<NodeKey, Node>, StoreError> {
+        let mut wanted = keys.to_vec();
+        for _ in 0..READ_ROUNDS {
+            nodes.extend(Box::pin(self.read_nodes_exact(&wanted)).await?);
+            wanted = unresolved(&nodes, None);
+            if wanted.is_empty() {
+                return Ok(nodes);
+            }
+        }
+        Err(StoreError::Corrupt {
+            id: self.layout.index_node(&wanted[0].suffix()),
+            reason: "index node is missing or older than its parent's split after repeated reads; \
+                     run repair() to rebuild the index"
+                .into(),
+        })
+    }
+
     /// Reads the whole tree: level by level from the root, re-reading any
     /// child older than its parent's split (a split committed mid-read).
     ///
@@ -222,11 +273,47 @@ impl Index {
         // Drop our label either way so that labels do not pile up on the
         // secret (there is a quota on them).
         self.api.remove_stage(&name, &self.label, &version).await;
-        Ok(if won? {
-            Cas::Won(version)
-        } else {
-            Cas::Lost { versioned: true }
-        })
+        if won? {
+            return Ok(Cas::Won(version));
+        }
+        // Refused: another writer won, or this move took effect and the
+        // refusal answered an SDK retry of it (the first response was lost).
+        match self.api.get(&name).await? {
+            Fetched::Value {
+                version_id: Some(current),
+                ..
+            } if current == version => Ok(Cas::Won(self.settled(&name, &json, version).await?)),
+            _ => Ok(Cas::Lost { versioned: true }),
+        }
+    }
+
+    /// `version` of node `name` (value `json`) holds `AWSCURRENT`, but the
+    /// call that moved it was answered with an error. LocalStack 4.13 then
+    /// can leave its `BatchGetSecretValue` answering with the version before
+    /// (it updates the label and not the secret's current version when the
+    /// call fails half-way under concurrent load), which would show readers
+    /// an older index: if a batch read disagrees, the same value is written
+    /// once more as a new version, which sets both right. Against AWS the
+    /// two reads agree and nothing is written.
+    async fn settled(&self, name: &str, json: &str, version: String) -> Result<String, StoreError> {
+        let batch = self.api.batch_get_versioned(vec![name.to_owned()]).await?;
+        if batch
+            .iter()
+            .all(|(_, _, v)| v.as_deref() == Some(version.as_str()))
+        {
+            return Ok(version);
+        }
+        let request_token = uuid::Uuid::new_v4().to_string();
+        let Put::Yes(again) = self
+            .api
+            .put(name, json, &request_token, Some(&self.label))
+            .await?
+        else {
+            return Ok(version);
+        };
+        let moved = self.api.move_current(name, &again, &version).await;
+        self.api.remove_stage(name, &self.label, &again).await;
+        Ok(if moved? { again } else { version })
     }
 
     /// Splits leaf `key`, as `seen` in a snapshot: its entries go to its two
@@ -249,9 +336,9 @@ impl Index {
         lost: &mut HashMap<NodeKey, u32>,
     ) -> Result<bool, StoreError> {
         let children = [key.child(0), key.child(1)];
-        let before = self.read_nodes(&children).await?;
+        let before = self.read_nodes_exact(&children).await?;
         let leaf = self
-            .read_nodes(&[key])
+            .read_nodes_exact(&[key])
             .await?
             .remove(&key)
             .unwrap_or_else(Node::absent);

@@ -210,6 +210,20 @@ impl Index {
         self.read_all().await
     }
 
+    /// `snapshot` with `keys` read again exactly (and any subtree split since),
+    /// cached: what a writer needs after losing a swap on them, or to be sure
+    /// of them, without reading the whole tree.
+    async fn refreshed(
+        &self,
+        snapshot: &Snapshot,
+        keys: Vec<NodeKey>,
+    ) -> Result<Arc<Snapshot>, StoreError> {
+        let nodes = self.reread(snapshot.nodes().clone(), &keys).await?;
+        let fresh = Arc::new(Snapshot::new(nodes, snapshot.read));
+        self.set_cached(Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
     /// Reads the whole tree now and caches it. Under `load_lock`.
     async fn read_all(&self) -> Result<Arc<Snapshot>, StoreError> {
         let read = self.reads.fetch_add(1, Ordering::SeqCst);
@@ -345,6 +359,7 @@ impl Index {
             }
             if !round.splits.is_empty() {
                 let mut committed = true;
+                let split = round.splits.clone();
                 for key in round.splits {
                     let seen = snapshot.node(key).cloned().unwrap_or_else(Node::absent);
                     match self.split(key, &seen, limits.now, &mut lost).await {
@@ -360,7 +375,8 @@ impl Index {
                     }
                     backoff(failures).await;
                 }
-                snapshot = match self.load().await {
+                // The split leaves (and their new children), as they are now.
+                snapshot = match self.refreshed(&snapshot, split).await {
                     Ok(snapshot) => snapshot,
                     Err(error) => return fail_all(round.later, &error),
                 };
@@ -376,11 +392,16 @@ impl Index {
                 if round.later.is_empty() {
                     return;
                 }
-                // ...as far as the cached index says: read it to make sure.
+                // ...as far as the cached index says: read their leaves
+                // again to make sure.
                 if fresh {
                     return fail_all(round.later, &conflict(failures));
                 }
-                snapshot = match self.load().await {
+                let reread = match planner::leaves_of(&snapshot, &round.later) {
+                    Some(leaves) => self.refreshed(&snapshot, leaves).await,
+                    None => self.load().await,
+                };
+                snapshot = match reread {
                     Ok(snapshot) => snapshot,
                     Err(error) => return fail_all(round.later, &error),
                 };
@@ -407,7 +428,7 @@ impl Index {
                 .collect::<Vec<_>>()
                 .await;
             let mut won: HashMap<NodeKey, Node> = HashMap::new();
-            let mut any_lost = false;
+            let mut lost_nodes: Vec<NodeKey> = Vec::new();
             let mut error = None;
             for (key, body, outcome) in writes {
                 match outcome {
@@ -422,7 +443,7 @@ impl Index {
                         );
                     }
                     Ok(Cas::Lost { versioned }) => {
-                        any_lost = true;
+                        lost_nodes.push(key);
                         *lost.entry(key).or_default() += u32::from(versioned);
                     }
                     Err(e) => error = Some(e),
@@ -448,14 +469,15 @@ impl Index {
             if let Some(error) = error {
                 return fail_all(next, &error);
             }
-            if any_lost {
-                // Lost to another writer: plan what is left on a fresh read.
+            if !lost_nodes.is_empty() {
+                // Lost to another writer: plan what is left on those nodes
+                // as they are now (not the whole tree again).
                 failures += 1;
                 if failures >= MAX_ATTEMPTS {
                     return fail_all(next, &conflict(failures));
                 }
                 backoff(failures).await;
-                snapshot = match self.load().await {
+                snapshot = match self.refreshed(&snapshot, lost_nodes).await {
                     Ok(snapshot) => snapshot,
                     Err(error) => return fail_all(next, &error),
                 };

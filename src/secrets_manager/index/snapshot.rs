@@ -116,6 +116,11 @@ impl Snapshot {
         }
     }
 
+    /// The nodes this snapshot was built from.
+    pub(crate) fn nodes(&self) -> &HashMap<NodeKey, Node> {
+        &self.nodes
+    }
+
     /// This snapshot with `written` nodes replaced (after writes that won).
     pub(crate) fn with_nodes(&self, written: impl IntoIterator<Item = (NodeKey, Node)>) -> Self {
         let mut nodes = self.nodes.clone();

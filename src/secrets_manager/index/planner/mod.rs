@@ -435,6 +435,29 @@ pub(crate) fn plan(
     round
 }
 
+/// The leaves that the changes of `open` read or write in `snapshot`: what
+/// to read again to be sure of them. `None` when a removal names an id that
+/// `snapshot` does not list: only the whole index can say where it is now.
+pub(crate) fn leaves_of(snapshot: &Snapshot, open: &[Pending]) -> Option<Vec<NodeKey>> {
+    let mut keys: Vec<NodeKey> = Vec::new();
+    for pending in open {
+        match &pending.op {
+            Op::Upsert(entry) => keys.extend(snapshot.leaf_for(entry.route())),
+            Op::Remove(ids) if ids.iter().any(|id| snapshot.leaf_of(id).is_none()) => {
+                return None;
+            }
+            Op::Remove(_) => {}
+        }
+        for id in pending.op.ids() {
+            keys.extend(snapshot.leaf_of(id));
+            keys.extend_from_slice(snapshot.stale_copies(id));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    Some(keys)
+}
+
 /// The bodies of the two children of leaf `parent` (depth `depth`): its
 /// entries, each under the child its route falls in.
 pub(crate) fn split_entries(parent: NodeKey, body: &NodeBody) -> [Vec<Entry>; 2] {

@@ -5,9 +5,12 @@
 //! version each call makes (lost compare-and-swap attempts included) on a
 //! clock the tests move, so a simulated day takes minutes.
 //!
-//! The workloads are large (10,000 tokens; set `QUOTA_TOKENS` to change it),
-//! run one at a time and clean up after themselves, passed or failed:
-//! LocalStack scans every secret on every call.
+//! The workloads run one at a time and clean up after themselves, passed or
+//! failed: LocalStack scans every secret on every call, so a call costs it
+//! more the more secrets it holds. They write 2,000 tokens by default (200
+//! refreshed hourly), which `cargo test` finishes in minutes; the figures in
+//! BENCHMARKS.md are from `QUOTA_TOKENS=10000` (1,000 refreshed hourly),
+//! which takes LocalStack the better part of an hour.
 //! Run with `--nocapture` for the figures in BENCHMARKS.md.
 
 mod common;
@@ -25,12 +28,12 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// How many tokens the large workloads write (`QUOTA_TOKENS`, default 10,000).
+/// How many tokens the large workloads write (`QUOTA_TOKENS`, default 2,000).
 fn token_count() -> usize {
     std::env::var("QUOTA_TOKENS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000)
+        .unwrap_or(2_000)
 }
 
 /// Runs `workload` on a fresh harness, one workload at a time, and deletes
@@ -87,8 +90,8 @@ fn token(n: usize) -> OAuthToken {
 /// `InternalError`, and the SDK's retry quota runs dry over 10,000 writes).
 /// Every operation retried here is safe to repeat: a batch or a token saved
 /// again matches what the first attempt stored.
-const ATTEMPTS: u32 = 5;
-const BACKOFF: Duration = Duration::from_millis(200);
+const ATTEMPTS: u32 = 10;
+const BACKOFF: Duration = Duration::from_millis(300);
 
 fn note_retry(_attempt: u32) {
     eprintln!("retrying after a backend error");
@@ -140,12 +143,13 @@ async fn report(h: &Harness, store: &SecretsManagerStore, workload: &str, took: 
     h.assert_within_version_quota();
 }
 
-/// 10,000 tokens saved one by one, eight at a time, over a simulated day:
-/// an app that adds a token every 9 seconds for 24 hours. The index spreads
+/// `QUOTA_TOKENS` tokens saved one by one, eight at a time, over a
+/// simulated day (10,000: an app that adds a token every 9 seconds for 24
+/// hours). The index spreads
 /// the new entries over its leaves and splits a leaf that has made 60
 /// versions in a day, so no secret passes the quota.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_tokens_saved_one_by_one_over_a_day_stay_within_the_quota() {
+async fn tokens_saved_one_by_one_over_a_day_stay_within_the_quota() {
     run(|h| async move {
         let store = store_on_ledger_clock(&h);
         let n = token_count();
@@ -180,12 +184,12 @@ async fn ten_thousand_tokens_saved_one_by_one_over_a_day_stay_within_the_quota()
     .await;
 }
 
-/// A 10,000-token import through `save_tokens`, imported again (nothing
+/// A `QUOTA_TOKENS`-token import through `save_tokens`, imported again (nothing
 /// changes, nothing is written), then `delete_tokens`: each index secret is
 /// written a bounded number of times however many tokens there are. A cold
 /// lookup by user name reads one path of the index, not all of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_token_import_and_delete_tokens_stay_within_the_quota() {
+async fn an_import_imported_again_then_deleted_stays_within_the_quota() {
     run(|h| async move {
         let store = store_on_ledger_clock(&h);
         let n = token_count();
@@ -239,10 +243,10 @@ async fn ten_thousand_token_import_and_delete_tokens_stay_within_the_quota() {
     .await;
 }
 
-/// 1,000 tokens refreshed every hour for a day: each token secret gets 24
+/// `QUOTA_TOKENS / 10` tokens refreshed every hour for a day: each token secret gets 24
 /// versions (plus its first), the index none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_day_of_hourly_refreshes_of_1000_tokens_stays_within_the_quota() {
+async fn a_day_of_hourly_refreshes_stays_within_the_quota() {
     run(|h| async move {
         let store = Arc::new(store_on_ledger_clock(&h));
         let n = token_count() / 10;

@@ -34,6 +34,19 @@ pub(crate) enum Cas {
 }
 
 impl Index {
+    /// The error for nodes that stay missing, or older than their parent's
+    /// split, however often they are read.
+    fn unresolvable(&self, wanted: &[NodeKey]) -> StoreError {
+        StoreError::Corrupt {
+            id: wanted
+                .first()
+                .map_or_else(String::new, |key| self.layout.index_node(&key.suffix())),
+            reason: "index node is missing or older than its parent's split after repeated reads; \
+                     run repair() to rebuild the index"
+                .into(),
+        }
+    }
+
     fn decode(
         &self,
         key: NodeKey,
@@ -142,12 +155,7 @@ impl Index {
                 return Ok(nodes);
             }
         }
-        Err(StoreError::Corrupt {
-            id: self.layout.index_node(&wanted[0].suffix()),
-            reason: "index node is missing or older than its parent's split after repeated reads; \
-                     run repair() to rebuild the index"
-                .into(),
-        })
+        Err(self.unresolvable(&wanted))
     }
 
     /// Reads the whole tree: level by level from the root, re-reading any
@@ -205,12 +213,7 @@ impl Index {
                     .collect();
             }
         }
-        Err(StoreError::Corrupt {
-            id: self.layout.index_node(&wanted[0].suffix()),
-            reason: "index node is missing or older than its parent's split after repeated reads; \
-                     run repair() to rebuild the index"
-                .into(),
-        })
+        Err(self.unresolvable(&wanted))
     }
 
     /// Replaces node `key` by `body` if its `AWSCURRENT` version is still

@@ -81,11 +81,15 @@
 // docs.rs builds with every feature and `--cfg docsrs`: label what each needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
+pub mod auth;
 #[cfg(any(test, feature = "conformance"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod error;
 mod id;
+mod lease;
 mod memory;
 #[cfg(feature = "secrets-manager")]
 mod secrets_manager;
@@ -94,6 +98,7 @@ mod token;
 
 pub use error::{BoxError, SharedError, StoreError};
 pub use id::{MAX_ID_LEN, generate_id, validate_id};
+pub use lease::{LeaseRequest, RefreshLease};
 pub use memory::MemoryStore;
 #[cfg(feature = "secrets-manager")]
 #[cfg_attr(docsrs, doc(cfg(feature = "secrets-manager")))]

@@ -135,6 +135,12 @@ impl Index {
         }
     }
 
+    /// This instance's staging label for versions not yet made current
+    /// (the token secrets' compare-and-swap uses it too).
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
     /// Now, in Unix seconds, by the store's clock.
     fn now_secs(&self) -> u64 {
         (self.clock)()

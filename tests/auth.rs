@@ -87,7 +87,11 @@ impl Fake {
     fn refresh_token(&self) -> String {
         let mut state = self.state.lock().unwrap();
         state.next += 1;
-        let token = format!("1000.canary-refresh-{}-{}", state.next, uuid::Uuid::new_v4());
+        let token = format!(
+            "1000.canary-refresh-{}-{}",
+            state.next,
+            uuid::Uuid::new_v4()
+        );
         state.grants.insert(token.clone(), Grant::default());
         token
     }
@@ -268,7 +272,11 @@ fn me() -> OAuthToken {
 async fn memory_warm_calls_make_no_call_and_share_the_bearer() {
     let fake = Fake::start().await;
     let store = Arc::new(MemoryStore::new());
-    let stored = save(&*store, stored_token(USER, &fake.refresh_token(), 3_600_000)).await;
+    let stored = save(
+        &*store,
+        stored_token(USER, &fake.refresh_token(), 3_600_000),
+    )
+    .await;
     let auth = auth_on(Arc::clone(&store), &fake);
     let first = auth.access_token(&me()).await.unwrap();
     let second = auth.access_token(&me()).await.unwrap();
@@ -296,7 +304,10 @@ async fn memory_near_expiry_refreshes_once_and_saves() {
     assert_eq!(saved.expiry_time, Some(token.expiry_time()));
     assert_eq!(saved.refresh_token.as_deref(), Some(refresh.as_str()));
     assert_eq!(saved.id, stored.id);
-    assert_eq!(saved.api_domain.as_deref(), Some("https://www.zohoapis.com"));
+    assert_eq!(
+        saved.api_domain.as_deref(),
+        Some("https://www.zohoapis.com")
+    );
     // Warm now.
     auth.access_token(&me()).await.unwrap();
     assert_eq!(fake.calls(), 1);
@@ -441,8 +452,17 @@ async fn grant_exchange_saves_and_a_second_exchange_is_rejected() {
     };
     let saved = auth.exchange_grant_token(grant()).await.unwrap();
     assert!(saved.id.is_some());
-    assert!(saved.refresh_token.as_deref().unwrap().starts_with("1000.canary-refresh-"));
-    assert_eq!(store.find_token(&me()).await.unwrap().as_ref(), Some(&saved));
+    assert!(
+        saved
+            .refresh_token
+            .as_deref()
+            .unwrap()
+            .starts_with("1000.canary-refresh-")
+    );
+    assert_eq!(
+        store.find_token(&me()).await.unwrap().as_ref(),
+        Some(&saved)
+    );
     let form = fake.forms.lock().unwrap()[0].clone();
     assert_eq!(form["grant_type"], "authorization_code");
     assert_eq!(form["code"], code);
@@ -503,12 +523,24 @@ async fn no_secret_value_in_errors_or_debug() {
     let fake = Fake::start().await;
     let store = Arc::new(MemoryStore::new());
     let revoked = fake.refresh_token();
-    save(&*store, stored_token("revoked@example.com", &revoked, -1_000)).await;
+    save(
+        &*store,
+        stored_token("revoked@example.com", &revoked, -1_000),
+    )
+    .await;
     fake.revoke(&revoked);
     let throttled = fake.refresh_token();
-    save(&*store, stored_token("throttled@example.com", &throttled, -1_000)).await;
+    save(
+        &*store,
+        stored_token("throttled@example.com", &throttled, -1_000),
+    )
+    .await;
     fake.exhaust(&throttled);
-    save(&*store, stored_token(USER, &fake.refresh_token(), 3_600_000)).await;
+    save(
+        &*store,
+        stored_token(USER, &fake.refresh_token(), 3_600_000),
+    )
+    .await;
     let auth = auth_on(Arc::clone(&store), &fake);
     let mut shown = Vec::new();
     for user in ["revoked@example.com", "throttled@example.com", "nobody@x"] {
@@ -637,7 +669,11 @@ async fn sm_crashed_lease_holder_is_taken_over_after_the_lease_ends() {
     let started = Instant::now();
     let auth = auth_on(h.instance(), &fake);
     let token = auth.access_token(&me()).await.unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(1_500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(fake.calls(), 1);
     let seen = h.instance().find_token_by_id(&id).await.unwrap().unwrap();
     assert_eq!(seen.access_token.as_deref(), Some(token.as_str()));
@@ -683,7 +719,11 @@ async fn sm_throttled_while_valid_serves_the_current_token() {
 async fn sm_invalidate_on_two_instances_makes_one_refresh() {
     let h = common::harness().await;
     let fake = Fake::start().await;
-    save(&h.store, stored_token(USER, &fake.refresh_token(), 3_600_000)).await;
+    save(
+        &h.store,
+        stored_token(USER, &fake.refresh_token(), 3_600_000),
+    )
+    .await;
     let fleet = processes(&h, &fake, 2);
     let (_, a) = &fleet[0];
     let (_, b) = &fleet[1];

@@ -158,7 +158,10 @@ mod tests {
 
     #[test]
     fn accounts_urls() {
-        let urls: Vec<_> = DataCenter::ALL.iter().map(DataCenter::accounts_url).collect();
+        let urls: Vec<_> = DataCenter::ALL
+            .iter()
+            .map(DataCenter::accounts_url)
+            .collect();
         assert_eq!(
             urls,
             [

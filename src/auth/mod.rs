@@ -316,7 +316,10 @@ impl fmt::Debug for ZohoAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ZohoAuth")
             .field("data_center", &self.inner.data_center)
-            .field("accounts_url", &self.inner.accounts_url.as_ref().map(zoho::origin))
+            .field(
+                "accounts_url",
+                &self.inner.accounts_url.as_ref().map(zoho::origin),
+            )
             .field("refresh_ahead_ms", &self.inner.refresh_ahead)
             .finish_non_exhaustive()
     }
@@ -478,10 +481,7 @@ impl ZohoAuth {
             let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
             Arc::clone(flights.entry(id.to_owned()).or_default())
         };
-        let result = flight
-            .get_or_init(|| inner.refresh_once(id))
-            .await
-            .clone();
+        let result = flight.get_or_init(|| inner.refresh_once(id)).await.clone();
         let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
         if flights.get(id).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
             flights.remove(id);
@@ -639,7 +639,8 @@ impl Inner {
                         },
                         code => zoho::zoho_error(id, Request::Refresh, code, None),
                     };
-                    let left = Duration::from_millis(until.saturating_sub(now_millis()).max(0) as u64);
+                    let left =
+                        Duration::from_millis(until.saturating_sub(now_millis()).max(0) as u64);
                     self.remember_failure(id, &current, &error, left);
                     return self.or_current(id, &current, error);
                 }
@@ -684,7 +685,11 @@ impl Inner {
                 };
                 self.store.save_token(&mut saved).await?;
                 self.failures().remove(id);
-                tracing::debug!(id, expiry_time = issued.expiry_time, "access token refreshed");
+                tracing::debug!(
+                    id,
+                    expiry_time = issued.expiry_time,
+                    "access token refreshed"
+                );
                 self.servable(id, &saved, now_millis() + millis(MIN_VALIDITY))
                     .ok_or_else(|| AuthError::UnexpectedResponse {
                         url: zoho::origin(&endpoint),
@@ -761,15 +766,26 @@ mod tests {
             "http://127.0.0.1:9999/oauth/v2/token"
         );
         assert_eq!(
-            url(&auth(|b| b.data_center(DataCenter::Ca)), &OAuthToken::default()),
+            url(
+                &auth(|b| b.data_center(DataCenter::Ca)),
+                &OAuthToken::default()
+            ),
             "https://accounts.zohocloud.ca/oauth/v2/token"
         );
     }
 
     #[test]
     fn bad_accounts_urls_fail_the_build() {
-        for bad in ["", "ftp://x", "not a url", "http://u:p@host", "http://h/?q=1"] {
-            let result = ZohoAuth::builder(MemoryStore::new()).accounts_url(bad).build();
+        for bad in [
+            "",
+            "ftp://x",
+            "not a url",
+            "http://u:p@host",
+            "http://h/?q=1",
+        ] {
+            let result = ZohoAuth::builder(MemoryStore::new())
+                .accounts_url(bad)
+                .build();
             assert!(
                 matches!(result, Err(AuthError::InvalidInput { .. })),
                 "{bad}"

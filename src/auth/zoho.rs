@@ -234,7 +234,9 @@ mod tests {
                 "a",
                 Request::Refresh,
                 "Access Denied",
-                Some("You have made too many requests continuously. Please try again after some time.")
+                Some(
+                    "You have made too many requests continuously. Please try again after some time."
+                )
             ),
             AuthError::Throttled { .. }
         ));

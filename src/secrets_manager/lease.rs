@@ -106,7 +106,7 @@ fn claim_token(name: &str, read: &str, now: i64, period: Duration) -> String {
 /// What one read of a token secret found.
 enum Read {
     Found {
-        token: OAuthToken,
+        token: Box<OAuthToken>,
         lease: Option<Lease>,
         version: String,
     },
@@ -122,7 +122,7 @@ impl SecretsManagerStore {
                 string: Some(json),
                 version_id: Some(version),
             } => Ok(Read::Found {
-                token: decode_token(id, &json)?,
+                token: Box::new(decode_token(id, &json)?),
                 lease: lease_of(&json),
                 version,
             }),
@@ -186,8 +186,8 @@ impl SecretsManagerStore {
                 } => (token, lease, version),
             };
             if request.is_refreshed(&token) {
-                self.inner.cache.put(id, token.clone());
-                return Ok(RefreshLease::Refreshed(Box::new(token)));
+                self.inner.cache.put(id, (*token).clone());
+                return Ok(RefreshLease::Refreshed(token));
             }
             let now = now_millis();
             if let Some(lease) = lease
@@ -196,7 +196,7 @@ impl SecretsManagerStore {
                 if lease.holder == request.holder && lease.failed.is_none() {
                     // Already this holder's: nothing to write.
                     return Ok(RefreshLease::Acquired {
-                        token: Box::new(token),
+                        token,
                         until: lease.until,
                     });
                 }
@@ -214,10 +214,7 @@ impl SecretsManagerStore {
             let json = with_lease(id, &token, &lease)?;
             let claim = claim_token(&name, &version, now, request.duration);
             if self.swap(&name, &json, &claim, &version).await? {
-                return Ok(RefreshLease::Acquired {
-                    token: Box::new(token),
-                    until,
-                });
+                return Ok(RefreshLease::Acquired { token, until });
             }
             // Another process claimed this lease first: it becomes current
             // in a moment (or, if that process died, the next lease period

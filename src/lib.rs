@@ -10,6 +10,9 @@
 //! - [`SecretsManagerStore`] (feature `secrets-manager`, on by default), tokens in
 //!   AWS Secrets Manager behind a read-through cache;
 //! - [`MemoryStore`], the reference implementation;
+//! - [`auth`] (feature `auth`, on by default): `ZohoAuth`, which gets a valid
+//!   access token for a stored token, refreshing it at Zoho when needed, once
+//!   for all the processes that share a store;
 //! - [`conformance`] (feature `conformance`), checks any store can run.
 //!
 //! # Cargo features
@@ -17,6 +20,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `secrets-manager` | yes | `SecretsManagerStore` and its builder, on the AWS SDK |
+//! | `auth` | yes | the [`auth`] module: `ZohoAuth`, valid access tokens refreshed at Zoho's accounts server and saved back, one refresh per token for a fleet |
 //! | `conformance` | no | the `conformance` module and `conformance_tests!` |
 //!
 //! Without default features the crate is the trait, [`MemoryStore`] and the

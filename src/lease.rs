@@ -113,3 +113,31 @@ pub enum RefreshLease {
     /// No token is stored under the id.
     Missing,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshed_means_another_access_token_that_lasts() {
+        let request = LeaseRequest::new("h", Duration::from_secs(20), 1_000, Some("old".into()));
+        let token = |access: Option<&str>, expiry: Option<i64>| OAuthToken {
+            access_token: access.map(str::to_owned),
+            expiry_time: expiry,
+            ..OAuthToken::default()
+        };
+        assert!(request.is_refreshed(&token(Some("new"), Some(1_001))));
+        assert!(!request.is_refreshed(&token(Some("old"), Some(9_999))));
+        assert!(!request.is_refreshed(&token(Some("new"), Some(1_000))));
+        assert!(!request.is_refreshed(&token(Some("new"), None)));
+        assert!(!request.is_refreshed(&token(Some(""), Some(9_999))));
+        assert!(!request.is_refreshed(&token(None, Some(9_999))));
+    }
+
+    #[test]
+    fn debug_hides_the_stale_access_token() {
+        let request = LeaseRequest::new("h", Duration::ZERO, 0, Some("1000.canary".into()));
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("canary"), "{shown}");
+    }
+}

@@ -9,6 +9,16 @@ use std::time::Duration;
 
 use crate::token::OAuthToken;
 
+/// The `retry_after` of [`TokenStore::fail_refresh_lease`] (`i64::MAX`) for a
+/// failure that retrying cannot mend (Zoho refused the refresh token or the
+/// client): the mark lasts until the token is saved again, and until then
+/// every [`TokenStore::refresh_lease`] answers [`RefreshLease::Held`] with it,
+/// writing nothing.
+///
+/// [`TokenStore::fail_refresh_lease`]: crate::TokenStore::fail_refresh_lease
+/// [`TokenStore::refresh_lease`]: crate::TokenStore::refresh_lease
+pub const UNTIL_SAVED: i64 = i64::MAX;
+
 /// What a caller asks of [`TokenStore::refresh_lease`]: who it is, for how
 /// long it wants the lease, and which stored token would make a refresh
 /// unnecessary.
@@ -96,6 +106,10 @@ pub enum RefreshLease {
         token: Box<OAuthToken>,
         /// When the lease ends, Unix epoch milliseconds.
         until: i64,
+        /// How many refreshes of this token failed in a row before this
+        /// lease (failure marks since the last save), for the caller's
+        /// backoff should this one fail too; 0 for a store that does not count.
+        failures: u32,
     },
     /// The stored token already has an access token the request accepts
     /// (another process refreshed it): serve it, refresh nothing.

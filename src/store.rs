@@ -148,6 +148,13 @@ pub trait TokenStore: Send + Sync {
     /// the failure ([`RefreshLease::Held`] with `failed`) instead of calling
     /// Zoho again at once. Does nothing if `holder` no longer holds it.
     ///
+    /// `retry_after` = [`UNTIL_SAVED`](crate::UNTIL_SAVED) (`i64::MAX`) marks
+    /// a failure retrying cannot mend (Zoho refused the refresh token or the
+    /// client): the mark must then last until the token is saved again, and
+    /// `refresh_lease` answer `Held` with it, writing nothing. A store that
+    /// counts failures in a row gives the count to the next lease
+    /// ([`RefreshLease::Acquired`]'s `failures`), and forgets it on a save.
+    ///
     /// The provided method does nothing (stores without leases).
     async fn fail_refresh_lease(
         &self,

@@ -61,6 +61,8 @@ struct Fake {
     delay_ms: AtomicU64,
     /// Answer like older Zoho versions: `expires_in` in ms + `expires_in_sec`.
     old_format: AtomicBool,
+    /// Answer every call with HTTP 503 and no JSON (a transient failure).
+    broken: AtomicBool,
 }
 
 impl Fake {
@@ -202,6 +204,9 @@ async fn token_endpoint(
     let delay = fake.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if fake.broken.load(Ordering::SeqCst) {
+        return Json(json!({"status": "unavailable"}));
     }
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
     // Errors in the body, with HTTP 200, as Zoho answers them.
@@ -772,4 +777,145 @@ async fn sm_fleet_stays_within_zohos_limits_where_the_naive_loop_does_not() {
     assert_eq!(fake.calls(), 1);
     assert!(tokens.iter().all(|t| fake.is_live(t.as_str())));
     h.assert_within_version_quota();
+}
+
+/// `n` processes over one prefix whose store and `ZohoAuth` read the time
+/// from `clock` (the ledger's), so that a test can move it by hours.
+fn clocked_processes(
+    h: &common::Harness,
+    fake: &Fake,
+    clock: &common::SimClock,
+    n: usize,
+) -> Vec<ZohoAuth> {
+    (0..n)
+        .map(|_| {
+            let (c1, c2) = (clock.clone(), clock.clone());
+            let store = SecretsManagerStore::builder()
+                .client(h.client.clone())
+                .prefix(h.prefix.clone())
+                .clock(move || c1.now())
+                .build()
+                .unwrap();
+            ZohoAuth::builder(store)
+                .accounts_url(fake.url())
+                .clock(move || c2.now())
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Every caller of every process asks for a token, at once.
+async fn ask_all(fleet: &[ZohoAuth], callers: usize) -> Vec<Result<AccessToken, AuthError>> {
+    let calls = fleet.iter().flat_map(|auth| {
+        (0..callers).map(move |_| {
+            let auth = auth.clone();
+            tokio::spawn(async move { auth.access_token(&me()).await })
+        })
+    });
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn sm_revoked_refresh_token_for_a_day_asks_zoho_once_and_writes_one_failure() {
+    let h = common::harness().await;
+    let clock = h.ledger.clock().clone();
+    let fake = Fake::start().await;
+    let refresh = fake.refresh_token();
+    let stored = save(&h.store, stored_token(USER, &refresh, -1_000)).await;
+    let secret = h.token_secret(stored.id.as_deref().unwrap());
+    fake.revoke(&refresh);
+    let before = h.ledger.versions(&secret);
+    let fleet = clocked_processes(&h, &fake, &clock, 4);
+    // A day of requests, every 10 minutes: 4 long-lived processes × 3
+    // callers, and a new process (a cold start) every 2 hours.
+    let mut answers = 0;
+    for step in 0..144 {
+        let mut results = ask_all(&fleet, 3).await;
+        if step % 12 == 0 {
+            results.extend(ask_all(&clocked_processes(&h, &fake, &clock, 1), 2).await);
+        }
+        for result in results {
+            let error = result.unwrap_err();
+            assert!(
+                matches!(&error, AuthError::Rejected { error, .. } if error == "invalid_code"),
+                "{error:?}"
+            );
+            answers += 1;
+        }
+        clock.advance(Duration::from_secs(600));
+    }
+    let added = h.ledger.versions(&secret) - before;
+    eprintln!(
+        "revoked token, 24 h: {answers} answers, {} Zoho calls, {added} versions",
+        fake.calls()
+    );
+    assert_eq!(
+        fake.calls(),
+        1,
+        "Zoho asked once for a revoked refresh token"
+    );
+    assert!(
+        added <= 2,
+        "{added} versions: the lease and the failure mark"
+    );
+    h.assert_within_version_quota();
+
+    // Saving a new token ends it: the next caller refreshes with it.
+    let renewed = fake.refresh_token();
+    let mut token = stored_token(USER, &renewed, -1_000);
+    token.id = stored.id.clone();
+    save(&h.store, token).await;
+    let fresh = clocked_processes(&h, &fake, &clock, 1);
+    fresh[0].access_token(&me()).await.unwrap();
+    assert_eq!(fake.calls(), 2);
+}
+
+#[tokio::test]
+async fn sm_failing_accounts_server_for_a_day_backs_off_under_the_version_quota() {
+    let h = common::harness().await;
+    let clock = h.ledger.clock().clone();
+    let fake = Fake::start().await;
+    fake.broken.store(true, Ordering::SeqCst);
+    let stored = save(&h.store, stored_token(USER, &fake.refresh_token(), -1_000)).await;
+    let secret = h.token_secret(stored.id.as_deref().unwrap());
+    let before = h.ledger.versions(&secret);
+    let fleet = clocked_processes(&h, &fake, &clock, 3);
+    // A day of requests: every second for the first minute, every minute
+    // for the first hour, then every 10 minutes.
+    let mut elapsed = Duration::ZERO;
+    while elapsed < Duration::from_secs(24 * 3600) {
+        for result in ask_all(&fleet, 2).await {
+            let error = result.unwrap_err();
+            assert!(error.is_retryable(), "{error:?}");
+        }
+        let step = match elapsed.as_secs() {
+            0..60 => 1,
+            60..3600 => 60,
+            _ => 600,
+        };
+        clock.advance(Duration::from_secs(step));
+        elapsed += Duration::from_secs(step);
+    }
+    let added = h.ledger.versions(&secret) - before;
+    eprintln!(
+        "failing accounts server, 24 h: {} Zoho calls, {added} versions",
+        fake.calls()
+    );
+    // 2 s, 8 s, 32 s, 128 s, 512 s, 2048 s, then every 2 h: 18 attempts.
+    assert!(fake.calls() <= 18, "{} Zoho calls", fake.calls());
+    assert!(added <= 2 * fake.calls(), "{added} versions");
+    assert!(added <= 36, "{added} versions");
+    h.assert_within_version_quota();
+
+    // Zoho is back: the next attempt (at most 2 h on) refreshes.
+    fake.broken.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(2 * 3600));
+    ask_all(&fleet, 1).await.into_iter().for_each(|r| {
+        r.unwrap();
+    });
 }

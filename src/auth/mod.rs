@@ -115,7 +115,7 @@ pub use data_center::DataCenter;
 pub use error::AuthError;
 
 use crate::error::StoreError;
-use crate::lease::{LeaseRequest, RefreshLease};
+use crate::lease::{LeaseRequest, RefreshLease, UNTIL_SAVED};
 use crate::store::{LookupKey, TokenStore};
 use crate::token::OAuthToken;
 use zoho::Request;
@@ -130,12 +130,16 @@ pub const MIN_VALIDITY: Duration = Duration::from_secs(5);
 /// How long a refresh lease lasts: a call to Zoho's timeout, the save, and
 /// a margin.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
-/// After Zoho rejected a refresh token, how long before it is asked again.
-const REJECTED_BACKOFF: Duration = Duration::from_secs(300);
-/// After Zoho throttled a refresh, how long before it is asked again.
+/// After Zoho throttled a refresh, how long before it is asked again (the
+/// first time; ×4 for each further failure in a row, up to [`MAX_BACKOFF`]).
 const THROTTLED_BACKOFF: Duration = Duration::from_secs(60);
-/// After another failure (transport, an odd answer).
+/// After another failure (transport, an odd answer), likewise.
 const OTHER_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest wait between two attempts to refresh a token that keeps
+/// failing transiently: with at most 2 secret versions per attempt (the
+/// lease and the failure mark), at most 18 attempts and 36 versions of the
+/// token's secret in any 24 hours (see the module docs).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2 * 60 * 60);
 /// The first and the longest wait between reads of a leased token.
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(1);
@@ -145,10 +149,15 @@ const POLL_MAX: Duration = Duration::from_secs(1);
 const TRANSPORT_FAILURE: &str = "transport";
 const THROTTLE_CODE: &str = "Access Denied";
 
-pub(crate) fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+/// Where a `ZohoAuth` reads the time of day.
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// How long to wait after the `in_a_row`-th failure in a row (1 for the
+/// first) of a transient kind whose first wait is `base`: `base × 4^(n-1)`,
+/// at most [`MAX_BACKOFF`].
+fn backoff(base: Duration, in_a_row: u32) -> Duration {
+    let factor = 4u32.saturating_pow(in_a_row.saturating_sub(1).min(15));
+    base.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -207,6 +216,7 @@ pub struct ZohoAuthBuilder {
     accounts_url: Option<String>,
     refresh_ahead: Duration,
     timeout: Duration,
+    clock: Option<Clock>,
 }
 
 impl fmt::Debug for ZohoAuthBuilder {
@@ -216,6 +226,7 @@ impl fmt::Debug for ZohoAuthBuilder {
             .field("accounts_url", &self.accounts_url)
             .field("refresh_ahead", &self.refresh_ahead)
             .field("timeout", &self.timeout)
+            .field("clock", &self.clock.as_ref().map(|_| "custom"))
             .finish_non_exhaustive()
     }
 }
@@ -249,6 +260,21 @@ impl ZohoAuthBuilder {
         self
     }
 
+    /// Where this `ZohoAuth` reads the time of day (default: the system
+    /// clock): to judge expiry times, to stamp new ones, and for the lease
+    /// and retry times it asks the store for. For tests that simulate hours
+    /// or days: give it the clock of the store
+    /// ([`SecretsManagerStoreBuilder::clock`](crate::SecretsManagerStoreBuilder::clock)),
+    /// which compares lease and retry times with its own. The waits while
+    /// another process refreshes are real time whatever the clock.
+    pub fn clock<F>(mut self, now: F) -> Self
+    where
+        F: Fn() -> SystemTime + Send + Sync + 'static,
+    {
+        self.clock = Some(Arc::new(now));
+        self
+    }
+
     /// The `ZohoAuth`. Makes no network call; fails with
     /// [`AuthError::InvalidInput`] for an accounts URL that is not an
     /// `http`/`https` URL.
@@ -277,6 +303,7 @@ impl ZohoAuthBuilder {
                 refresh_ahead: millis(refresh_ahead),
                 lease: self.timeout.saturating_add(LEASE_MARGIN),
                 holder: uuid::Uuid::new_v4().simple().to_string(),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
                 slots: RwLock::new(HashMap::new()),
                 flights: Mutex::new(HashMap::new()),
                 failures: Mutex::new(HashMap::new()),
@@ -334,11 +361,32 @@ struct Slot {
     invalidated: Option<Arc<str>>,
 }
 
-/// A refresh that failed: not retried before `until` for the same refresh token.
-struct Failure {
-    until: Instant,
+/// What a refresh is made with: a failure is remembered for these.
+#[derive(PartialEq, Eq)]
+struct Credentials {
     refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+impl Credentials {
+    fn of(token: &OAuthToken) -> Self {
+        Self {
+            refresh_token: token.refresh_token.clone(),
+            client_id: token.client_id.clone(),
+            client_secret: token.client_secret.clone(),
+        }
+    }
+}
+
+/// A refresh that failed: not retried with the same credentials before
+/// `until` (Unix ms by the clock), or ever when `None` (Zoho refused them).
+struct Failure {
+    until: Option<i64>,
+    credentials: Credentials,
     error: AuthError,
+    /// Failed refreshes in a row with these credentials.
+    in_a_row: u32,
 }
 
 type Flight = Arc<OnceCell<Result<AccessToken, AuthError>>>;
@@ -354,6 +402,7 @@ struct Inner {
     lease: Duration,
     /// This `ZohoAuth`'s lease holder id.
     holder: String,
+    clock: Clock,
     slots: RwLock<HashMap<String, Slot>>,
     flights: Mutex<HashMap<String, Flight>>,
     failures: Mutex<HashMap<String, Failure>>,
@@ -368,6 +417,7 @@ impl ZohoAuth {
             accounts_url: None,
             refresh_ahead: DEFAULT_REFRESH_AHEAD,
             timeout: DEFAULT_TIMEOUT,
+            clock: None,
         }
     }
 
@@ -398,7 +448,8 @@ impl ZohoAuth {
         } else {
             found
         };
-        if let Some(token) = inner.servable(&id, &stored, now_millis() + inner.refresh_ahead) {
+        if let Some(token) = inner.servable(&id, &stored, inner.now_millis() + inner.refresh_ahead)
+        {
             return Ok(token);
         }
         self.refresh_shared(&id).await
@@ -463,7 +514,7 @@ impl ZohoAuth {
         let mut saved = OAuthToken {
             refresh_token: Some(refresh_token),
             access_token: Some(issued.access_token),
-            expiry_time: Some(issued.expiry_time),
+            expiry_time: Some(inner.now_millis().saturating_add(issued.lifetime_ms)),
             api_domain: issued.api_domain.or(token.api_domain.clone()),
             ..token
         };
@@ -500,6 +551,13 @@ fn not_found(key: &LookupKey<'_>) -> AuthError {
 }
 
 impl Inner {
+    /// Now, Unix ms, by this `ZohoAuth`'s clock.
+    fn now_millis(&self) -> i64 {
+        (self.clock)()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| millis(d))
+    }
+
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failure>> {
         self.failures.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -560,7 +618,7 @@ impl Inner {
         token: &OAuthToken,
         error: AuthError,
     ) -> Result<AccessToken, AuthError> {
-        match self.servable(id, token, now_millis() + millis(MIN_VALIDITY)) {
+        match self.servable(id, token, self.now_millis() + millis(MIN_VALIDITY)) {
             Some(current) => {
                 tracing::debug!(id, %error, "refresh failed; serving the current token");
                 Ok(current)
@@ -569,24 +627,46 @@ impl Inner {
         }
     }
 
-    /// A recent failed refresh of `token`'s refresh token.
+    /// A failed refresh with `token`'s credentials not to retry yet.
     fn recent_failure(&self, id: &str, token: &OAuthToken) -> Option<AuthError> {
+        let now = self.now_millis();
         let mut failures = self.failures();
         let failure = failures.get(id)?;
-        if failure.until > Instant::now() && failure.refresh_token == token.refresh_token {
-            return Some(failure.error.clone());
+        if failure.credentials != Credentials::of(token) {
+            failures.remove(id);
+            return None;
         }
-        failures.remove(id);
-        None
+        failure
+            .until
+            .is_none_or(|until| until > now)
+            .then(|| failure.error.clone())
     }
 
-    fn remember_failure(&self, id: &str, token: &OAuthToken, error: &AuthError, for_: Duration) {
+    /// How many refreshes with `token`'s credentials failed in a row here.
+    fn failed_in_a_row(&self, id: &str, token: &OAuthToken) -> u32 {
+        self.failures()
+            .get(id)
+            .filter(|f| f.credentials == Credentials::of(token))
+            .map_or(0, |f| f.in_a_row)
+    }
+
+    /// Remembers `error` for `token`'s credentials until `until` (Unix ms;
+    /// `None`: while the stored credentials stay the same).
+    fn remember_failure(
+        &self,
+        id: &str,
+        token: &OAuthToken,
+        error: &AuthError,
+        until: Option<i64>,
+        in_a_row: u32,
+    ) {
         self.failures().insert(
             id.to_owned(),
             Failure {
-                until: Instant::now() + for_,
-                refresh_token: token.refresh_token.clone(),
+                until,
+                credentials: Credentials::of(token),
                 error: error.clone(),
+                in_a_row,
             },
         );
     }
@@ -602,7 +682,7 @@ impl Inner {
             .find_token_by_id(id)
             .await?
             .ok_or_else(not_found)?;
-        if let Some(token) = self.servable(id, &current, now_millis() + self.refresh_ahead) {
+        if let Some(token) = self.servable(id, &current, self.now_millis() + self.refresh_ahead) {
             return Ok(token);
         }
         if let Some(error) = self.recent_failure(id, &current) {
@@ -615,13 +695,18 @@ impl Inner {
             let request = LeaseRequest::new(
                 self.holder.clone(),
                 self.lease,
-                now_millis() + millis(MIN_VALIDITY),
+                self.now_millis() + millis(MIN_VALIDITY),
                 stale.clone(),
             );
             match self.store.refresh_lease(id, &request).await? {
-                RefreshLease::Unsupported => return self.refresh_with(id, current, false).await,
-                RefreshLease::Acquired { token, .. } => {
-                    return self.refresh_with(id, *token, true).await;
+                RefreshLease::Unsupported => {
+                    let before = self.failed_in_a_row(id, &current);
+                    return self.refresh_with(id, current, false, before).await;
+                }
+                RefreshLease::Acquired {
+                    token, failures, ..
+                } => {
+                    return self.refresh_with(id, *token, true, failures).await;
                 }
                 RefreshLease::Refreshed(token) => {
                     return self.or_current(id, &token, not_found());
@@ -639,16 +724,17 @@ impl Inner {
                         },
                         code => zoho::zoho_error(id, Request::Refresh, code, None),
                     };
-                    let left =
-                        Duration::from_millis(until.saturating_sub(now_millis()).max(0) as u64);
-                    self.remember_failure(id, &current, &error, left);
+                    // Rejected: the mark stays until the token is saved again,
+                    // so this process asks no more while the credentials stay.
+                    let until = (!matches!(error, AuthError::Rejected { .. })).then_some(until);
+                    self.remember_failure(id, &current, &error, until, 0);
                     return self.or_current(id, &current, error);
                 }
                 RefreshLease::Held { failed: None, .. } => {
                     // Another process is refreshing: the current token
                     // meanwhile, if it is still good for a while.
                     if let Some(token) =
-                        self.servable(id, &current, now_millis() + millis(MIN_VALIDITY))
+                        self.servable(id, &current, self.now_millis() + millis(MIN_VALIDITY))
                     {
                         return Ok(token);
                     }
@@ -666,12 +752,14 @@ impl Inner {
     }
 
     /// Refreshes `token` at Zoho and saves the new access token; `leased`:
-    /// this holder has the token's lease.
+    /// this holder has the token's lease; `before`: failed refreshes in a row
+    /// before this one.
     async fn refresh_with(
         &self,
         id: &str,
         token: OAuthToken,
         leased: bool,
+        before: u32,
     ) -> Result<AccessToken, AuthError> {
         let endpoint = self.endpoint_for(&token);
         match zoho::refresh(&self.http, &endpoint, id, &token).await {
@@ -679,7 +767,7 @@ impl Inner {
                 let mut saved = OAuthToken {
                     id: Some(id.to_owned()),
                     access_token: Some(issued.access_token),
-                    expiry_time: Some(issued.expiry_time),
+                    expiry_time: Some(self.now_millis().saturating_add(issued.lifetime_ms)),
                     api_domain: issued.api_domain,
                     ..OAuthToken::default()
                 };
@@ -687,10 +775,10 @@ impl Inner {
                 self.failures().remove(id);
                 tracing::debug!(
                     id,
-                    expiry_time = issued.expiry_time,
+                    expiry_time = saved.expiry_time,
                     "access token refreshed"
                 );
-                self.servable(id, &saved, now_millis() + millis(MIN_VALIDITY))
+                self.servable(id, &saved, self.now_millis() + millis(MIN_VALIDITY))
                     .ok_or_else(|| AuthError::UnexpectedResponse {
                         url: zoho::origin(&endpoint),
                         status: 200,
@@ -698,20 +786,26 @@ impl Inner {
                     })
             }
             Err(error) => {
-                let (backoff, code) = match &error {
-                    AuthError::Rejected { error: code, .. } => (REJECTED_BACKOFF, code.as_str()),
-                    AuthError::Throttled { .. } => (THROTTLED_BACKOFF, THROTTLE_CODE),
-                    _ => (OTHER_BACKOFF, TRANSPORT_FAILURE),
+                let in_a_row = before.saturating_add(1);
+                let now = self.now_millis();
+                // Rejected: retrying cannot help until a new token is saved,
+                // so no retry time at all (nor a lease, nor a write, after
+                // this one). Transient: a backoff that grows ×4 a failure.
+                let (retry_after, code) = match &error {
+                    AuthError::Rejected { error: code, .. } => (UNTIL_SAVED, code.as_str()),
+                    AuthError::Throttled { .. } => (
+                        now + millis(backoff(THROTTLED_BACKOFF, in_a_row)),
+                        THROTTLE_CODE,
+                    ),
+                    _ => (
+                        now + millis(backoff(OTHER_BACKOFF, in_a_row)),
+                        TRANSPORT_FAILURE,
+                    ),
                 };
-                tracing::debug!(id, %error, "refresh failed");
-                if matches!(
-                    error,
-                    AuthError::Rejected { .. } | AuthError::Throttled { .. }
-                ) {
-                    self.remember_failure(id, &token, &error, backoff);
-                }
+                tracing::debug!(id, %error, in_a_row, "refresh failed");
+                let until = (retry_after != UNTIL_SAVED).then_some(retry_after);
+                self.remember_failure(id, &token, &error, until, in_a_row);
                 if leased {
-                    let retry_after = now_millis() + millis(backoff);
                     if let Err(e) = self
                         .store
                         .fail_refresh_lease(id, &self.holder, code, retry_after)

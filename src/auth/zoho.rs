@@ -13,8 +13,9 @@ const DEFAULT_LIFETIME_SECS: i64 = 3600;
 #[derive(Clone)]
 pub(super) struct Issued {
     pub(super) access_token: String,
-    /// Unix epoch milliseconds.
-    pub(super) expiry_time: i64,
+    /// How long the access token lasts, in milliseconds (the caller adds
+    /// it to its clock's now).
+    pub(super) lifetime_ms: i64,
     pub(super) api_domain: Option<String>,
     /// Only a grant exchange returns one.
     pub(super) refresh_token: Option<String>,
@@ -164,7 +165,7 @@ async fn post(
         .unwrap_or(DEFAULT_LIFETIME_SECS);
     Ok(Issued {
         access_token,
-        expiry_time: super::now_millis().saturating_add(lifetime.saturating_mul(1000)),
+        lifetime_ms: lifetime.saturating_mul(1000),
         api_domain: answer.api_domain.filter(|d| !d.is_empty()),
         refresh_token: answer.refresh_token.filter(|r| !r.is_empty()),
     })

@@ -11,7 +11,15 @@
 //! ```
 //!
 //! with `"failed":"<Zoho error code>"` when the holder's refresh failed and
-//! nobody should retry before `until`.
+//! nobody should retry before `until`, and `"failures":n` when that was the
+//! n-th refresh in a row to fail (the count is carried into the next lease,
+//! so that callers can back off further; a save drops it with the lease).
+//! A failure mark with `until` = [`UNTIL_SAVED`](crate::lease::UNTIL_SAVED)
+//! (`i64::MAX`: Zoho refused the refresh token or client) never ends: every
+//! caller is answered [`RefreshLease::Held`] with it, without a write, until
+//! the token is saved again.
+//!
+//! Times are the store's [clock](super::SecretsManagerStoreBuilder::clock).
 //!
 //! It is written by compare-and-swap, as the index nodes are: the new
 //! version is staged under the instance's own label, then `AWSCURRENT` is
@@ -25,7 +33,7 @@
 //! race (three when the race straddles two lease periods), and waiters
 //! write nothing.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -49,6 +57,14 @@ struct Lease {
     until: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     failed: Option<String>,
+    /// How many refreshes in a row failed before (or, with `failed`, with)
+    /// this lease.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The lease field, read leniently: a malformed one counts as none.
@@ -61,12 +77,6 @@ struct WithLease {
 fn lease_of(json: &str) -> Option<Lease> {
     let with: WithLease = serde_json::from_str(json).ok()?;
     serde_json::from_value(with.refresh_lease?).ok()
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `token`'s JSON with `lease` in it.
@@ -114,6 +124,11 @@ enum Read {
 }
 
 impl SecretsManagerStore {
+    /// Now, Unix ms, by the store's clock.
+    fn now_millis(&self) -> i64 {
+        self.inner.index.now_millis()
+    }
+
     /// Reads token `id`'s secret past the cache, with its lease and version.
     async fn read_leased(&self, id: &str) -> Result<Read, StoreError> {
         let name = self.inner.layout.token(id);
@@ -189,7 +204,9 @@ impl SecretsManagerStore {
                 self.inner.cache.put(id, (*token).clone());
                 return Ok(RefreshLease::Refreshed(token));
             }
-            let now = now_millis();
+            let now = self.now_millis();
+            // Consecutive failed refreshes so far, carried into the new lease.
+            let failures = lease.as_ref().map_or(0, |l| l.failures);
             if let Some(lease) = lease
                 && lease.until > now
             {
@@ -198,6 +215,7 @@ impl SecretsManagerStore {
                     return Ok(RefreshLease::Acquired {
                         token,
                         until: lease.until,
+                        failures: lease.failures,
                     });
                 }
                 return Ok(RefreshLease::Held {
@@ -210,11 +228,16 @@ impl SecretsManagerStore {
                 holder: request.holder.clone(),
                 until,
                 failed: None,
+                failures,
             };
             let json = with_lease(id, &token, &lease)?;
             let claim = claim_token(&name, &version, now, request.duration);
             if self.swap(&name, &json, &claim, &version).await? {
-                return Ok(RefreshLease::Acquired { token, until });
+                return Ok(RefreshLease::Acquired {
+                    token,
+                    until,
+                    failures,
+                });
             }
             // Another process claimed this lease first: it becomes current
             // in a moment (or, if that process died, the next lease period
@@ -222,7 +245,7 @@ impl SecretsManagerStore {
             tokio::time::sleep(Duration::from_millis(50 + fastrand::u64(0..50))).await;
         }
         Ok(RefreshLease::Held {
-            until: now_millis() + request.duration.max(MIN_PERIOD).as_millis() as i64,
+            until: self.now_millis() + request.duration.max(MIN_PERIOD).as_millis() as i64,
             failed: None,
         })
     }
@@ -253,6 +276,7 @@ impl SecretsManagerStore {
             holder: holder.to_owned(),
             until: retry_after,
             failed: Some(reason.to_owned()),
+            failures: lease.failures.saturating_add(1),
         };
         let json = with_lease(id, &token, &failed)?;
         let request_token = uuid::Uuid::new_v4().to_string();
@@ -271,13 +295,15 @@ mod tests {
         let token = OAuthToken::for_user("u@x").with_id("abc");
         let lease = Lease {
             holder: "h".into(),
-            until: 42,
+            until: i64::MAX,
             failed: Some("invalid_code".into()),
+            failures: 3,
         };
         let json = with_lease("abc", &token, &lease).unwrap();
         assert_eq!(decode_token("abc", &json).unwrap(), token);
         let read = lease_of(&json).unwrap();
-        assert_eq!((read.holder.as_str(), read.until), ("h", 42));
+        assert_eq!((read.holder.as_str(), read.until), ("h", i64::MAX));
+        assert_eq!(read.failures, 3);
         assert_eq!(read.failed.as_deref(), Some("invalid_code"));
         assert!(lease_of(r#"{"id":"abc","refresh_lease":"junk"}"#).is_none());
         assert!(lease_of(&encode_token(&token).unwrap()).is_none());

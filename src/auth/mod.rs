@@ -75,9 +75,24 @@
 //!   instead of the error.
 //! - `Rejected` (Zoho's `invalid_code`, `invalid_client`, …: a revoked
 //!   refresh token or wrong client credentials) leaves the stored token
-//!   unchanged; Zoho is not asked again for that refresh token for 5
-//!   minutes, nor after `Throttled` for 1 minute, by this `ZohoAuth` and,
-//!   through the lease, by the processes sharing the store.
+//!   unchanged and is never retried: retrying cannot help until someone
+//!   saves a new token. The lease holder marks the lease failed with no end
+//!   ([`UNTIL_SAVED`](crate::UNTIL_SAVED)); until the token is saved again
+//!   (a save writes the token without the mark) every caller, in every
+//!   process sharing the store, gets `Rejected` from the mark with no call to
+//!   Zoho and no write, and this `ZohoAuth` asks the store no more while the
+//!   stored refresh token and client credentials stay the same. A revoked
+//!   token therefore costs one call to Zoho and 2 versions of its secret
+//!   (the lease and the mark), however long requests keep coming.
+//! - Transient failures (`Throttled`, `Transport`, `UnexpectedResponse`)
+//!   are retried after a backoff that grows ×4 with each failure in a row,
+//!   counted fleet-wide in the lease mark (a save resets it), up to
+//!   [`MAX_BACKOFF`] (2 h): 2 s, 8 s, 32 s, 128 s, 512 s, 2048 s, then every
+//!   2 h (`Throttled`: 1, 4, 16, 64 minutes, then every 2 h). Each attempt
+//!   writes at most 2 versions (lease and mark), so a day of continuous
+//!   failures makes at most 18 attempts and 36 versions of the token's
+//!   secret, and 12 attempts, 24 versions, each later day: well under
+//!   Secrets Manager's ~100 versions a secret may make in 24 hours.
 //! - Zoho answers errors in the JSON body, often with HTTP 200: they are
 //!   read from the body whatever the status.
 //!
@@ -553,9 +568,7 @@ fn not_found(key: &LookupKey<'_>) -> AuthError {
 impl Inner {
     /// Now, Unix ms, by this `ZohoAuth`'s clock.
     fn now_millis(&self) -> i64 {
-        (self.clock)()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| millis(d))
+        (self.clock)().duration_since(UNIX_EPOCH).map_or(0, millis)
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failure>> {
@@ -805,14 +818,13 @@ impl Inner {
                 tracing::debug!(id, %error, in_a_row, "refresh failed");
                 let until = (retry_after != UNTIL_SAVED).then_some(retry_after);
                 self.remember_failure(id, &token, &error, until, in_a_row);
-                if leased {
-                    if let Err(e) = self
+                if leased
+                    && let Err(e) = self
                         .store
                         .fail_refresh_lease(id, &self.holder, code, retry_after)
                         .await
-                    {
-                        tracing::debug!(id, error = %e, "marking the lease failed did not work");
-                    }
+                {
+                    tracing::debug!(id, error = %e, "marking the lease failed did not work");
                 }
                 self.or_current(id, &token, error)
             }

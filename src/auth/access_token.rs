@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// A valid access token, as [`ZohoAuth::access_token`] serves it.
+/// A valid access token, as [`ZohoAuth::access_token`](super::ZohoAuth::access_token) serves it.
 ///
 /// Cheap to clone: the bearer string is shared (`Arc<str>`). `Debug` never
 /// shows it.

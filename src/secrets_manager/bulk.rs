@@ -3,7 +3,7 @@
 //! once per token (Secrets Manager keeps every version for a day and a
 //! secret holds about 100).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use futures::StreamExt;
 
@@ -44,7 +44,8 @@ impl SecretsManagerStore {
             check_user_name(token)?;
             encode_token(token)?;
         }
-        let mut one_by_one: Vec<usize> = Vec::new();
+        // Tokens left to `save_token`, by their place in the batch.
+        let mut one_by_one: BTreeSet<usize> = BTreeSet::new();
         let mut bulk: Vec<usize> = Vec::new();
         let mut claimed: HashSet<String> = HashSet::new();
         for (at, token) in tokens.iter().enumerate() {
@@ -55,14 +56,14 @@ impl SecretsManagerStore {
             match LookupKey::of(token) {
                 // Access tokens are not indexed: such saves scan, one by one.
                 Some(LookupKey::AccessToken(_)) => {
-                    one_by_one.push(at);
+                    one_by_one.insert(at);
                     continue;
                 }
                 Some(key) => names.push(format!("{}:{}", key.field_name(), key_value(&key))),
                 None => {}
             }
             if names.iter().any(|n| claimed.contains(n)) {
-                one_by_one.push(at);
+                one_by_one.insert(at);
             } else {
                 claimed.extend(names);
                 bulk.push(at);
@@ -102,7 +103,9 @@ impl SecretsManagerStore {
         for decision in decisions {
             match decision? {
                 Ok(d) => decided.push(d),
-                Err(at) => one_by_one.push(at),
+                Err(at) => {
+                    one_by_one.insert(at);
+                }
             }
         }
 
@@ -161,12 +164,12 @@ impl SecretsManagerStore {
         for write in writes {
             let (at, written) = write?;
             if !written {
-                one_by_one.push(at);
+                one_by_one.insert(at);
             }
         }
         for (n, d) in decided.into_iter().enumerate() {
             if refused.contains(&n) {
-                one_by_one.push(d.at);
+                one_by_one.insert(d.at);
             } else if !one_by_one.contains(&d.at) {
                 self.inner.cache.put(&d.id, d.updated.clone());
                 if let Some(user) = d.updated.user_name.as_deref().filter(|u| !u.is_empty()) {
@@ -176,7 +179,7 @@ impl SecretsManagerStore {
             }
         }
 
-        one_by_one.sort_unstable();
+        // In batch order, as saving them one after the other would.
         for at in one_by_one {
             self.save_token(&mut tokens[at]).await?;
         }

@@ -76,14 +76,9 @@ impl Index {
         &self,
         keys: &[NodeKey],
     ) -> Result<HashMap<NodeKey, Node>, StoreError> {
-        if let [key] = keys {
+        if keys.len() == 1 {
             // One node: GetSecretValue, which LocalStack and AWS answer fastest.
-            let name = self.layout.index_node(&key.suffix());
-            let node = match self.api.get(&name).await? {
-                Fetched::Value { string, version_id } => self.decode(*key, string, version_id)?,
-                Fetched::Absent | Fetched::Deleted => Node::absent(),
-            };
-            return Ok(HashMap::from([(*key, node)]));
+            return self.read_nodes_exact(keys).await;
         }
         let batches = futures::stream::iter(keys.chunks(BATCH).map(<[NodeKey]>::to_vec))
             .map(|chunk| async move {

@@ -10,6 +10,9 @@
 //! - [`SecretsManagerStore`] (feature `secrets-manager`, on by default), tokens in
 //!   AWS Secrets Manager behind a read-through cache;
 //! - [`MemoryStore`], the reference implementation;
+//! - [`auth`] (feature `auth`, on by default): `ZohoAuth`, which gets a valid
+//!   access token for a stored token, refreshing it at Zoho when needed, once
+//!   for all the processes that share a store;
 //! - [`conformance`] (feature `conformance`), checks any store can run.
 //!
 //! # Cargo features
@@ -17,6 +20,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `secrets-manager` | yes | `SecretsManagerStore` and its builder, on the AWS SDK |
+//! | `auth` | yes | the [`auth`] module: `ZohoAuth`, valid access tokens refreshed at Zoho's accounts server and saved back, one refresh per token for a fleet |
 //! | `conformance` | no | the `conformance` module and `conformance_tests!` |
 //!
 //! Without default features the crate is the trait, [`MemoryStore`] and the
@@ -81,11 +85,15 @@
 // docs.rs builds with every feature and `--cfg docsrs`: label what each needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
+pub mod auth;
 #[cfg(any(test, feature = "conformance"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod error;
 mod id;
+mod lease;
 mod memory;
 #[cfg(feature = "secrets-manager")]
 mod secrets_manager;
@@ -94,6 +102,7 @@ mod token;
 
 pub use error::{BoxError, SharedError, StoreError};
 pub use id::{MAX_ID_LEN, generate_id, validate_id};
+pub use lease::{LeaseRequest, RefreshLease, UNTIL_SAVED};
 pub use memory::MemoryStore;
 #[cfg(feature = "secrets-manager")]
 #[cfg_attr(docsrs, doc(cfg(feature = "secrets-manager")))]

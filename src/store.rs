@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::id::{generate_id, validate_id};
+use crate::lease::{LeaseRequest, RefreshLease};
 use crate::token::{MAX_USER_NAME_BYTES, OAuthToken, is_set};
 
 /// Persistent storage of Zoho OAuth tokens: the `TokenStore` interface of the
@@ -111,6 +112,60 @@ pub trait TokenStore: Send + Sync {
         }
         Ok(())
     }
+
+    /// Asks for the lease on refreshing token `id` at Zoho, so that of many
+    /// processes sharing this store only one refreshes it (Zoho allows 10
+    /// access tokens per refresh token in 10 minutes, and 15 live ones).
+    ///
+    /// The provided method answers [`RefreshLease::Unsupported`]: callers
+    /// such as `ZohoAuth` (module `auth`) then share one refresh
+    /// among the callers of one process only, and each process refreshes on
+    /// its own. A store shared by processes implements it as follows:
+    ///
+    /// - read the stored token past any cache; none: [`RefreshLease::Missing`];
+    /// - if it already has an access token `request` accepts
+    ///   ([`LeaseRequest::is_refreshed`]): [`RefreshLease::Refreshed`] with it;
+    /// - if another holder's lease has not ended: [`RefreshLease::Held`];
+    /// - else record a lease for `request.holder` until now plus
+    ///   `request.duration`, atomically (of concurrent askers exactly one
+    ///   wins), and answer [`RefreshLease::Acquired`] with the token read.
+    ///
+    /// A later `save_token` of the token ends the lease; so does its end
+    /// time. Asking for a lease does not change the token's fields: `find_token`
+    /// answers the same before and after.
+    async fn refresh_lease(
+        &self,
+        id: &str,
+        request: &LeaseRequest,
+    ) -> Result<RefreshLease, StoreError> {
+        let _ = (id, request);
+        Ok(RefreshLease::Unsupported)
+    }
+
+    /// Marks the lease `holder` holds on token `id` as failed (its refresh
+    /// failed with Zoho's error code `reason`, e.g. `invalid_code`), and makes
+    /// it last until `retry_after` (Unix ms), so that other processes report
+    /// the failure ([`RefreshLease::Held`] with `failed`) instead of calling
+    /// Zoho again at once. Does nothing if `holder` no longer holds it.
+    ///
+    /// `retry_after` = [`UNTIL_SAVED`](crate::UNTIL_SAVED) (`i64::MAX`) marks
+    /// a failure retrying cannot mend (Zoho refused the refresh token or the
+    /// client): the mark must then last until the token is saved again, and
+    /// `refresh_lease` answer `Held` with it, writing nothing. A store that
+    /// counts failures in a row gives the count to the next lease
+    /// ([`RefreshLease::Acquired`]'s `failures`), and forgets it on a save.
+    ///
+    /// The provided method does nothing (stores without leases).
+    async fn fail_refresh_lease(
+        &self,
+        id: &str,
+        holder: &str,
+        reason: &str,
+        retry_after: i64,
+    ) -> Result<(), StoreError> {
+        let _ = (id, holder, reason, retry_after);
+        Ok(())
+    }
 }
 
 macro_rules! forward_token_store {
@@ -140,6 +195,24 @@ macro_rules! forward_token_store {
             }
             async fn save_tokens(&self, tokens: &mut [OAuthToken]) -> Result<(), StoreError> {
                 (**self).save_tokens(tokens).await
+            }
+            async fn refresh_lease(
+                &self,
+                id: &str,
+                request: &LeaseRequest,
+            ) -> Result<RefreshLease, StoreError> {
+                (**self).refresh_lease(id, request).await
+            }
+            async fn fail_refresh_lease(
+                &self,
+                id: &str,
+                holder: &str,
+                reason: &str,
+                retry_after: i64,
+            ) -> Result<(), StoreError> {
+                (**self)
+                    .fail_refresh_lease(id, holder, reason, retry_after)
+                    .await
             }
         }
     };

@@ -326,6 +326,27 @@ impl Api {
         request_token: &str,
         stage: Option<&str>,
     ) -> Result<Put, StoreError> {
+        match self.put_claiming(name, value, request_token, stage).await? {
+            Some(put) => Ok(put),
+            // A random request token is never reused with another value.
+            None => Err(StoreError::Conflict {
+                operation: format!("PutSecretValue {name}"),
+                attempts: 1,
+            }),
+        }
+    }
+
+    /// [`Api::put`] whose `request_token` may already name a version with
+    /// another value: `Ok(None)` then, and no version is made. Writers that
+    /// derive the token from what they read all claim one version id, and
+    /// only the first makes a version.
+    pub(crate) async fn put_claiming(
+        &self,
+        name: &str,
+        value: &str,
+        request_token: &str,
+        stage: Option<&str>,
+    ) -> Result<Option<Put>, StoreError> {
         count_call();
         let result = self
             .client
@@ -337,11 +358,12 @@ impl Api {
             .send()
             .await;
         match result {
-            Ok(out) => Ok(Put::Yes(
+            Ok(out) => Ok(Some(Put::Yes(
                 out.version_id.unwrap_or_else(|| request_token.to_owned()),
-            )),
-            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(Put::Absent),
-            Err(e) if is_marked_for_deletion(&e) => Ok(Put::Deleted),
+            ))),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(Some(Put::Absent)),
+            Err(e) if code(&e) == Some("ResourceExistsException") => Ok(None),
+            Err(e) if is_marked_for_deletion(&e) => Ok(Some(Put::Deleted)),
             Err(e) => Err(backend("PutSecretValue", name, e)),
         }
     }

@@ -7,6 +7,7 @@ mod bulk;
 mod cache;
 mod index;
 mod layout;
+mod lease;
 mod repair;
 mod save;
 
@@ -30,6 +31,7 @@ use layout::Layout;
 
 use crate::error::StoreError;
 use crate::id::{is_valid_id, validate_id};
+use crate::lease::{LeaseRequest, RefreshLease};
 use crate::store::{LookupKey, TokenStore, check_user_name};
 use crate::token::{OAuthToken, decode_token};
 
@@ -458,6 +460,36 @@ impl TokenStore for SecretsManagerStore {
 
     async fn get_tokens(&self) -> Result<Vec<OAuthToken>, StoreError> {
         self.traced("get_tokens", None, self.read_all()).await
+    }
+
+    /// A lease recorded in the token's own secret by compare-and-swap: one
+    /// `GetSecretValue`, plus three calls (`PutSecretValue`,
+    /// `UpdateSecretVersionStage` twice) and one version of the secret when
+    /// it takes the lease; nothing written while another holder has it.
+    async fn refresh_lease(
+        &self,
+        id: &str,
+        request: &LeaseRequest,
+    ) -> Result<RefreshLease, StoreError> {
+        self.traced("refresh_lease", Some(id), self.lease(id, request))
+            .await
+    }
+
+    /// One `GetSecretValue`, and when `holder` still holds the lease, one
+    /// compare-and-swap (three calls, one version).
+    async fn fail_refresh_lease(
+        &self,
+        id: &str,
+        holder: &str,
+        reason: &str,
+        retry_after: i64,
+    ) -> Result<(), StoreError> {
+        self.traced(
+            "fail_refresh_lease",
+            Some(id),
+            self.fail_lease(id, holder, reason, retry_after),
+        )
+        .await
     }
 
     async fn delete_tokens(&self) -> Result<(), StoreError> {

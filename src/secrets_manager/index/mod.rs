@@ -135,6 +135,19 @@ impl Index {
         }
     }
 
+    /// This instance's staging label for versions not yet made current
+    /// (the token secrets' compare-and-swap uses it too).
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Now, in Unix milliseconds, by the store's clock (the lease times).
+    pub(crate) fn now_millis(&self) -> i64 {
+        (self.clock)()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
     /// Now, in Unix seconds, by the store's clock.
     fn now_secs(&self) -> u64 {
         (self.clock)()

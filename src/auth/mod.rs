@@ -1,0 +1,399 @@
+//! Zoho OAuth on the store: a valid access token for a stored token,
+//! refreshed at Zoho's accounts server when needed and saved back, with one
+//! refresh per token for a whole fleet of processes (feature `auth`, on by
+//! default).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use zoho_token_store::auth::{AuthError, DataCenter, ZohoAuth};
+//! use zoho_token_store::{OAuthToken, SecretsManagerStore};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = SecretsManagerStore::from_env("zoho/crm").await?;
+//! let auth = ZohoAuth::builder(store)
+//!     .data_center(DataCenter::Eu)
+//!     .refresh_ahead(Duration::from_secs(300))
+//!     .build()?;
+//!
+//! // First use: exchange a grant token from the Zoho API console.
+//! let saved = auth
+//!     .exchange_grant_token(
+//!         OAuthToken::from_grant_token("1000.CLIENT", "client-secret", "1000.grant")
+//!             .with_user_name("me@example.com"),
+//!     )
+//!     .await?;
+//!
+//! // Every request: a valid access token, refreshed only when needed.
+//! let token = auth.access_token(&OAuthToken::for_user("me@example.com")).await?;
+//! let header = format!("Zoho-oauthtoken {}", token.as_str());
+//! # let _ = (saved, header);
+//!
+//! // The CRM API answered 401 INVALID_TOKEN: the next call gets another one.
+//! auth.invalidate(&token).await;
+//! # Ok(()) }
+//! ```
+//!
+//! # What `access_token` does
+//!
+//! 1. It finds the stored token with the store's `find_token` (the store's
+//!    matching rules; a cached store answers from its cache).
+//! 2. If the access token has more than
+//!    [`refresh_ahead`](ZohoAuthBuilder::refresh_ahead) left (default 300 s),
+//!    it is served: no call to Zoho or the store's backend, and the bearer
+//!    string is shared ([`AccessToken`] holds an `Arc<str>`), not copied.
+//! 3. Otherwise (less left, none, or [invalidated](ZohoAuth::invalidate)) it
+//!    is refreshed: `POST {accounts}/oauth/v2/token` with
+//!    `grant_type=refresh_token`, `client_id`, `client_secret` and
+//!    `refresh_token`, form-encoded. The new access token, its expiry
+//!    (Unix ms, from Zoho's `expires_in` seconds, or `expires_in_sec` in
+//!    older answers) and `api_domain` are saved with `save_token`; the
+//!    refresh token and id are unchanged.
+//! 4. A token with less than 5 seconds left is never served.
+//!
+//! # One refresh for many callers
+//!
+//! Zoho issues at most 10 access tokens per refresh token in 10 minutes and
+//! keeps 15 alive: the 16th invalidates the oldest, which the callers still
+//! holding it then see rejected. So refreshes are shared:
+//!
+//! - **In one process**, concurrent callers of one `ZohoAuth` (or its
+//!   clones) that need the same token refreshed share one refresh, with any
+//!   store.
+//! - **Across processes**, callers share one refresh when the store
+//!   implements [`TokenStore::refresh_lease`]: the first to ask takes a
+//!   lease (with an end time, so that a holder that freezes or crashes does
+//!   not block the others), refreshes and saves; the others, meanwhile,
+//!   serve the current token if it still has 5 seconds left, or else re-read
+//!   the store until the new token lands or the lease ends (then one of them
+//!   takes it). `SecretsManagerStore` implements it on the token's own secret.
+//!   A store that does not (the trait's provided method) gets the in-process
+//!   sharing only: each process refreshes on its own.
+//!
+//! # When a refresh fails
+//!
+//! - If the current access token still has 5 seconds left, it is served
+//!   instead of the error.
+//! - `Rejected` (Zoho's `invalid_code`, `invalid_client`, …: a revoked
+//!   refresh token or wrong client credentials) leaves the stored token
+//!   unchanged and is never retried: retrying cannot help until someone
+//!   saves a new token. The lease holder marks the lease failed with no end
+//!   ([`UNTIL_SAVED`](crate::UNTIL_SAVED)); until the token is saved again
+//!   (a save writes the token without the mark) every caller, in every
+//!   process sharing the store, gets `Rejected` from the mark with no call to
+//!   Zoho and no write, and this `ZohoAuth` asks the store no more while the
+//!   stored refresh token and client credentials stay the same. A revoked
+//!   token therefore costs one call to Zoho and 2 versions of its secret
+//!   (the lease and the mark), however long requests keep coming.
+//! - Transient failures (`Throttled`, `Transport`, `UnexpectedResponse`)
+//!   are retried after a backoff that grows ×4 with each failure in a row,
+//!   counted fleet-wide in the lease mark (a save resets it), up to
+//!   [`MAX_BACKOFF`] (2 h): 2 s, 8 s, 32 s, 128 s, 512 s, 2048 s, then every
+//!   2 h (`Throttled`: 1, 4, 16, 64 minutes, then every 2 h). Each attempt
+//!   writes at most 2 versions (lease and mark), so a day of continuous
+//!   failures makes at most 18 attempts and 36 versions of the token's
+//!   secret, and 12 attempts, 24 versions, each later day: well under
+//!   Secrets Manager's ~100 versions a secret may make in 24 hours.
+//! - Zoho answers errors in the JSON body, often with HTTP 200: they are
+//!   read from the body whatever the status.
+//!
+//! # Where secrets are sent
+//!
+//! The client secret, refresh token and grant token go only to the accounts
+//! server chosen as follows: the builder's
+//! [`accounts_url`](ZohoAuthBuilder::accounts_url) if set; else the
+//! [`DataCenter`] of the token's `api_domain`, if it is a Zoho API domain
+//! ([`DataCenter::from_api_domain`]); else the builder's
+//! [`data_center`](ZohoAuthBuilder::data_center). Never to a host taken
+//! from an `api_domain` that is not Zoho's.
+//!
+//! # After a 401
+//!
+//! When the CRM API rejects an access token (`401 INVALID_TOKEN`: Zoho
+//! invalidated it, e.g. as the 16th live token of its refresh token),
+//! [`ZohoAuth::invalidate`] it. The next `access_token` reads the store
+//! past its cache: a newer access token saved by another process is served
+//! with no call to Zoho; only if the store still holds the invalidated one
+//! is it refreshed.
+
+mod access_token;
+mod builder;
+mod data_center;
+mod error;
+mod refresh;
+mod zoho;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use access_token::AccessToken;
+pub use builder::ZohoAuthBuilder;
+pub use data_center::DataCenter;
+pub use error::AuthError;
+
+use crate::error::StoreError;
+use crate::store::{LookupKey, TokenStore};
+use crate::token::OAuthToken;
+use builder::endpoint;
+use refresh::{Failure, Flight};
+
+/// The default [`refresh_ahead`](ZohoAuthBuilder::refresh_ahead): 5 minutes.
+pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(300);
+/// The default [`timeout`](ZohoAuthBuilder::timeout) of a call to Zoho.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A token with less than this left is never served.
+pub const MIN_VALIDITY: Duration = Duration::from_secs(5);
+/// The longest wait between two attempts to refresh a token that keeps
+/// failing transiently: with at most 2 secret versions per attempt (the
+/// lease and the failure mark), at most 18 attempts and 36 versions of the
+/// token's secret in any 24 hours (see the module docs).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// Where a `ZohoAuth` reads the time of day.
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Zoho OAuth on a [`TokenStore`]: valid access tokens, refreshed once per
+/// token for all callers (see the [module docs](self)).
+///
+/// Clones share everything. Build one per process (in a Lambda, once per
+/// cold start) with [`ZohoAuth::builder`].
+#[derive(Clone)]
+pub struct ZohoAuth {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ZohoAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZohoAuth")
+            .field("data_center", &self.inner.data_center)
+            .field(
+                "accounts_url",
+                &self.inner.accounts_url.as_ref().map(zoho::origin),
+            )
+            .field("refresh_ahead_ms", &self.inner.refresh_ahead)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What this process knows of one token id.
+#[derive(Default)]
+struct Slot {
+    /// The access token last served: shared by the next callers.
+    served: Option<AccessToken>,
+    /// An access token the CRM API rejected: never served again.
+    invalidated: Option<Arc<str>>,
+}
+
+struct Inner {
+    store: Arc<dyn TokenStore>,
+    http: reqwest::Client,
+    data_center: DataCenter,
+    /// The token endpoint of the builder's accounts URL.
+    accounts_url: Option<reqwest::Url>,
+    /// Milliseconds.
+    refresh_ahead: i64,
+    lease: Duration,
+    /// This `ZohoAuth`'s lease holder id.
+    holder: String,
+    clock: Clock,
+    slots: RwLock<HashMap<String, Slot>>,
+    flights: Mutex<HashMap<String, Flight>>,
+    failures: Mutex<HashMap<String, Failure>>,
+}
+
+impl ZohoAuth {
+    /// A builder over `store`: any [`TokenStore`], `Arc<dyn TokenStore>` included.
+    pub fn builder(store: impl TokenStore + 'static) -> ZohoAuthBuilder {
+        ZohoAuthBuilder::new(Arc::new(store))
+    }
+
+    /// A valid access token for the stored token `query` matches (the
+    /// store's matching rules, e.g. [`OAuthToken::for_user`]), refreshed
+    /// and saved if less than `refresh_ahead` is left of it (see the
+    /// [module docs](self)).
+    pub async fn access_token(&self, query: &OAuthToken) -> Result<AccessToken, AuthError> {
+        let inner = &self.inner;
+        let key = LookupKey::require(query)?;
+        let found = inner
+            .store
+            .find_token(query)
+            .await?
+            .ok_or_else(|| not_found(&key))?;
+        let id = found
+            .id
+            .clone()
+            .ok_or_else(|| StoreError::invalid_input("the store answered a token without an id"))?;
+        // `find_token` overlays the query's fields: a query that sets token
+        // values must not decide what is served.
+        let stored = if query.access_token.is_some() || query.expiry_time.is_some() {
+            inner
+                .store
+                .find_token_by_id(&id)
+                .await?
+                .ok_or_else(|| not_found(&key))?
+        } else {
+            found
+        };
+        if let Some(token) = inner.servable(&id, &stored, inner.now_millis() + inner.refresh_ahead)
+        {
+            return Ok(token);
+        }
+        self.refresh_shared(&id).await
+    }
+
+    /// Marks `token` as rejected by the CRM API (`401 INVALID_TOKEN`): it is
+    /// never served again, and the next [`access_token`](Self::access_token)
+    /// for its token re-reads the store (past a cache, when the store
+    /// supports [leases](TokenStore::refresh_lease)) and serves a newer
+    /// access token stored by another process, or refreshes.
+    pub async fn invalidate(&self, token: &AccessToken) {
+        let mut slots = self.inner.slots.write().unwrap_or_else(|p| p.into_inner());
+        let slot = slots.entry(token.id.to_string()).or_default();
+        slot.invalidated = Some(Arc::clone(&token.bearer));
+        if slot
+            .served
+            .as_ref()
+            .is_some_and(|s| s.bearer == token.bearer)
+        {
+            slot.served = None;
+        }
+    }
+
+    /// The first-time flow: exchanges `token`'s grant token (from the Zoho
+    /// API console, with its `client_id`, `client_secret` and, if the grant
+    /// was made for one, `redirect_url`) for a refresh and an access token
+    /// (`grant_type=authorization_code`), and saves the token with them
+    /// (`save_token`: a token with `token`'s user name is updated). Returns
+    /// the token as saved.
+    ///
+    /// A grant token is single-use: exchanging it again is
+    /// [`AuthError::Rejected`] (`invalid_code`), and nothing is saved.
+    pub async fn exchange_grant_token(&self, token: OAuthToken) -> Result<OAuthToken, AuthError> {
+        let inner = &self.inner;
+        let set = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        let (Some(client_id), Some(client_secret), Some(grant)) = (
+            set(&token.client_id),
+            set(&token.client_secret),
+            set(&token.grant_token),
+        ) else {
+            return Err(AuthError::invalid_input(
+                "a grant exchange needs client_id, client_secret and grant_token",
+            ));
+        };
+        let endpoint = inner.endpoint_for(&token);
+        let issued = zoho::exchange(
+            &inner.http,
+            &endpoint,
+            &token,
+            &client_id,
+            &client_secret,
+            &grant,
+        )
+        .await?;
+        let Some(refresh_token) = issued.refresh_token.clone() else {
+            return Err(AuthError::UnexpectedResponse {
+                url: zoho::origin(&endpoint),
+                status: 200,
+                reason: "a grant exchange answer without a refresh_token".into(),
+            });
+        };
+        let mut saved = OAuthToken {
+            refresh_token: Some(refresh_token),
+            access_token: Some(issued.access_token),
+            expiry_time: Some(inner.now_millis().saturating_add(issued.lifetime_ms)),
+            api_domain: issued.api_domain.or(token.api_domain.clone()),
+            ..token
+        };
+        inner.store.save_token(&mut saved).await?;
+        if let Some(id) = &saved.id {
+            inner.failures().remove(id);
+        }
+        Ok(saved)
+    }
+}
+
+fn not_found(key: &LookupKey<'_>) -> AuthError {
+    AuthError::NotFound {
+        key: match key {
+            LookupKey::UserName(user) => format!("user_name {user:?}"),
+            other => format!("the query's {}", other.field_name()),
+        },
+    }
+}
+
+impl Inner {
+    /// Now, Unix ms, by this `ZohoAuth`'s clock.
+    fn now_millis(&self) -> i64 {
+        (self.clock)().duration_since(UNIX_EPOCH).map_or(0, millis)
+    }
+
+    /// The token endpoint for `token`: the builder's accounts URL, else the
+    /// data center of its `api_domain` if that is Zoho's, else the builder's.
+    fn endpoint_for(&self, token: &OAuthToken) -> reqwest::Url {
+        if let Some(url) = &self.accounts_url {
+            return url.clone();
+        }
+        let dc = token
+            .api_domain
+            .as_deref()
+            .and_then(DataCenter::from_api_domain)
+            .unwrap_or(self.data_center);
+        endpoint(dc.accounts_url()).expect("the data centers' accounts URLs are valid")
+    }
+
+    /// `token` as an [`AccessToken`] if its access token expires after
+    /// `until` (Unix ms) and was not invalidated; the one already served
+    /// when it is the same.
+    fn servable(&self, id: &str, token: &OAuthToken, until: i64) -> Option<AccessToken> {
+        let access = token.access_token.as_deref().filter(|a| !a.is_empty())?;
+        let expiry = token.expiry_time.filter(|e| *e > until)?;
+        {
+            let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot) = slots.get(id) {
+                if slot.invalidated.as_deref() == Some(access) {
+                    return None;
+                }
+                if let Some(served) = &slot.served
+                    && &*served.bearer == access
+                    && served.expiry_time == expiry
+                {
+                    return Some(served.clone());
+                }
+            }
+        }
+        let fresh = AccessToken {
+            bearer: Arc::from(access),
+            expiry_time: expiry,
+            id: Arc::from(id),
+            api_domain: token.api_domain.as_deref().map(Arc::from),
+        };
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let slot = slots.entry(id.to_owned()).or_default();
+        if slot.invalidated.as_deref() == Some(access) {
+            return None;
+        }
+        slot.served = Some(fresh.clone());
+        Some(fresh)
+    }
+
+    /// `token` if it has at least [`MIN_VALIDITY`] left, else `error`.
+    fn or_current(
+        &self,
+        id: &str,
+        token: &OAuthToken,
+        error: AuthError,
+    ) -> Result<AccessToken, AuthError> {
+        match self.servable(id, token, self.now_millis() + millis(MIN_VALIDITY)) {
+            Some(current) => {
+                tracing::debug!(id, %error, "refresh failed; serving the current token");
+                Ok(current)
+            }
+            None => Err(error),
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The refresh of an access token: shared by this process's callers (one
+//! flight per token), by the processes sharing the store (its refresh
+//! lease), and held back after a failure (a backoff, or until a new token is
+//! saved when Zoho rejected it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+
+use super::zoho::{self, Request};
+use super::{AccessToken, AuthError, Inner, MAX_BACKOFF, MIN_VALIDITY, ZohoAuth, millis};
+use crate::error::StoreError;
+use crate::lease::{LeaseRequest, RefreshLease, UNTIL_SAVED};
+use crate::token::OAuthToken;
+
+/// How long a refresh lease lasts: a call to Zoho's timeout, the save, and
+/// a margin.
+pub(super) const LEASE_MARGIN: Duration = Duration::from_secs(10);
+/// After Zoho throttled a refresh, how long before it is asked again (the
+/// first time; ×4 for each further failure in a row, up to [`MAX_BACKOFF`]).
+const THROTTLED_BACKOFF: Duration = Duration::from_secs(60);
+/// After another failure (transport, an odd answer), likewise.
+const OTHER_BACKOFF: Duration = Duration::from_secs(2);
+/// The first and the longest wait between reads of a leased token.
+const POLL_FIRST: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_secs(1);
+
+/// The `failed` code of a lease whose refresh failed other than by Zoho's
+/// answer.
+const TRANSPORT_FAILURE: &str = "transport";
+const THROTTLE_CODE: &str = "Access Denied";
+
+/// How long to wait after the `in_a_row`-th failure in a row (1 for the
+/// first) of a transient kind whose first wait is `base`: `base × 4^(n-1)`,
+/// at most [`MAX_BACKOFF`].
+fn backoff(base: Duration, in_a_row: u32) -> Duration {
+    let factor = 4u32.saturating_pow(in_a_row.saturating_sub(1).min(15));
+    base.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+/// What a refresh is made with: a failure is remembered for these.
+#[derive(PartialEq, Eq)]
+struct Credentials {
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+impl Credentials {
+    fn of(token: &OAuthToken) -> Self {
+        Self {
+            refresh_token: token.refresh_token.clone(),
+            client_id: token.client_id.clone(),
+            client_secret: token.client_secret.clone(),
+        }
+    }
+}
+
+/// A refresh that failed: not retried with the same credentials before
+/// `until` (Unix ms by the clock), or ever when `None` (Zoho refused them).
+pub(super) struct Failure {
+    until: Option<i64>,
+    credentials: Credentials,
+    error: AuthError,
+    /// Failed refreshes in a row with these credentials.
+    in_a_row: u32,
+}
+
+/// One refresh of a token in this process, awaited by all its callers.
+pub(super) type Flight = Arc<OnceCell<Result<AccessToken, AuthError>>>;
+
+impl ZohoAuth {
+    /// Refreshes token `id`, sharing one refresh among this process's callers.
+    pub(super) async fn refresh_shared(&self, id: &str) -> Result<AccessToken, AuthError> {
+        let inner = &self.inner;
+        let flight: Flight = {
+            let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(flights.entry(id.to_owned()).or_default())
+        };
+        let result = flight.get_or_init(|| inner.refresh_once(id)).await.clone();
+        let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if flights.get(id).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+            flights.remove(id);
+        }
+        result
+    }
+}
+
+impl Inner {
+    /// The failures remembered here, by token id.
+    pub(super) fn failures(&self) -> MutexGuard<'_, HashMap<String, Failure>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A failed refresh with `token`'s credentials not to retry yet.
+    fn recent_failure(&self, id: &str, token: &OAuthToken) -> Option<AuthError> {
+        let now = self.now_millis();
+        let mut failures = self.failures();
+        let failure = failures.get(id)?;
+        if failure.credentials != Credentials::of(token) {
+            failures.remove(id);
+            return None;
+        }
+        failure
+            .until
+            .is_none_or(|until| until > now)
+            .then(|| failure.error.clone())
+    }
+
+    /// How many refreshes with `token`'s credentials failed in a row here.
+    fn failed_in_a_row(&self, id: &str, token: &OAuthToken) -> u32 {
+        self.failures()
+            .get(id)
+            .filter(|f| f.credentials == Credentials::of(token))
+            .map_or(0, |f| f.in_a_row)
+    }
+
+    /// Remembers `error` for `token`'s credentials until `until` (Unix ms;
+    /// `None`: while the stored credentials stay the same).
+    fn remember_failure(
+        &self,
+        id: &str,
+        token: &OAuthToken,
+        error: &AuthError,
+        until: Option<i64>,
+        in_a_row: u32,
+    ) {
+        self.failures().insert(
+            id.to_owned(),
+            Failure {
+                until,
+                credentials: Credentials::of(token),
+                error: error.clone(),
+                in_a_row,
+            },
+        );
+    }
+
+    /// One refresh of token `id`, shared by this process's callers.
+    async fn refresh_once(&self, id: &str) -> Result<AccessToken, AuthError> {
+        let not_found = || AuthError::NotFound {
+            key: format!("token id {id}"),
+        };
+        // Another flight of this process may have just saved a new token.
+        let current = self
+            .store
+            .find_token_by_id(id)
+            .await?
+            .ok_or_else(not_found)?;
+        if let Some(token) = self.servable(id, &current, self.now_millis() + self.refresh_ahead) {
+            return Ok(token);
+        }
+        if let Some(error) = self.recent_failure(id, &current) {
+            return self.or_current(id, &current, error);
+        }
+        let stale = current.access_token.as_deref().map(Arc::from);
+        let mut poll = POLL_FIRST;
+        let give_up = Instant::now() + self.lease * 3;
+        loop {
+            let request = LeaseRequest::new(
+                self.holder.clone(),
+                self.lease,
+                self.now_millis() + millis(MIN_VALIDITY),
+                stale.clone(),
+            );
+            match self.store.refresh_lease(id, &request).await? {
+                RefreshLease::Unsupported => {
+                    let before = self.failed_in_a_row(id, &current);
+                    return self.refresh_with(id, current, false, before).await;
+                }
+                RefreshLease::Acquired {
+                    token, failures, ..
+                } => {
+                    return self.refresh_with(id, *token, true, failures).await;
+                }
+                RefreshLease::Refreshed(token) => {
+                    return self.or_current(id, &token, not_found());
+                }
+                RefreshLease::Missing => return Err(not_found()),
+                RefreshLease::Held {
+                    until,
+                    failed: Some(code),
+                } => {
+                    let error = match code.as_str() {
+                        TRANSPORT_FAILURE => AuthError::Transport {
+                            url: "(another process)".into(),
+                            reason: "another process's refresh of this token failed".into(),
+                            timeout: false,
+                        },
+                        code => zoho::zoho_error(id, Request::Refresh, code, None),
+                    };
+                    // Rejected: the mark stays until the token is saved again,
+                    // so this process asks no more while the credentials stay.
+                    let until = (!matches!(error, AuthError::Rejected { .. })).then_some(until);
+                    self.remember_failure(id, &current, &error, until, 0);
+                    return self.or_current(id, &current, error);
+                }
+                RefreshLease::Held { failed: None, .. } => {
+                    // Another process is refreshing: the current token
+                    // meanwhile, if it is still good for a while.
+                    if let Some(token) =
+                        self.servable(id, &current, self.now_millis() + millis(MIN_VALIDITY))
+                    {
+                        return Ok(token);
+                    }
+                    if Instant::now() > give_up {
+                        return Err(AuthError::Store(StoreError::Conflict {
+                            operation: format!("waiting for another process to refresh token {id}"),
+                            attempts: 0,
+                        }));
+                    }
+                    tokio::time::sleep(poll).await;
+                    poll = (poll * 2).min(POLL_MAX);
+                }
+            }
+        }
+    }
+
+    /// Refreshes `token` at Zoho and saves the new access token; `leased`:
+    /// this holder has the token's lease; `before`: failed refreshes in a row
+    /// before this one.
+    async fn refresh_with(
+        &self,
+        id: &str,
+        token: OAuthToken,
+        leased: bool,
+        before: u32,
+    ) -> Result<AccessToken, AuthError> {
+        let endpoint = self.endpoint_for(&token);
+        match zoho::refresh(&self.http, &endpoint, id, &token).await {
+            Ok(issued) => {
+                let mut saved = OAuthToken {
+                    id: Some(id.to_owned()),
+                    access_token: Some(issued.access_token),
+                    expiry_time: Some(self.now_millis().saturating_add(issued.lifetime_ms)),
+                    api_domain: issued.api_domain,
+                    ..OAuthToken::default()
+                };
+                self.store.save_token(&mut saved).await?;
+                self.failures().remove(id);
+                tracing::debug!(
+                    id,
+                    expiry_time = saved.expiry_time,
+                    "access token refreshed"
+                );
+                self.servable(id, &saved, self.now_millis() + millis(MIN_VALIDITY))
+                    .ok_or_else(|| AuthError::UnexpectedResponse {
+                        url: zoho::origin(&endpoint),
+                        status: 200,
+                        reason: "the new access token expires within 5 seconds".into(),
+                    })
+            }
+            Err(error) => {
+                let in_a_row = before.saturating_add(1);
+                let now = self.now_millis();
+                // Rejected: retrying cannot help until a new token is saved,
+                // so no retry time at all (nor a lease, nor a write, after
+                // this one). Transient: a backoff that grows ×4 a failure.
+                let (retry_after, code) = match &error {
+                    AuthError::Rejected { error: code, .. } => (UNTIL_SAVED, code.as_str()),
+                    AuthError::Throttled { .. } => (
+                        now + millis(backoff(THROTTLED_BACKOFF, in_a_row)),
+                        THROTTLE_CODE,
+                    ),
+                    _ => (
+                        now + millis(backoff(OTHER_BACKOFF, in_a_row)),
+                        TRANSPORT_FAILURE,
+                    ),
+                };
+                tracing::debug!(id, %error, in_a_row, "refresh failed");
+                let until = (retry_after != UNTIL_SAVED).then_some(retry_after);
+                self.remember_failure(id, &token, &error, until, in_a_row);
+                if leased
+                    && let Err(e) = self
+                        .store
+                        .fail_refresh_lease(id, &self.holder, code, retry_after)
+                        .await
+                {
+                    tracing::debug!(id, error = %e, "marking the lease failed did not work");
+                }
+                self.or_current(id, &token, error)
+            }
+        }
+    }
+}

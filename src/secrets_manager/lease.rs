@@ -1,0 +1,322 @@
+//! Refresh leases on a token's own secret, so that of many processes
+//! sharing a prefix one refreshes a token at Zoho (see
+//! [`TokenStore::refresh_lease`](crate::TokenStore::refresh_lease)).
+//!
+//! The lease is one more field of the token secret's JSON, which readers
+//! ignore (unknown fields are), and which the next save drops (a save
+//! writes only the token's fields):
+//!
+//! ```json
+//! {"id":"…", …, "refresh_lease":{"holder":"<uuid>","until":1900000000000}}
+//! ```
+//!
+//! with `"failed":"<Zoho error code>"` when the holder's refresh failed and
+//! nobody should retry before `until`, and `"failures":n` when that was the
+//! n-th refresh in a row to fail (the count is carried into the next lease,
+//! so that callers can back off further; a save drops it with the lease).
+//! A failure mark with `until` = [`UNTIL_SAVED`](crate::lease::UNTIL_SAVED)
+//! (`i64::MAX`: Zoho refused the refresh token or client) never ends: every
+//! caller is answered [`RefreshLease::Held`] with it, without a write, until
+//! the token is saved again.
+//!
+//! Times are the store's [clock](super::SecretsManagerStoreBuilder::clock).
+//!
+//! It is written by compare-and-swap, as the index nodes are: the new
+//! version is staged under the instance's own label, then `AWSCURRENT` is
+//! moved to it from the version read, which Secrets Manager refuses if
+//! another writer moved it first. The new version's id (its
+//! `ClientRequestToken`) is derived from the secret's name, the version read
+//! and the lease period, so that every process racing for one lease claims
+//! the same version id: the first makes the version, the others are refused
+//! before anything is stored. A refresh therefore adds two versions to the
+//! token's secret, the lease and the new token, however many processes
+//! race (three when the race straddles two lease periods), and waiters
+//! write nothing.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::SecretsManagerStore;
+use super::api::{Fetched, Put};
+use crate::error::StoreError;
+use crate::id::validate_id;
+use crate::lease::{LeaseRequest, RefreshLease};
+use crate::token::{MAX_TOKEN_BYTES, OAuthToken, decode_token, encode_token};
+
+/// Rounds of read and compare-and-swap before giving up.
+const ATTEMPTS: u32 = 5;
+/// The lease period of derived version ids when a request asks for none.
+const MIN_PERIOD: Duration = Duration::from_secs(1);
+
+/// The lease field of a token secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Lease {
+    holder: String,
+    until: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed: Option<String>,
+    /// How many refreshes in a row failed before (or, with `failed`, with)
+    /// this lease.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The lease field, read leniently: a malformed one counts as none.
+#[derive(Deserialize)]
+struct WithLease {
+    #[serde(default)]
+    refresh_lease: Option<serde_json::Value>,
+}
+
+fn lease_of(json: &str) -> Option<Lease> {
+    let with: WithLease = serde_json::from_str(json).ok()?;
+    serde_json::from_value(with.refresh_lease?).ok()
+}
+
+/// `token`'s JSON with `lease` in it.
+fn with_lease(id: &str, token: &OAuthToken, lease: &Lease) -> Result<String, StoreError> {
+    let json = encode_token(token)?;
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&json).map_err(|_| StoreError::invalid_input("token JSON"))?;
+    let lease = serde_json::to_value(lease).map_err(|_| StoreError::invalid_input("lease"))?;
+    object.insert("refresh_lease".into(), lease);
+    let json = serde_json::Value::Object(object).to_string();
+    if json.len() > MAX_TOKEN_BYTES {
+        return Err(StoreError::invalid_input(format!(
+            "token {id} with a refresh lease would exceed {MAX_TOKEN_BYTES} bytes"
+        )));
+    }
+    Ok(json)
+}
+
+/// The version id every process claims for a lease on `name` over version
+/// `read` in the lease period of `now`.
+fn claim_token(name: &str, read: &str, now: i64, period: Duration) -> String {
+    let period = period.max(MIN_PERIOD).as_millis() as i64;
+    let digest = Sha256::new()
+        .chain_update(name.as_bytes())
+        .chain_update([0])
+        .chain_update(read.as_bytes())
+        .chain_update([0])
+        .chain_update((now / period).to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+/// What one read of a token secret found.
+enum Read {
+    Found {
+        token: Box<OAuthToken>,
+        lease: Option<Lease>,
+        version: String,
+    },
+    Missing,
+}
+
+impl SecretsManagerStore {
+    /// Now, Unix ms, by the store's clock.
+    fn now_millis(&self) -> i64 {
+        self.inner.index.now_millis()
+    }
+
+    /// Reads token `id`'s secret past the cache, with its lease and version.
+    async fn read_leased(&self, id: &str) -> Result<Read, StoreError> {
+        let name = self.inner.layout.token(id);
+        match self.inner.api.get(&name).await? {
+            Fetched::Value {
+                string: Some(json),
+                version_id: Some(version),
+            } => Ok(Read::Found {
+                token: Box::new(decode_token(id, &json)?),
+                lease: lease_of(&json),
+                version,
+            }),
+            Fetched::Value { string: None, .. } => Err(StoreError::Corrupt {
+                id: id.to_owned(),
+                reason: "a binary secret, not a token JSON string".into(),
+            }),
+            Fetched::Value {
+                version_id: None, ..
+            } => Err(StoreError::backend(
+                format!("GetSecretValue {name}"),
+                "the answer has no version id",
+            )),
+            Fetched::Absent | Fetched::Deleted => Ok(Read::Missing),
+        }
+    }
+
+    /// Replaces version `read` of `name` by `json` if it is still current.
+    /// `Ok(true)` when this write made it current.
+    async fn swap(
+        &self,
+        name: &str,
+        json: &str,
+        request_token: &str,
+        read: &str,
+    ) -> Result<bool, StoreError> {
+        let api = &self.inner.api;
+        let label = self.inner.index.label();
+        let version = match api
+            .put_claiming(name, json, request_token, Some(label))
+            .await?
+        {
+            Some(Put::Yes(version)) => version,
+            // Claimed by another process, or the secret is gone.
+            None | Some(Put::Absent | Put::Deleted) => return Ok(false),
+        };
+        let won = api.move_current(name, &version, read).await;
+        api.remove_stage(name, label, &version).await;
+        won
+    }
+
+    /// [`TokenStore::refresh_lease`](crate::TokenStore::refresh_lease) on
+    /// the token's secret.
+    pub(super) async fn lease(
+        &self,
+        id: &str,
+        request: &LeaseRequest,
+    ) -> Result<RefreshLease, StoreError> {
+        validate_id(id)?;
+        let name = self.inner.layout.token(id);
+        for _ in 0..ATTEMPTS {
+            let (token, lease, version) = match self.read_leased(id).await? {
+                Read::Missing => {
+                    self.inner.cache.invalidate(id);
+                    return Ok(RefreshLease::Missing);
+                }
+                Read::Found {
+                    token,
+                    lease,
+                    version,
+                } => (token, lease, version),
+            };
+            if request.is_refreshed(&token) {
+                self.inner.cache.put(id, (*token).clone());
+                return Ok(RefreshLease::Refreshed(token));
+            }
+            let now = self.now_millis();
+            // Consecutive failed refreshes so far, carried into the new lease.
+            let failures = lease.as_ref().map_or(0, |l| l.failures);
+            if let Some(lease) = lease
+                && lease.until > now
+            {
+                if lease.holder == request.holder && lease.failed.is_none() {
+                    // Already this holder's: nothing to write.
+                    return Ok(RefreshLease::Acquired {
+                        token,
+                        until: lease.until,
+                        failures: lease.failures,
+                    });
+                }
+                return Ok(RefreshLease::Held {
+                    until: lease.until,
+                    failed: lease.failed,
+                });
+            }
+            let until = now.saturating_add(request.duration.as_millis() as i64);
+            let lease = Lease {
+                holder: request.holder.clone(),
+                until,
+                failed: None,
+                failures,
+            };
+            let json = with_lease(id, &token, &lease)?;
+            let claim = claim_token(&name, &version, now, request.duration);
+            if self.swap(&name, &json, &claim, &version).await? {
+                return Ok(RefreshLease::Acquired {
+                    token,
+                    until,
+                    failures,
+                });
+            }
+            // Another process claimed this lease first: it becomes current
+            // in a moment (or, if that process died, the next lease period
+            // claims another version id).
+            tokio::time::sleep(Duration::from_millis(50 + fastrand::u64(0..50))).await;
+        }
+        Ok(RefreshLease::Held {
+            until: self.now_millis() + request.duration.max(MIN_PERIOD).as_millis() as i64,
+            failed: None,
+        })
+    }
+
+    /// [`TokenStore::fail_refresh_lease`](crate::TokenStore::fail_refresh_lease)
+    /// on the token's secret.
+    pub(super) async fn fail_lease(
+        &self,
+        id: &str,
+        holder: &str,
+        reason: &str,
+        retry_after: i64,
+    ) -> Result<(), StoreError> {
+        validate_id(id)?;
+        let name = self.inner.layout.token(id);
+        let Read::Found {
+            token,
+            lease: Some(lease),
+            version,
+        } = self.read_leased(id).await?
+        else {
+            return Ok(());
+        };
+        if lease.holder != holder || lease.failed.is_some() {
+            return Ok(());
+        }
+        let failed = Lease {
+            holder: holder.to_owned(),
+            until: retry_after,
+            failed: Some(reason.to_owned()),
+            failures: lease.failures.saturating_add(1),
+        };
+        let json = with_lease(id, &token, &failed)?;
+        let request_token = uuid::Uuid::new_v4().to_string();
+        // Lost: another process took the lease over (this one's had ended).
+        self.swap(&name, &json, &request_token, &version).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_field_round_trips_and_is_ignored_by_the_token_codec() {
+        let token = OAuthToken::for_user("u@x").with_id("abc");
+        let lease = Lease {
+            holder: "h".into(),
+            until: i64::MAX,
+            failed: Some("invalid_code".into()),
+            failures: 3,
+        };
+        let json = with_lease("abc", &token, &lease).unwrap();
+        assert_eq!(decode_token("abc", &json).unwrap(), token);
+        let read = lease_of(&json).unwrap();
+        assert_eq!((read.holder.as_str(), read.until), ("h", i64::MAX));
+        assert_eq!(read.failures, 3);
+        assert_eq!(read.failed.as_deref(), Some("invalid_code"));
+        assert!(lease_of(r#"{"id":"abc","refresh_lease":"junk"}"#).is_none());
+        assert!(lease_of(&encode_token(&token).unwrap()).is_none());
+    }
+
+    #[test]
+    fn racers_in_one_period_claim_one_version_id() {
+        let period = Duration::from_secs(30);
+        let a = claim_token("p/tokens/a", "v1", 60_000, period);
+        assert_eq!(a, claim_token("p/tokens/a", "v1", 89_999, period));
+        assert_ne!(a, claim_token("p/tokens/a", "v1", 90_000, period));
+        assert_ne!(a, claim_token("p/tokens/a", "v2", 60_000, period));
+        assert_ne!(a, claim_token("p/tokens/b", "v1", 60_000, period));
+        assert_eq!(a.len(), 36);
+    }
+}

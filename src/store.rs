@@ -153,7 +153,11 @@ pub trait TokenStore: Send + Sync {
     /// client): the mark must then last until the token is saved again, and
     /// `refresh_lease` answer `Held` with it, writing nothing. A store that
     /// counts failures in a row gives the count to the next lease
-    /// ([`RefreshLease::Acquired`]'s `failures`), and forgets it on a save.
+    /// ([`RefreshLease::Acquired`]'s `failures`), counts a lease that ended
+    /// with neither a save nor a mark as one more failure, and forgets the
+    /// count on a save. A mark that does not land costs an early retry (the
+    /// next caller takes the lease when it ends, before the backoff), so a
+    /// store retries it on transient errors.
     ///
     /// The provided method does nothing (stores without leases).
     async fn fail_refresh_lease(

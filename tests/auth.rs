@@ -22,7 +22,9 @@ use axum::routing::post;
 use axum::{Form, Json, Router};
 use serde_json::{Value, json};
 use zoho_token_store::auth::{AccessToken, AuthError, ZohoAuth};
-use zoho_token_store::{MemoryStore, OAuthToken, SecretsManagerStore, TokenStore};
+use zoho_token_store::{
+    LeaseRequest, MemoryStore, OAuthToken, RefreshLease, SecretsManagerStore, TokenStore,
+};
 
 use common::now_millis;
 
@@ -682,6 +684,44 @@ async fn sm_crashed_lease_holder_is_taken_over_after_the_lease_ends() {
     assert_eq!(fake.calls(), 1);
     let seen = h.instance().find_token_by_id(&id).await.unwrap().unwrap();
     assert_eq!(seen.access_token.as_deref(), Some(token.as_str()));
+    h.assert_within_version_quota();
+}
+
+#[tokio::test]
+async fn sm_a_lease_that_ended_unmarked_counts_as_one_more_failure() {
+    let h = common::harness().await;
+    let stored = save(&h.store, stored_token(USER, "1000.refresh", -1_000)).await;
+    let id = stored.id.clone().unwrap();
+    // A holder whose refresh was the third failure in a row, and whose
+    // failure mark never landed: its lease just ended.
+    let mut value: serde_json::Map<String, Value> =
+        serde_json::from_str(&zoho_token_store::encode_token(&stored).unwrap()).unwrap();
+    value.insert(
+        "refresh_lease".into(),
+        json!({"holder": "lost-mark", "until": now_millis() - 1, "failures": 2}),
+    );
+    h.client
+        .put_secret_value()
+        .secret_id(h.token_secret(&id))
+        .secret_string(Value::Object(value).to_string())
+        .send()
+        .await
+        .unwrap();
+    let request = LeaseRequest::new("next", Duration::from_secs(20), now_millis(), None);
+    match h.instance().refresh_lease(&id, &request).await.unwrap() {
+        RefreshLease::Acquired { failures, .. } => assert_eq!(failures, 3),
+        other => panic!("{other:?}"),
+    }
+    // The new holder's failure is marked (the fourth) and holds the others off.
+    h.store
+        .fail_refresh_lease(&id, "next", "transport", now_millis() + 60_000)
+        .await
+        .unwrap();
+    let other = LeaseRequest::new("other", Duration::from_secs(20), now_millis(), None);
+    match h.instance().refresh_lease(&id, &other).await.unwrap() {
+        RefreshLease::Held { failed, .. } => assert_eq!(failed.as_deref(), Some("transport")),
+        other => panic!("{other:?}"),
+    }
     h.assert_within_version_quota();
 }
 

@@ -13,7 +13,8 @@
 //! with `"failed":"<Zoho error code>"` when the holder's refresh failed and
 //! nobody should retry before `until`, and `"failures":n` when that was the
 //! n-th refresh in a row to fail (the count is carried into the next lease,
-//! so that callers can back off further; a save drops it with the lease).
+//! so that callers can back off further; a save drops it with the lease; a
+//! lease that ended with neither a save nor a mark counts as one failure more).
 //! A failure mark with `until` = [`UNTIL_SAVED`](crate::lease::UNTIL_SAVED)
 //! (`i64::MAX`: Zoho refused the refresh token or client) never ends: every
 //! caller is answered [`RefreshLease::Held`] with it, without a write, until
@@ -206,7 +207,13 @@ impl SecretsManagerStore {
             }
             let now = self.now_millis();
             // Consecutive failed refreshes so far, carried into the new lease.
-            let failures = lease.as_ref().map_or(0, |l| l.failures);
+            // A lease that ended unmarked (its holder neither saved nor
+            // marked a failure: it crashed, or its mark was lost) counts as
+            // one more, so the backoff still grows.
+            let failures = lease.as_ref().map_or(0, |l| {
+                let unmarked = l.failed.is_none() && l.until <= now;
+                l.failures.saturating_add(u32::from(unmarked))
+            });
             if let Some(lease) = lease
                 && lease.until > now
             {
@@ -261,28 +268,53 @@ impl SecretsManagerStore {
     ) -> Result<(), StoreError> {
         validate_id(id)?;
         let name = self.inner.layout.token(id);
-        let Read::Found {
-            token,
-            lease: Some(lease),
-            version,
-        } = self.read_leased(id).await?
-        else {
-            return Ok(());
-        };
-        if lease.holder != holder || lease.failed.is_some() {
-            return Ok(());
+        // A mark that does not land lets the next caller retry as soon as
+        // the lease ends, before the backoff: so it is retried, and a write
+        // refused (or failed) after it took effect counts as landed.
+        let mut last_error = None;
+        for _ in 0..ATTEMPTS {
+            let (token, lease, version) = match self.read_leased(id).await {
+                Ok(Read::Found {
+                    token,
+                    lease: Some(lease),
+                    version,
+                }) => (token, lease, version),
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_retryable() => {
+                    last_error = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if lease.holder != holder || lease.failed.is_some() {
+                // Marked already (by an earlier attempt of this loop), or
+                // another process took the lease over (this one's had ended).
+                return Ok(());
+            }
+            let failed = Lease {
+                holder: holder.to_owned(),
+                until: retry_after,
+                failed: Some(reason.to_owned()),
+                failures: lease.failures.saturating_add(1),
+            };
+            let json = with_lease(id, &token, &failed)?;
+            let request_token = uuid::Uuid::new_v4().to_string();
+            match self.swap(&name, &json, &request_token, &version).await {
+                Ok(true) => return Ok(()),
+                // Lost, or an error: the next read tells which.
+                Ok(false) => {}
+                Err(e) if e.is_retryable() => last_error = Some(e),
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(Duration::from_millis(50 + fastrand::u64(0..50))).await;
         }
-        let failed = Lease {
-            holder: holder.to_owned(),
-            until: retry_after,
-            failed: Some(reason.to_owned()),
-            failures: lease.failures.saturating_add(1),
-        };
-        let json = with_lease(id, &token, &failed)?;
-        let request_token = uuid::Uuid::new_v4().to_string();
-        // Lost: another process took the lease over (this one's had ended).
-        self.swap(&name, &json, &request_token, &version).await?;
-        Ok(())
+        match last_error {
+            Some(e) => Err(e),
+            None => Err(StoreError::Conflict {
+                operation: format!("marking the refresh lease of token {id} failed"),
+                attempts: ATTEMPTS,
+            }),
+        }
     }
 }
 

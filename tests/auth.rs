@@ -1,25 +1,14 @@
-//! `ZohoAuth` against a fake Zoho accounts server (a real HTTP server on
-//! loopback, started by each test) over `MemoryStore` and, on LocalStack,
-//! `SecretsManagerStore`.
-//!
-//! The fake counts calls, records the Host each was sent to, enforces
-//! Zoho's documented limits per refresh token (10 access tokens in 10
-//! minutes, then "Access Denied"; 15 live access tokens, the 16th
-//! invalidating the oldest) and answers errors as Zoho does: in the JSON
-//! body, with HTTP 200.
+//! `ZohoAuth` against a fake Zoho (`tests/fake_zoho`: an accounts server
+//! and a CRM endpoint, a real HTTP server on loopback, started by each test)
+//! over `MemoryStore` and, on LocalStack, `SecretsManagerStore`.
 
 mod common;
+mod fake_zoho;
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Form, Json, Router};
 use serde_json::{Value, json};
 use zoho_token_store::auth::{AccessToken, AuthError, ZohoAuth};
 use zoho_token_store::{
@@ -27,218 +16,7 @@ use zoho_token_store::{
 };
 
 use common::now_millis;
-
-const CLIENT_ID: &str = "1000.CLIENTID";
-const CLIENT_SECRET: &str = "canary-client-secret";
-const WINDOW: Duration = Duration::from_secs(600);
-
-/// What the fake knows of one refresh token.
-#[derive(Default)]
-struct Grant {
-    /// When each access token was issued, within the last 10 minutes.
-    issued: VecDeque<Instant>,
-    /// Live access tokens, oldest first (at most 15).
-    live: VecDeque<String>,
-    revoked: bool,
-}
-
-#[derive(Default)]
-struct FakeState {
-    grants: HashMap<String, Grant>,
-    /// Grant codes and the refresh token each is exchanged for; `None` once used.
-    codes: HashMap<String, Option<String>>,
-    next: u64,
-}
-
-/// The fake Zoho accounts server.
-#[derive(Default)]
-struct Fake {
-    addr: Mutex<Option<SocketAddr>>,
-    calls: AtomicUsize,
-    hosts: Mutex<Vec<String>>,
-    /// What each call carried: grant_type and every value, to look for leaks.
-    forms: Mutex<Vec<HashMap<String, String>>>,
-    state: Mutex<FakeState>,
-    /// Milliseconds each answer waits, so that concurrent callers overlap.
-    delay_ms: AtomicU64,
-    /// Answer like older Zoho versions: `expires_in` in ms + `expires_in_sec`.
-    old_format: AtomicBool,
-    /// Answer every call with HTTP 503 and no JSON (a transient failure).
-    broken: AtomicBool,
-}
-
-impl Fake {
-    async fn start() -> Arc<Self> {
-        let fake = Arc::new(Self::default());
-        let app = Router::new()
-            .route("/oauth/v2/token", post(token_endpoint))
-            .with_state(Arc::clone(&fake));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        *fake.addr.lock().unwrap() = Some(listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        fake
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr.lock().unwrap().unwrap())
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    /// A refresh token the fake accepts.
-    fn refresh_token(&self) -> String {
-        let mut state = self.state.lock().unwrap();
-        state.next += 1;
-        let token = format!(
-            "1000.canary-refresh-{}-{}",
-            state.next,
-            uuid::Uuid::new_v4()
-        );
-        state.grants.insert(token.clone(), Grant::default());
-        token
-    }
-
-    /// A grant code the fake exchanges once.
-    fn grant_code(&self) -> String {
-        let refresh = self.refresh_token();
-        let code = format!("1000.canary-grant-{}", uuid::Uuid::new_v4());
-        self.state
-            .lock()
-            .unwrap()
-            .codes
-            .insert(code.clone(), Some(refresh));
-        code
-    }
-
-    fn revoke(&self, refresh: &str) {
-        self.state
-            .lock()
-            .unwrap()
-            .grants
-            .get_mut(refresh)
-            .unwrap()
-            .revoked = true;
-    }
-
-    /// Uses up the refresh token's 10 access tokens of this 10 minutes.
-    fn exhaust(&self, refresh: &str) {
-        let mut state = self.state.lock().unwrap();
-        let grant = state.grants.get_mut(refresh).unwrap();
-        while grant.issued.len() < 10 {
-            grant.issued.push_back(Instant::now());
-        }
-    }
-
-    /// Whether Zoho would still accept `access` (not pushed out by the 16th).
-    fn is_live(&self, access: &str) -> bool {
-        self.state
-            .lock()
-            .unwrap()
-            .grants
-            .values()
-            .any(|g| g.live.iter().any(|l| l == access))
-    }
-
-    /// Issues an access token for `refresh`, enforcing Zoho's limits.
-    fn issue(&self, refresh: &str) -> Result<String, Value> {
-        let mut state = self.state.lock().unwrap();
-        state.next += 1;
-        let n = state.next;
-        let Some(grant) = state.grants.get_mut(refresh).filter(|g| !g.revoked) else {
-            return Err(json!({"error": "invalid_code"}));
-        };
-        let now = Instant::now();
-        while grant
-            .issued
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > WINDOW)
-        {
-            grant.issued.pop_front();
-        }
-        if grant.issued.len() >= 10 {
-            return Err(json!({
-                "error": "Access Denied",
-                "error_description": "You have made too many requests continuously. Please try again after some time."
-            }));
-        }
-        grant.issued.push_back(now);
-        let access = format!("1000.canary-access-{n}-{}", uuid::Uuid::new_v4().simple());
-        grant.live.push_back(access.clone());
-        if grant.live.len() > 15 {
-            grant.live.pop_front();
-        }
-        Ok(access)
-    }
-
-    fn answer(&self, access: String, refresh: Option<String>) -> Value {
-        let mut answer = json!({
-            "access_token": access,
-            "api_domain": "https://www.zohoapis.com",
-            "token_type": "Bearer",
-        });
-        if self.old_format.load(Ordering::SeqCst) {
-            answer["expires_in"] = json!(3_600_000);
-            answer["expires_in_sec"] = json!(3600);
-        } else {
-            answer["expires_in"] = json!(3600);
-        }
-        if let Some(refresh) = refresh {
-            answer["refresh_token"] = json!(refresh);
-        }
-        answer
-    }
-}
-
-async fn token_endpoint(
-    State(fake): State<Arc<Fake>>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Json<Value> {
-    fake.calls.fetch_add(1, Ordering::SeqCst);
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    fake.hosts.lock().unwrap().push(host.to_owned());
-    fake.forms.lock().unwrap().push(form.clone());
-    let delay = fake.delay_ms.load(Ordering::SeqCst);
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
-    if fake.broken.load(Ordering::SeqCst) {
-        return Json(json!({"status": "unavailable"}));
-    }
-    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
-    // Errors in the body, with HTTP 200, as Zoho answers them.
-    if get("client_id") != CLIENT_ID || get("client_secret") != CLIENT_SECRET {
-        return Json(json!({"error": "invalid_client"}));
-    }
-    match get("grant_type") {
-        "refresh_token" => match fake.issue(get("refresh_token")) {
-            Ok(access) => Json(fake.answer(access, None)),
-            Err(error) => Json(error),
-        },
-        "authorization_code" => {
-            let refresh = {
-                let mut state = fake.state.lock().unwrap();
-                match state.codes.get_mut(get("code")) {
-                    Some(slot) => slot.take(),
-                    None => None,
-                }
-            };
-            let Some(refresh) = refresh else {
-                return Json(json!({"error": "invalid_code"}));
-            };
-            match fake.issue(&refresh) {
-                Ok(access) => Json(fake.answer(access, Some(refresh))),
-                Err(error) => Json(error),
-            }
-        }
-        _ => Json(json!({"error": "unsupported_grant_type"})),
-    }
-}
+use fake_zoho::{CLIENT_ID, CLIENT_SECRET, Fake};
 
 /// A stored token for `user` with refresh token `refresh` and an access
 /// token with `left_ms` left.
@@ -786,6 +564,55 @@ async fn sm_invalidate_on_two_instances_makes_one_refresh() {
     let new_b = b.access_token(&me()).await.unwrap();
     assert_eq!(new_b, new_a);
     assert_eq!(fake.calls(), 1);
+    h.assert_within_version_quota();
+}
+
+/// `GET {fake}/crm/v8/users?type=CurrentUser` with `token`: the user's full
+/// name, or the HTTP status and Zoho's error code.
+async fn current_user(fake: &Fake, token: &AccessToken) -> Result<String, (u16, String)> {
+    let answer = reqwest::Client::new()
+        .get(format!("{}/crm/v8/users?type=CurrentUser", fake.url()))
+        .header(
+            "Authorization",
+            format!("Zoho-oauthtoken {}", token.as_str()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    let body: Value = answer.json().await.unwrap();
+    match body["users"][0]["full_name"].as_str() {
+        Some(name) if status == 200 => Ok(name.to_owned()),
+        _ => Err((status, body["code"].as_str().unwrap_or_default().to_owned())),
+    }
+}
+
+#[tokio::test]
+async fn sm_crm_401_invalid_token_is_mended_by_invalidate_with_one_refresh() {
+    let h = common::harness().await;
+    let fake = Fake::start().await;
+    let refresh = fake.refresh_token_of(USER, "Ada Lovelace");
+    save(&h.store, stored_token(USER, &refresh, -1_000)).await;
+    let (a, b) = (auth_on(h.instance(), &fake), auth_on(h.instance(), &fake));
+    let first = a.access_token(&me()).await.unwrap();
+    assert_eq!(current_user(&fake, &first).await.unwrap(), "Ada Lovelace");
+    assert_eq!(b.access_token(&me()).await.unwrap(), first);
+
+    // Zoho invalidates it (say, a 16th access token was issued elsewhere).
+    fake.invalidate_access(first.as_str());
+    let rejected = current_user(&fake, &first).await.unwrap_err();
+    assert_eq!(rejected, (401, "INVALID_TOKEN".to_owned()));
+
+    // Instance a: invalidate, then one refresh; instance b, told the same,
+    // picks up a's new token from the store without calling Zoho.
+    a.invalidate(&first).await;
+    let second = a.access_token(&me()).await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(current_user(&fake, &second).await.unwrap(), "Ada Lovelace");
+    b.invalidate(&first).await;
+    assert_eq!(b.access_token(&me()).await.unwrap(), second);
+    assert_eq!(fake.calls(), 2, "one refresh at first, one after the 401");
+    assert_eq!(fake.crm_rejected.load(Ordering::SeqCst), 1);
     h.assert_within_version_quota();
 }
 

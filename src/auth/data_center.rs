@@ -1,5 +1,9 @@
 //! [`DataCenter`]: Zoho's data centers, their accounts servers and API domains.
 
+use std::str::FromStr;
+
+use super::AuthError;
+
 /// A Zoho data center: where a Zoho account lives, which decides the
 /// accounts server its tokens are refreshed at.
 ///
@@ -26,6 +30,9 @@
 /// assert_eq!(DataCenter::from_api_domain("https://sandbox.zohoapis.com"), Some(DataCenter::Us));
 /// assert_eq!(DataCenter::from_api_domain("https://zohoapis.eu.example.com"), None);
 /// assert_eq!(DataCenter::Eu.accounts_url(), "https://accounts.zoho.eu");
+/// assert_eq!(DataCenter::Eu.api_domain(), "https://www.zohoapis.eu");
+/// assert_eq!("EU".parse::<DataCenter>().unwrap(), DataCenter::Eu);
+/// assert!("mars".parse::<DataCenter>().is_err());
 /// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -77,6 +84,36 @@ impl DataCenter {
         }
     }
 
+    /// This data center's API domain, where the CRM API is called, e.g.
+    /// `https://www.zohoapis.eu`.
+    pub fn api_domain(&self) -> &'static str {
+        match self {
+            Self::Us => "https://www.zohoapis.com",
+            Self::Eu => "https://www.zohoapis.eu",
+            Self::In => "https://www.zohoapis.in",
+            Self::Cn => "https://www.zohoapis.com.cn",
+            Self::Jp => "https://www.zohoapis.jp",
+            Self::Au => "https://www.zohoapis.com.au",
+            Self::Ca => "https://www.zohoapis.ca",
+            Self::Sa => "https://www.zohoapis.sa",
+        }
+    }
+
+    /// The short name of this data center, as [`FromStr`] reads it: `us`,
+    /// `eu`, `in`, `cn`, `jp`, `au`, `ca` or `sa`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Us => "us",
+            Self::Eu => "eu",
+            Self::In => "in",
+            Self::Cn => "cn",
+            Self::Jp => "jp",
+            Self::Au => "au",
+            Self::Ca => "ca",
+            Self::Sa => "sa",
+        }
+    }
+
     /// The host of this data center's API domain, without `www.`.
     fn api_host(&self) -> &'static str {
         match self {
@@ -106,6 +143,24 @@ impl DataCenter {
     }
 }
 
+/// Reads a data center's short name ([`DataCenter::name`]), in any case,
+/// e.g. from a setting such as `ZOHO_DATA_CENTER=eu`.
+impl FromStr for DataCenter {
+    type Err = AuthError;
+
+    fn from_str(name: &str) -> Result<Self, AuthError> {
+        let name = name.trim();
+        Self::ALL
+            .into_iter()
+            .find(|dc| dc.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                AuthError::invalid_input(format!(
+                    "unknown Zoho data center {name:?} (one of us, eu, in, cn, jp, au, ca, sa)"
+                ))
+            })
+    }
+}
+
 /// The host of a URL (`scheme://[user@]host[:port][/…]`), or of a bare host.
 fn host_of(url: &str) -> Option<&str> {
     let url = url.trim();
@@ -119,6 +174,14 @@ fn host_of(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_api_domains_round_trip() {
+        for dc in DataCenter::ALL {
+            assert_eq!(dc.name().parse::<DataCenter>().unwrap(), dc);
+            assert_eq!(DataCenter::from_api_domain(dc.api_domain()), Some(dc));
+        }
+    }
 
     #[test]
     fn api_domains_map_to_their_data_center() {

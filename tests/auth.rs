@@ -504,6 +504,69 @@ async fn sm_a_lease_that_ended_unmarked_counts_as_one_more_failure() {
 }
 
 #[tokio::test]
+async fn sm_instances_exchanging_one_grant_make_one_call() {
+    let h = common::harness().await;
+    let fake = Fake::start().await;
+    fake.delay_ms.store(300, Ordering::SeqCst);
+    let with_user = fake.grant_code();
+    let without_user = fake.grant_code();
+    let fleet = processes(&h, &fake, 4);
+    for (code, user) in [(&with_user, Some(USER)), (&without_user, None)] {
+        let before = fake.calls();
+        let grant = OAuthToken::from_grant_token(CLIENT_ID, CLIENT_SECRET, code.clone());
+        let grant = match user {
+            Some(user) => grant.with_user_name(user),
+            None => grant,
+        };
+        // Each instance is handed the grant twice (two concurrent requests).
+        let calls = fleet.iter().flat_map(|(_, auth)| {
+            [auth.clone(), auth.clone()].map(|auth| {
+                let grant = grant.clone();
+                tokio::spawn(async move { auth.exchange_grant_token(grant).await })
+            })
+        });
+        let saved: Vec<OAuthToken> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        assert_eq!(fake.calls() - before, 1, "one call to Zoho for one grant");
+        assert!(
+            saved
+                .iter()
+                .all(|t| t.id == saved[0].id && t.access_token == saved[0].access_token)
+        );
+        let stored = h
+            .instance()
+            .find_token_by_id(saved[0].id.as_deref().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.access_token, saved[0].access_token);
+        assert!(stored.refresh_token.is_some());
+    }
+    // Exchanged again later: Zoho refuses it, and the stored token is kept.
+    let stored = h.instance().find_token(&me()).await.unwrap().unwrap();
+    let again = OAuthToken::from_grant_token(CLIENT_ID, CLIENT_SECRET, with_user.clone())
+        .with_user_name(USER);
+    let error = fleet[0].1.exchange_grant_token(again).await.unwrap_err();
+    assert!(
+        matches!(&error, AuthError::Rejected { error, .. } if error == "invalid_code"),
+        "{error:?}"
+    );
+    assert_eq!(
+        h.instance().find_token(&me()).await.unwrap().unwrap(),
+        stored
+    );
+    // ...and the token's refreshes are not held back by the failed exchange.
+    assert_eq!(
+        fleet[1].1.access_token(&me()).await.unwrap().as_str(),
+        stored.access_token.as_deref().unwrap()
+    );
+    h.assert_within_version_quota();
+}
+
+#[tokio::test]
 async fn sm_rejected_keeps_the_stored_token_and_tells_the_other_processes() {
     let h = common::harness().await;
     let fake = Fake::start().await;

@@ -122,6 +122,7 @@ impl ZohoAuthBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
                 slots: RwLock::new(HashMap::new()),
                 flights: Mutex::new(HashMap::new()),
+                grant_flights: Mutex::new(HashMap::new()),
                 failures: Mutex::new(HashMap::new()),
             }),
         })

@@ -119,6 +119,7 @@ mod access_token;
 mod builder;
 mod data_center;
 mod error;
+mod grant;
 mod refresh;
 mod zoho;
 
@@ -136,6 +137,7 @@ use crate::error::StoreError;
 use crate::store::{LookupKey, TokenStore};
 use crate::token::OAuthToken;
 use builder::endpoint;
+use grant::GrantFlight;
 use refresh::{Failure, Flight};
 
 /// The default [`refresh_ahead`](ZohoAuthBuilder::refresh_ahead): 5 minutes.
@@ -203,6 +205,8 @@ struct Inner {
     clock: Clock,
     slots: RwLock<HashMap<String, Slot>>,
     flights: Mutex<HashMap<String, Flight>>,
+    /// Grant exchanges in flight, by a digest of the grant.
+    grant_flights: Mutex<HashMap<String, GrantFlight>>,
     failures: Mutex<HashMap<String, Failure>>,
 }
 
@@ -272,48 +276,16 @@ impl ZohoAuth {
     /// the token as saved.
     ///
     /// A grant token is single-use: exchanging it again is
-    /// [`AuthError::Rejected`] (`invalid_code`), and nothing is saved.
+    /// [`AuthError::Rejected`] (`invalid_code`), and nothing is saved. Callers
+    /// that exchange one grant at the same time make one call to Zoho: in
+    /// one process they share one exchange; across processes, with a store
+    /// that implements [`TokenStore::refresh_lease`], the first takes the
+    /// lease of the token being authorized (the stored token the query
+    /// matches, else a new one saved with the grant first, under an id
+    /// derived from the grant when it has no user name) and the others wait
+    /// for its save and answer the token it saved (or its error).
     pub async fn exchange_grant_token(&self, token: OAuthToken) -> Result<OAuthToken, AuthError> {
-        let inner = &self.inner;
-        let set = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
-        let (Some(client_id), Some(client_secret), Some(grant)) = (
-            set(&token.client_id),
-            set(&token.client_secret),
-            set(&token.grant_token),
-        ) else {
-            return Err(AuthError::invalid_input(
-                "a grant exchange needs client_id, client_secret and grant_token",
-            ));
-        };
-        let endpoint = inner.endpoint_for(&token);
-        let issued = zoho::exchange(
-            &inner.http,
-            &endpoint,
-            &token,
-            &client_id,
-            &client_secret,
-            &grant,
-        )
-        .await?;
-        let Some(refresh_token) = issued.refresh_token.clone() else {
-            return Err(AuthError::UnexpectedResponse {
-                url: zoho::origin(&endpoint),
-                status: 200,
-                reason: "a grant exchange answer without a refresh_token".into(),
-            });
-        };
-        let mut saved = OAuthToken {
-            refresh_token: Some(refresh_token),
-            access_token: Some(issued.access_token),
-            expiry_time: Some(inner.now_millis().saturating_add(issued.lifetime_ms)),
-            api_domain: issued.api_domain.or(token.api_domain.clone()),
-            ..token
-        };
-        inner.store.save_token(&mut saved).await?;
-        if let Some(id) = &saved.id {
-            inner.failures().remove(id);
-        }
-        Ok(saved)
+        self.exchange_shared(token).await
     }
 }
 

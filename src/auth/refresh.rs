@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
+use super::grant::GRANT_FAILURE;
 use super::zoho::{self, Request};
 use super::{AccessToken, AuthError, Inner, MAX_BACKOFF, MIN_VALIDITY, ZohoAuth, millis};
 use crate::error::StoreError;
@@ -24,13 +25,13 @@ const THROTTLED_BACKOFF: Duration = Duration::from_secs(60);
 /// After another failure (transport, an odd answer), likewise.
 const OTHER_BACKOFF: Duration = Duration::from_secs(2);
 /// The first and the longest wait between reads of a leased token.
-const POLL_FIRST: Duration = Duration::from_millis(100);
-const POLL_MAX: Duration = Duration::from_secs(1);
+pub(super) const POLL_FIRST: Duration = Duration::from_millis(100);
+pub(super) const POLL_MAX: Duration = Duration::from_secs(1);
 
 /// The `failed` code of a lease whose refresh failed other than by Zoho's
 /// answer.
-const TRANSPORT_FAILURE: &str = "transport";
-const THROTTLE_CODE: &str = "Access Denied";
+pub(super) const TRANSPORT_FAILURE: &str = "transport";
+pub(super) const THROTTLE_CODE: &str = "Access Denied";
 
 /// How long to wait after the `in_a_row`-th failure in a row (1 for the
 /// first) of a transient kind whose first wait is `base`: `base × 4^(n-1)`,
@@ -182,7 +183,7 @@ impl Inner {
                 RefreshLease::Held {
                     until,
                     failed: Some(code),
-                } => {
+                } if !code.starts_with(GRANT_FAILURE) => {
                     let error = match code.as_str() {
                         TRANSPORT_FAILURE => AuthError::Transport {
                             url: "(another process)".into(),
@@ -197,9 +198,10 @@ impl Inner {
                     self.remember_failure(id, &current, &error, until, 0);
                     return self.or_current(id, &current, error);
                 }
-                RefreshLease::Held { failed: None, .. } => {
-                    // Another process is refreshing: the current token
-                    // meanwhile, if it is still good for a while.
+                RefreshLease::Held { .. } => {
+                    // Another process is refreshing (or exchanging a grant for
+                    // this token): the current token meanwhile, if it is
+                    // still good for a while.
                     if let Some(token) =
                         self.servable(id, &current, self.now_millis() + millis(MIN_VALIDITY))
                     {

@@ -73,6 +73,35 @@ async fn memory_warm_calls_make_no_call_and_share_the_bearer() {
 }
 
 #[tokio::test]
+async fn memory_warm_token_of_a_deleted_user_stops_within_the_recheck() {
+    let fake = Fake::start().await;
+    let store = Arc::new(MemoryStore::new());
+    let saved = save(
+        &*store,
+        stored_token(USER, &fake.refresh_token(), 3_600_000),
+    )
+    .await;
+    let clock = common::SimClock::new();
+    let now = clock.clone();
+    let auth = ZohoAuth::builder(Arc::clone(&store))
+        .accounts_url(fake.url())
+        .clock(move || now.now())
+        .build()
+        .unwrap();
+    let first = auth.access_token(&me()).await.unwrap();
+    store
+        .delete_token(saved.id.as_deref().unwrap())
+        .await
+        .unwrap();
+    // Within the recheck: served from the warm map.
+    assert_eq!(auth.access_token(&me()).await.unwrap(), first);
+    clock.advance(zoho_token_store::auth::WARM_RECHECK);
+    let error = auth.access_token(&me()).await.unwrap_err();
+    assert!(matches!(error, AuthError::NotFound { .. }), "{error:?}");
+    assert_eq!(fake.calls(), 0);
+}
+
+#[tokio::test]
 async fn memory_near_expiry_refreshes_once_and_saves() {
     let fake = Fake::start().await;
     let store = Arc::new(MemoryStore::new());

@@ -121,6 +121,7 @@ impl ZohoAuthBuilder {
                 holder: uuid::Uuid::new_v4().simple().to_string(),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
                 slots: RwLock::new(HashMap::new()),
+                warm: RwLock::new(HashMap::with_hasher(Default::default())),
                 flights: Mutex::new(HashMap::new()),
                 grant_flights: Mutex::new(HashMap::new()),
                 failures: Mutex::new(HashMap::new()),

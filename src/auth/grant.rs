@@ -245,6 +245,12 @@ impl Inner {
         };
         self.store.save_token(&mut saved).await?;
         self.failures().remove(id);
+        // The token's access token changed: served by user name, it must be
+        // read again.
+        self.warm
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, warm| &*warm.token.id != id);
         Ok(saved)
     }
 }

@@ -50,6 +50,13 @@
 //!    refresh token and id are unchanged.
 //! 4. A token with less than 5 seconds left is never served.
 //!
+//! A query that sets only a user name (as [`OAuthToken::for_user`] makes)
+//! is answered from this `ZohoAuth`'s own map of the access tokens it
+//! served by user name (a read lock and a hash lookup: no store call, no
+//! copy of the token), for at most [`WARM_RECHECK`] (1 s) before it asks
+//! the store again, so a token deleted or replaced in the store stops being
+//! served within that second; the store's cache makes that check cheap.
+//!
 //! # One refresh for many callers
 //!
 //! Zoho issues at most 10 access tokens per refresh token in 10 minutes and
@@ -152,6 +159,15 @@ pub const MIN_VALIDITY: Duration = Duration::from_secs(5);
 /// token's secret in any 24 hours (see the module docs).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2 * 60 * 60);
 
+/// How long an access token served by user name is served again from this
+/// `ZohoAuth`'s own map before the next call asks the store (a cache hit
+/// there): a token deleted or replaced in the store stops being served
+/// within this long.
+pub const WARM_RECHECK: Duration = Duration::from_secs(1);
+/// At most this many user names are kept in that map (it is emptied when
+/// full: the next calls ask the store again).
+const WARM_CAPACITY: usize = 10_000;
+
 /// Where a `ZohoAuth` reads the time of day.
 type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
@@ -191,6 +207,16 @@ struct Slot {
     invalidated: Option<Arc<str>>,
 }
 
+/// An access token served by user name, servable again until `until`
+/// (Unix ms): the earlier of its refresh time and the next store check.
+struct Warm {
+    token: AccessToken,
+    until: i64,
+}
+
+/// The hasher of the warm map: foldhash, seeded at random per map.
+type WarmHash = foldhash::fast::RandomState;
+
 struct Inner {
     store: Arc<dyn TokenStore>,
     http: reqwest::Client,
@@ -204,6 +230,8 @@ struct Inner {
     holder: String,
     clock: Clock,
     slots: RwLock<HashMap<String, Slot>>,
+    /// The hot path: access tokens served by user name.
+    warm: RwLock<HashMap<Box<str>, Warm, WarmHash>>,
     flights: Mutex<HashMap<String, Flight>>,
     /// Grant exchanges in flight, by a digest of the grant.
     grant_flights: Mutex<HashMap<String, GrantFlight>>,
@@ -221,6 +249,22 @@ impl ZohoAuth {
     /// and saved if less than `refresh_ahead` is left of it (see the
     /// [module docs](self)).
     pub async fn access_token(&self, query: &OAuthToken) -> Result<AccessToken, AuthError> {
+        let user = user_only(query);
+        if let Some(user) = user
+            && let Some(token) = self.inner.warm_hit(user)
+        {
+            return Ok(token);
+        }
+        let token = self.access_token_from_store(query).await?;
+        if let Some(user) = user {
+            self.inner.warm_insert(user, &token);
+        }
+        Ok(token)
+    }
+
+    /// [`access_token`](Self::access_token) past the warm map: the store's
+    /// `find_token`, then a refresh if needed.
+    async fn access_token_from_store(&self, query: &OAuthToken) -> Result<AccessToken, AuthError> {
         let inner = &self.inner;
         let key = LookupKey::require(query)?;
         let found = inner
@@ -256,6 +300,11 @@ impl ZohoAuth {
     /// supports [leases](TokenStore::refresh_lease)) and serves a newer
     /// access token stored by another process, or refreshes.
     pub async fn invalidate(&self, token: &AccessToken) {
+        self.inner
+            .warm
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, warm| warm.token.bearer != token.bearer);
         let mut slots = self.inner.slots.write().unwrap_or_else(|p| p.into_inner());
         let slot = slots.entry(token.id.to_string()).or_default();
         slot.invalidated = Some(Arc::clone(&token.bearer));
@@ -289,6 +338,36 @@ impl ZohoAuth {
     }
 }
 
+/// The user name of a query that sets nothing else (the common
+/// `OAuthToken::for_user`): the queries the warm map answers.
+fn user_only(query: &OAuthToken) -> Option<&str> {
+    let OAuthToken {
+        id,
+        user_name,
+        client_id,
+        client_secret,
+        refresh_token,
+        access_token,
+        grant_token,
+        expiry_time,
+        redirect_url,
+        api_domain,
+        ..
+    } = query;
+    let others_unset = id.is_none()
+        && client_id.is_none()
+        && client_secret.is_none()
+        && refresh_token.is_none()
+        && access_token.is_none()
+        && grant_token.is_none()
+        && expiry_time.is_none()
+        && redirect_url.is_none()
+        && api_domain.is_none();
+    user_name
+        .as_deref()
+        .filter(|u| others_unset && !u.is_empty())
+}
+
 fn not_found(key: &LookupKey<'_>) -> AuthError {
     AuthError::NotFound {
         key: match key {
@@ -299,6 +378,41 @@ fn not_found(key: &LookupKey<'_>) -> AuthError {
 }
 
 impl Inner {
+    /// The access token served for `user` if it is still servable without
+    /// asking the store.
+    #[inline]
+    fn warm_hit(&self, user: &str) -> Option<AccessToken> {
+        let now = self.now_millis();
+        let warm = self.warm.read().unwrap_or_else(|p| p.into_inner());
+        warm.get(user)
+            .filter(|w| w.until > now)
+            .map(|w| w.token.clone())
+    }
+
+    /// Remembers `token` as served for `user`, until its refresh time or
+    /// the next store check, whichever comes first.
+    fn warm_insert(&self, user: &str, token: &AccessToken) {
+        let now = self.now_millis();
+        let until = token
+            .expiry_time
+            .saturating_sub(self.refresh_ahead)
+            .min(now.saturating_add(millis(WARM_RECHECK)));
+        if until <= now {
+            return;
+        }
+        let mut warm = self.warm.write().unwrap_or_else(|p| p.into_inner());
+        if warm.len() >= WARM_CAPACITY && !warm.contains_key(user) {
+            warm.clear();
+        }
+        warm.insert(
+            user.into(),
+            Warm {
+                token: token.clone(),
+                until,
+            },
+        );
+    }
+
     /// Now, Unix ms, by this `ZohoAuth`'s clock.
     fn now_millis(&self) -> i64 {
         (self.clock)().duration_since(UNIX_EPOCH).map_or(0, millis)

@@ -138,6 +138,10 @@ async fn main() -> Result<(), Error> {
     // Logs to CloudWatch; the store's spans and ZohoAuth's events show at
     // AWS_LAMBDA_LOG_LEVEL=debug (ids and counts, never a secret value).
     lambda_runtime::tracing::init_default_subscriber();
+    // ZohoAuth's HTTPS goes through the AWS SDK's TLS stack (rustls with
+    // aws-lc-rs), and the crate's reqwest brings no crypto provider of its
+    // own: this function's CRM client uses the same one, made the default.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
     // Once per cold start: `from_env` loads the function's credentials and
     // region; the builders make no network call.

@@ -105,6 +105,7 @@ impl ZohoAuthBuilder {
             })?),
         };
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config()?)
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
             .build()
@@ -128,6 +129,22 @@ impl ZohoAuthBuilder {
             }),
         })
     }
+}
+
+/// The TLS settings of the calls to Zoho: rustls with the aws-lc-rs crypto
+/// provider, the TLS stack the AWS SDK's default HTTPS client is built on, so
+/// that a binary links one TLS library and one crypto library, not two; the
+/// root certificates are Mozilla's (webpki-roots), as the SDK's.
+fn tls_config() -> Result<rustls::ClientConfig, AuthError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| AuthError::invalid_input(format!("TLS settings: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// The token endpoint under accounts server `base`, if it is a usable URL.

@@ -124,6 +124,7 @@ impl ZohoAuthBuilder {
                 slots: RwLock::new(HashMap::new()),
                 warm: RwLock::new(HashMap::with_hasher(Default::default())),
                 flights: Mutex::new(HashMap::new()),
+                lookups: Mutex::new(HashMap::new()),
                 grant_flights: Mutex::new(HashMap::new()),
                 failures: Mutex::new(HashMap::new()),
             }),

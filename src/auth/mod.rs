@@ -233,6 +233,8 @@ struct Inner {
     /// The hot path: access tokens served by user name.
     warm: RwLock<HashMap<Box<str>, Warm, WarmHash>>,
     flights: Mutex<HashMap<String, Flight>>,
+    /// Lookups by user name in flight (past the warm map).
+    lookups: Mutex<HashMap<Box<str>, Flight>>,
     /// Grant exchanges in flight, by a digest of the grant.
     grant_flights: Mutex<HashMap<String, GrantFlight>>,
     failures: Mutex<HashMap<String, Failure>>,
@@ -255,11 +257,28 @@ impl ZohoAuth {
         {
             return Ok(token);
         }
-        let token = self.access_token_from_store(query).await?;
-        if let Some(user) = user {
-            self.inner.warm_insert(user, &token);
+        let Some(user) = user else {
+            return self.access_token_from_store(query).await;
+        };
+        // Concurrent cold callers for one user share one lookup (and one
+        // refresh): a burst of requests reads the index once, not once each.
+        let flight: Flight = {
+            let mut lookups = self.inner.lookups.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(lookups.entry(user.into()).or_default())
+        };
+        let result = flight
+            .get_or_init(|| async {
+                let token = self.access_token_from_store(query).await?;
+                self.inner.warm_insert(user, &token);
+                Ok(token)
+            })
+            .await
+            .clone();
+        let mut lookups = self.inner.lookups.lock().unwrap_or_else(|p| p.into_inner());
+        if lookups.get(user).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+            lookups.remove(user);
         }
-        Ok(token)
+        result
     }
 
     /// [`access_token`](Self::access_token) past the warm map: the store's

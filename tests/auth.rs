@@ -662,6 +662,9 @@ async fn sm_invalidate_on_two_instances_makes_one_refresh() {
 /// `GET {fake}/crm/v8/users?type=CurrentUser` with `token`: the user's full
 /// name, or the HTTP status and Zoho's error code.
 async fn current_user(fake: &Fake, token: &AccessToken) -> Result<String, (u16, String)> {
+    // The crate's reqwest has no crypto provider of its own (ZohoAuth gives
+    // it the AWS SDK's): a client built here needs the default one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let answer = reqwest::Client::new()
         .get(format!("{}/crm/v8/users?type=CurrentUser", fake.url()))
         .header(

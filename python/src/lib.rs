@@ -301,7 +301,10 @@ impl NativeStore {
         let tokens = py
             .detach(|| rt.block_on(self.store.get_tokens()))
             .map_err(|e| store_error(&e))?;
-        tokens.iter().map(|token| token_to_dict(py, token)).collect()
+        tokens
+            .iter()
+            .map(|token| token_to_dict(py, token))
+            .collect()
     }
 
     /// Deletes every stored token.

@@ -204,6 +204,7 @@ class SecretsManagerStore(TokenStore):
         return self._native.prefix
 
     def __repr__(self):
+        """Shows the prefix only: never a token or a credential."""
         return "SecretsManagerStore(prefix={!r})".format(self.prefix)
 
     def find_token(self, token):

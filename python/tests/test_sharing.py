@@ -85,3 +85,19 @@ def test_a_token_saved_from_rust_is_found_by_the_python_store(store, prefix, rus
     query.set_access_token("1000.rs-access-from-python")
     store.save_token(query)
     assert rust_peer("find-by-id", prefix, saved["id"])["access_token"] == "1000.rs-access-from-python"
+
+
+def test_an_expired_token_is_never_served_from_another_instances_cache(make_store, prefix):
+    import time
+
+    writer, reader = make_store(prefix), make_store(prefix, cache_ttl=3600)
+    expired = token_for("expiring@example.com", access="1000.old", expires_in=str(int(time.time() * 1000) - 1000))
+    writer.save_token(expired)
+    assert reader.find_token_by_id(expired.get_id()).get_access_token() == "1000.old"
+
+    # Another Lambda refreshes it; the reader's cached copy has expired, so it reads again.
+    refreshed = token_for("expiring@example.com", access="1000.new", expires_in="1900000000000")
+    writer.save_token(refreshed)
+    assert reader.find_token_by_id(expired.get_id()).get_access_token() == "1000.new"
+    query = OAuthToken(user_signature=UserSignature("expiring@example.com"))
+    assert reader.find_token(query).get_access_token() == "1000.new"

@@ -1,0 +1,329 @@
+//! The native half of the Python package `zoho_token_store`: the crate's
+//! `SecretsManagerStore` behind a small PyO3 class, `NativeStore`.
+//!
+//! The Python class `zoho_token_store.SecretsManagerStore` wraps it: that one
+//! subclasses the Zoho SDK's `TokenStore` (a PyO3 class cannot subclass a
+//! Python class) and converts the SDK's `OAuthToken` objects to and from
+//! plain dicts, which is all this module sees.
+//!
+//! - Tokens cross the boundary as dicts keyed by the crate's field names
+//!   (`id`, `user_name`, `client_id`, `client_secret`, `refresh_token`,
+//!   `access_token`, `grant_token`, `expiry_time`, `redirect_url`,
+//!   `api_domain`); `expiry_time` is an int of epoch milliseconds, the other
+//!   values are strings, and an absent field is missing or `None`.
+//! - Every call blocks on one process-wide tokio runtime with the GIL
+//!   released, so Python threads calling the store at once run concurrently.
+//! - Every failure is a `zoho_token_store._native.StoreError` whose `kind`
+//!   names the crate's error variant; its message is the crate's, which never
+//!   contains a token's secret values. Nothing here panics on bad input: a
+//!   wrong type is a `TypeError`, a bad value a `StoreError` of kind
+//!   `invalid_input`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use tokio::runtime::Runtime;
+use zoho_token_store::{
+    DeletionMode, OAuthToken, SecretsManagerStore, StoreError as CoreError, TokenStore,
+};
+
+create_exception!(
+    _native,
+    StoreError,
+    PyException,
+    "A token store operation failed. `args` is `(kind, message)`: `kind` is one of \
+     `invalid_input`, `corrupt`, `backend`, `quota_exceeded`, `conflict`, `other`; \
+     the message never contains a token's secret values."
+);
+
+/// The one runtime every store of the process blocks on.
+fn runtime() -> PyResult<&'static Runtime> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("zoho-token-store")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the tokio runtime: {e}")))
+}
+
+/// The Python exception for a store error: its kind and the crate's message.
+fn store_error(error: &CoreError) -> PyErr {
+    let kind = match error {
+        CoreError::InvalidInput { .. } => "invalid_input",
+        CoreError::Corrupt { .. } => "corrupt",
+        CoreError::Backend { .. } => "backend",
+        CoreError::QuotaExceeded { .. } => "quota_exceeded",
+        CoreError::Conflict { .. } => "conflict",
+        _ => "other",
+    };
+    StoreError::new_err((kind, error.to_string()))
+}
+
+/// The field names a token dict may have, in the crate's order.
+const FIELDS: [&str; 10] = [
+    "id",
+    "user_name",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "access_token",
+    "grant_token",
+    "expiry_time",
+    "redirect_url",
+    "api_domain",
+];
+
+/// The string under `key` of `dict`, `None` when missing or `None`.
+fn text(dict: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<String>> {
+    match dict.get_item(key)? {
+        Some(value) if !value.is_none() => value
+            .extract::<String>()
+            .map(Some)
+            .map_err(|_| PyTypeError::new_err(format!("token field {key} must be a str or None"))),
+        _ => Ok(None),
+    }
+}
+
+/// A token dict as the crate's `OAuthToken`. Unknown keys are a `TypeError`
+/// (a misspelt field would otherwise be silently dropped).
+fn token_from_dict(dict: &Bound<'_, PyDict>) -> PyResult<OAuthToken> {
+    for key in dict.keys() {
+        let key: String = key
+            .extract()
+            .map_err(|_| PyTypeError::new_err("token dict keys must be str"))?;
+        if !FIELDS.contains(&key.as_str()) {
+            return Err(PyTypeError::new_err(format!("unknown token field {key:?}")));
+        }
+    }
+    let expiry_time = match dict.get_item("expiry_time")? {
+        Some(value) if !value.is_none() => Some(value.extract::<i64>().map_err(|_| {
+            PyTypeError::new_err("token field expiry_time must be an int (epoch ms) or None")
+        })?),
+        _ => None,
+    };
+    Ok(OAuthToken {
+        id: text(dict, "id")?,
+        user_name: text(dict, "user_name")?,
+        client_id: text(dict, "client_id")?,
+        client_secret: text(dict, "client_secret")?,
+        refresh_token: text(dict, "refresh_token")?,
+        access_token: text(dict, "access_token")?,
+        grant_token: text(dict, "grant_token")?,
+        expiry_time,
+        redirect_url: text(dict, "redirect_url")?,
+        api_domain: text(dict, "api_domain")?,
+    })
+}
+
+/// The crate's `OAuthToken` as a token dict with every field (absent ones `None`).
+fn token_to_dict<'py>(py: Python<'py>, token: &OAuthToken) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("id", &token.id)?;
+    dict.set_item("user_name", &token.user_name)?;
+    dict.set_item("client_id", &token.client_id)?;
+    dict.set_item("client_secret", &token.client_secret)?;
+    dict.set_item("refresh_token", &token.refresh_token)?;
+    dict.set_item("access_token", &token.access_token)?;
+    dict.set_item("grant_token", &token.grant_token)?;
+    dict.set_item("expiry_time", token.expiry_time)?;
+    dict.set_item("redirect_url", &token.redirect_url)?;
+    dict.set_item("api_domain", &token.api_domain)?;
+    Ok(dict)
+}
+
+/// The crate's `SecretsManagerStore`, with blocking methods that take and
+/// return token dicts. Use it through `zoho_token_store.SecretsManagerStore`.
+///
+/// Instances are safe to share between threads: they share one cache and
+/// index, as clones of the Rust store do.
+#[pyclass(frozen, module = "zoho_token_store._native")]
+struct NativeStore {
+    store: SecretsManagerStore,
+}
+
+#[pymethods]
+impl NativeStore {
+    /// Builds the store. No network call is made until the first operation.
+    ///
+    /// - `prefix`: the namespace of every secret (`{prefix}/tokens/{id}`,
+    ///   `{prefix}/index/...`).
+    /// - `endpoint_url`, `region_name`: override the AWS configuration that
+    ///   is otherwise read from the environment (`AWS_ENDPOINT_URL`,
+    ///   `AWS_REGION`, ...), as boto3's arguments of the same names do.
+    /// - `cache_ttl`: seconds a token read is served from cache (never past
+    ///   its own expiry); `cache_capacity`: tokens the cache holds at most.
+    /// - `recovery_window_days`: schedule deletions with this recovery window
+    ///   (7 to 30) instead of deleting at once.
+    /// - `attempt_timeout`, `operation_timeout`: seconds for one HTTP attempt
+    ///   and for one API call with its retries.
+    #[new]
+    #[pyo3(signature = (
+        prefix,
+        *,
+        endpoint_url=None,
+        region_name=None,
+        cache_ttl=300.0,
+        cache_capacity=None,
+        recovery_window_days=None,
+        attempt_timeout=None,
+        operation_timeout=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        prefix: String,
+        endpoint_url: Option<String>,
+        region_name: Option<String>,
+        cache_ttl: f64,
+        cache_capacity: Option<u64>,
+        recovery_window_days: Option<u8>,
+        attempt_timeout: Option<f64>,
+        operation_timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let seconds = |name: &str, value: f64| {
+            Duration::try_from_secs_f64(value).map_err(|_| {
+                StoreError::new_err((
+                    "invalid_input",
+                    format!("{name} must be a finite number of seconds >= 0, not {value}"),
+                ))
+            })
+        };
+        let mut builder = SecretsManagerStore::builder()
+            .prefix(prefix)
+            .cache_ttl(seconds("cache_ttl", cache_ttl)?);
+        if let Some(capacity) = cache_capacity {
+            builder = builder.cache_capacity(capacity);
+        }
+        if let Some(days) = recovery_window_days {
+            builder = builder.deletion_mode(DeletionMode::RecoveryWindow { days });
+        }
+        if let Some(timeout) = attempt_timeout {
+            builder = builder.attempt_timeout(seconds("attempt_timeout", timeout)?);
+        }
+        if let Some(timeout) = operation_timeout {
+            builder = builder.operation_timeout(seconds("operation_timeout", timeout)?);
+        }
+        let rt = runtime()?;
+        let config = py.detach(|| {
+            rt.block_on(async {
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+                if let Some(url) = endpoint_url {
+                    loader = loader.endpoint_url(url);
+                }
+                if let Some(region) = region_name {
+                    loader = loader.region(aws_config::Region::new(region));
+                }
+                loader.load().await
+            })
+        });
+        let store = builder
+            .sdk_config(&config)
+            .build()
+            .map_err(|e| store_error(&e))?;
+        Ok(Self { store })
+    }
+
+    /// The prefix of the store's secrets.
+    #[getter]
+    fn prefix(&self) -> &str {
+        self.store.prefix()
+    }
+
+    /// The stored token that `query` matches, with every field `query` sets
+    /// taken from `query`; `None` when none matches. A query with nothing to
+    /// match on is a `StoreError` of kind `invalid_input`.
+    fn find_token<'py>(
+        &self,
+        py: Python<'py>,
+        query: &Bound<'py, PyDict>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let query = token_from_dict(query)?;
+        let rt = runtime()?;
+        let found = py
+            .detach(|| rt.block_on(self.store.find_token(&query)))
+            .map_err(|e| store_error(&e))?;
+        found.map(|token| token_to_dict(py, &token)).transpose()
+    }
+
+    /// The token stored under `id`, or `None`.
+    fn find_token_by_id<'py>(
+        &self,
+        py: Python<'py>,
+        id: &str,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let rt = runtime()?;
+        let found = py
+            .detach(|| rt.block_on(self.store.find_token_by_id(id)))
+            .map_err(|e| store_error(&e))?;
+        found.map(|token| token_to_dict(py, &token)).transpose()
+    }
+
+    /// Saves `token` (an upsert) and returns what is stored, `id` included.
+    fn save_token<'py>(
+        &self,
+        py: Python<'py>,
+        token: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let mut token = token_from_dict(token)?;
+        let rt = runtime()?;
+        py.detach(|| rt.block_on(self.store.save_token(&mut token)))
+            .map_err(|e| store_error(&e))?;
+        token_to_dict(py, &token)
+    }
+
+    /// Deletes the token stored under `id`; returns whether one was stored
+    /// (the deletion itself is idempotent).
+    fn delete_token(&self, py: Python<'_>, id: &str) -> PyResult<bool> {
+        let rt = runtime()?;
+        py.detach(|| {
+            rt.block_on(async {
+                let existed = self.store.find_token_by_id(id).await?.is_some();
+                self.store.delete_token(id).await?;
+                Ok::<_, CoreError>(existed)
+            })
+        })
+        .map_err(|e| store_error(&e))
+    }
+
+    /// Every stored token, in no particular order.
+    fn get_tokens<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let rt = runtime()?;
+        let tokens = py
+            .detach(|| rt.block_on(self.store.get_tokens()))
+            .map_err(|e| store_error(&e))?;
+        tokens
+            .iter()
+            .map(|token| token_to_dict(py, token))
+            .collect()
+    }
+
+    /// Deletes every stored token.
+    fn delete_tokens(&self, py: Python<'_>) -> PyResult<()> {
+        let rt = runtime()?;
+        py.detach(|| rt.block_on(self.store.delete_tokens()))
+            .map_err(|e| store_error(&e))
+    }
+
+    /// Shows the prefix only: no token, no credential.
+    fn __repr__(&self) -> String {
+        format!("NativeStore(prefix={:?})", self.store.prefix())
+    }
+}
+
+/// The extension module `zoho_token_store._native`.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeStore>()?;
+    m.add("StoreError", m.py().get_type::<StoreError>())?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+"""Shared fixtures: LocalStack, a fresh prefix per test, the store, the Rust peer.
+
+The tests need LocalStack (Secrets Manager) at ``AWS_ENDPOINT_URL`` (default
+``http://127.0.0.1:4566``; start it with ``localstack/start``). They fail,
+never skip, when it does not answer. Each test works under its own prefix and
+deletes every secret under it at the end.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+
+from zoho_token_store import SecretsManagerStore
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PYTHON_CRATE = REPO / "python"
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+os.environ.setdefault("AWS_REGION", "us-east-1")
+os.environ.setdefault("AWS_DEFAULT_REGION", os.environ["AWS_REGION"])
+
+
+@pytest.fixture(scope="session")
+def endpoint():
+    """The LocalStack endpoint; fails the test run when it does not answer."""
+    url = (os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:4566").rstrip("/")
+    try:
+        with urllib.request.urlopen(url + "/_localstack/health", timeout=5) as response:
+            health = json.loads(response.read().decode())
+    except Exception as error:  # noqa: BLE001 - any failure means no LocalStack
+        pytest.fail(
+            "LocalStack does not answer at {} ({}): start it with localstack/start".format(url, error)
+        )
+    state = health.get("services", {}).get("secretsmanager")
+    if state not in ("available", "running"):
+        pytest.fail("LocalStack at {} has no Secrets Manager (state {!r})".format(url, state))
+    os.environ["AWS_ENDPOINT_URL"] = url
+    return url
+
+
+@pytest.fixture(scope="session")
+def secretsmanager(endpoint):
+    """A boto3 Secrets Manager client on LocalStack."""
+    return boto3.client("secretsmanager", endpoint_url=endpoint, region_name=os.environ["AWS_REGION"])
+
+
+def secret_names(client, prefix):
+    """Every secret name under ``prefix/`` (ListSecrets is immediate on LocalStack)."""
+    names = []
+    for page in client.get_paginator("list_secrets").paginate(
+        Filters=[{"Key": "name", "Values": [prefix + "/"]}], IncludePlannedDeletion=True
+    ):
+        names += [s["Name"] for s in page["SecretList"] if s["Name"].startswith(prefix + "/")]
+    return names
+
+
+@pytest.fixture
+def prefix(secretsmanager):
+    """A prefix of this test's own; every secret under it is deleted afterwards."""
+    name = "pytest/{}".format(uuid.uuid4().hex[:12])
+    yield name
+    for secret in secret_names(secretsmanager, name):
+        secretsmanager.delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
+    assert secret_names(secretsmanager, name) == [], "secrets left under " + name
+
+
+@pytest.fixture
+def make_store(endpoint):
+    """Builds stores on LocalStack: ``make_store(prefix, **options)``."""
+
+    def make(prefix, **options):
+        return SecretsManagerStore(
+            prefix, endpoint_url=endpoint, region_name=os.environ["AWS_REGION"], **options
+        )
+
+    return make
+
+
+@pytest.fixture
+def store(make_store, prefix):
+    """A store under this test's prefix."""
+    return make_store(prefix)
+
+
+@pytest.fixture(scope="session")
+def rust_peer():
+    """Runs the Rust example ``rust_peer`` (built once) and returns its JSON answer.
+
+    ``rust_peer(command, prefix, *args, stdin=None)``.
+    """
+    build = subprocess.run(
+        [
+            "cargo",
+            "build",
+            "--quiet",
+            "--manifest-path",
+            str(PYTHON_CRATE / "Cargo.toml"),
+            "--example",
+            "rust_peer",
+            "--message-format=json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    executable = None
+    for line in build.stdout.splitlines():
+        message = json.loads(line)
+        if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "rust_peer":
+            executable = message["executable"]
+    assert executable, "cargo built no rust_peer executable"
+
+    def run(command, prefix, *args, stdin=None):
+        done = subprocess.run(
+            [executable, command, prefix, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, "rust_peer failed: " + done.stderr
+        return json.loads(done.stdout)
+
+    return run

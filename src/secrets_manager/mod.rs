@@ -369,7 +369,8 @@ impl SecretsManagerStore {
     /// gone, and rebuilds a corrupt index. Run it from an ops job, not on the
     /// request path: `ListSecrets` lags recent writes by up to minutes.
     pub async fn repair(&self) -> Result<RepairReport, StoreError> {
-        self.traced("repair", None, repair::repair(self, true)).await
+        self.traced("repair", None, repair::repair(self, true))
+            .await
     }
 
     /// What [`repair`](Self::repair) would change now, without changing

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use zoho_token_store::{SecretsManagerStore, TokenStore, OAuthToken};
+use zoho_token_store::{OAuthToken, SecretsManagerStore, TokenStore};
 
 use crate::progress;
 
@@ -29,7 +29,11 @@ pub(crate) const HEADER: [&str; 10] = [
 ];
 
 /// Runs `export`.
-pub(crate) async fn run(store: &SecretsManagerStore, file: &Path, force: bool) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    store: &SecretsManagerStore,
+    file: &Path,
+    force: bool,
+) -> anyhow::Result<()> {
     if !force && file.exists() {
         anyhow::bail!(
             "{} exists; it would be replaced by a file of secrets (--force replaces it)",

@@ -20,8 +20,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use zoho_token_store::{
-    LookupKey, OAuthToken, SecretsManagerStore, StoreError, TokenStore, encode_token,
-    prepare_save, validate_id, MAX_USER_NAME_BYTES,
+    LookupKey, MAX_USER_NAME_BYTES, OAuthToken, SecretsManagerStore, StoreError, TokenStore,
+    encode_token, prepare_save, validate_id,
 };
 
 use crate::progress;
@@ -108,10 +108,18 @@ pub(crate) async fn run(store: &SecretsManagerStore, args: &ImportArgs) -> anyho
         );
     }
     let count = |c: Change| planned.iter().filter(|p| p.change == c).count();
-    let (new, updated, unchanged) = (count(Change::New), count(Change::Update), count(Change::Unchanged));
+    let (new, updated, unchanged) = (
+        count(Change::New),
+        count(Change::Update),
+        count(Change::Unchanged),
+    );
     if args.dry_run {
         for p in planned.iter().filter(|p| p.change != Change::Unchanged) {
-            let verb = if p.change == Change::New { "create" } else { "update" };
+            let verb = if p.change == Change::New {
+                "create"
+            } else {
+                "update"
+            };
             println!(
                 "would {verb} {} (user {}) from {}",
                 p.id.as_deref().unwrap_or("a token with a new id"),
@@ -133,7 +141,11 @@ pub(crate) async fn run(store: &SecretsManagerStore, args: &ImportArgs) -> anyho
     save(store, &mut tokens).await?;
     println!(
         "imported: {new} new, {updated} updated, {unchanged} unchanged{}",
-        if bad.is_empty() { String::new() } else { format!(", {} invalid skipped", bad.len()) }
+        if bad.is_empty() {
+            String::new()
+        } else {
+            format!(", {} invalid skipped", bad.len())
+        }
     );
     Ok(())
 }
@@ -212,7 +224,9 @@ fn plan(rows: Vec<Result<Row, BadRow>>, stored: &[OAuthToken]) -> (Vec<Planned>,
         // One token per user: the user name may belong to no other token,
         // stored or earlier in this import.
         if let Some(user) = merged.user_name.as_deref() {
-            let holder = by_key.get(&("user_name", user)).and_then(|t| t.id.as_deref());
+            let holder = by_key
+                .get(&("user_name", user))
+                .and_then(|t| t.id.as_deref());
             if let (Some(holder), Some(id)) = (holder, id.as_deref())
                 && holder != id
             {
@@ -262,7 +276,11 @@ fn check(token: &OAuthToken) -> Result<(), String> {
     if let Some(id) = &token.id {
         validate_id(id).map_err(|e| store_reason(&e))?;
     }
-    if token.user_name.as_ref().is_some_and(|u| u.len() > MAX_USER_NAME_BYTES) {
+    if token
+        .user_name
+        .as_ref()
+        .is_some_and(|u| u.len() > MAX_USER_NAME_BYTES)
+    {
         return Err(format!("user_name is over {MAX_USER_NAME_BYTES} bytes"));
     }
     if !token.has_credential() {
@@ -392,14 +410,24 @@ mod tests {
             row(4, OAuthToken::for_user("c@x")),
             row(5, token("d@x", "r4").with_id("4")),
             row(6, token("d@x", "r5").with_id("5")),
-            row(7, OAuthToken { refresh_token: Some("r".into()), ..OAuthToken::default() }),
+            row(
+                7,
+                OAuthToken {
+                    refresh_token: Some("r".into()),
+                    ..OAuthToken::default()
+                },
+            ),
         ];
         let (planned, bad) = plan(rows, &stored);
         let origins: Vec<&str> = bad.iter().map(|b| b.origin.as_str()).collect();
         assert_eq!(origins, ["line 2", "line 3", "line 4", "line 6", "line 7"]);
         assert_eq!(planned.len(), 1);
         for b in &bad {
-            assert!(!b.reason.contains("r9") && !b.reason.contains("r5"), "{}", b.reason);
+            assert!(
+                !b.reason.contains("r9") && !b.reason.contains("r5"),
+                "{}",
+                b.reason
+            );
         }
     }
 }

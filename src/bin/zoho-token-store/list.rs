@@ -118,10 +118,19 @@ mod tests {
     #[test]
     fn relative_times() {
         let now = 1_800_000_000_000;
-        assert_eq!(relative_expiry(Some(now - 3 * 3_600_000 - 5), now), "expired 3 h ago");
-        assert_eq!(relative_expiry(Some(now + 42 * 60_000 + 10), now), "in 42 min");
+        assert_eq!(
+            relative_expiry(Some(now - 3 * 3_600_000 - 5), now),
+            "expired 3 h ago"
+        );
+        assert_eq!(
+            relative_expiry(Some(now + 42 * 60_000 + 10), now),
+            "in 42 min"
+        );
         assert_eq!(relative_expiry(Some(now + 5_000), now), "in 5 s");
-        assert_eq!(relative_expiry(Some(now - 3 * 86_400_000), now), "expired 3 d ago");
+        assert_eq!(
+            relative_expiry(Some(now - 3 * 86_400_000), now),
+            "expired 3 d ago"
+        );
         assert_eq!(relative_expiry(None, now), "no expiry");
     }
 
@@ -139,7 +148,10 @@ mod tests {
         let object = value[0].as_object().unwrap();
         let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["api_domain", "client_id", "expiry_time", "id", "user_name"]);
+        assert_eq!(
+            keys,
+            ["api_domain", "client_id", "expiry_time", "id", "user_name"]
+        );
         assert_eq!(object["expiry_time"], serde_json::Value::Null);
         let shown = format!("{json}{}", table(&[token], 0));
         assert!(!shown.contains("secret"), "{shown}");

@@ -28,7 +28,7 @@ use zoho_token_store::DEFAULT_PREFIX;
 
 /// Zoho CRM OAuth tokens in AWS Secrets Manager: migrate, inspect, repair.
 #[derive(Debug, Parser)]
-#[command(name = "zoho-token-store", version, about, long_about = None)]
+#[command(name = "zoho-token-store", version)]
 struct Cli {
     /// The store's namespace: its secrets are `{prefix}/tokens/{id}` and
     /// `{prefix}/index...`.
@@ -81,7 +81,13 @@ enum Command {
 
 /// Which tokens `delete` removes: exactly one of ids, `--user` or `--all`.
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(skip)]
+#[command(group(
+    clap::ArgGroup::new("target")
+        .required(true)
+        .multiple(false)
+        .args(["ids", "user", "all"])
+))]
 struct DeleteArgs {
     /// Ids of the tokens to delete (an id that is not stored is not an error).
     #[arg(value_name = "ID")]
@@ -104,7 +110,9 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => return report(&anyhow::Error::new(error).context("cannot start the runtime")),
+        Err(error) => {
+            return report(&anyhow::Error::new(error).context("cannot start the runtime"));
+        }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,11 +9,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// A bar of `len` steps labelled `message`; hidden when stderr is not a terminal.
 pub(crate) fn bar(len: u64, message: &'static str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), target());
-    let style = ProgressStyle::with_template(
-        "{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(message);
     bar

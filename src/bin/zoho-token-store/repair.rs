@@ -23,16 +23,29 @@ pub(crate) async fn run(store: &SecretsManagerStore, dry_run: bool) -> anyhow::R
 
 /// The report as lines of text.
 fn describe(report: &RepairReport, dry_run: bool) -> String {
-    let (would, done) = if dry_run { ("would be ", "would list") } else { ("", "lists") };
+    let (would, done) = if dry_run {
+        ("would be ", "would list")
+    } else {
+        ("", "lists")
+    };
     let mut out = String::new();
     let mut line = |label: &str, ids: &[String]| {
         if !ids.is_empty() {
             out.push_str(&format!("{label} ({}): {}\n", ids.len(), ids.join(", ")));
         }
     };
-    line(&format!("{would}indexed (secret without index entry)"), &report.indexed);
-    line(&format!("{would}dropped (index entry without secret)"), &report.dropped);
-    line("corrupt (cannot be decoded; fix or delete them)", &report.corrupt);
+    line(
+        &format!("{would}indexed (secret without index entry)"),
+        &report.indexed,
+    );
+    line(
+        &format!("{would}dropped (index entry without secret)"),
+        &report.dropped,
+    );
+    line(
+        "corrupt (cannot be decoded; fix or delete them)",
+        &report.corrupt,
+    );
     line(
         "left out (another token has their user name; delete one)",
         &report.duplicate_users,
@@ -50,7 +63,11 @@ fn describe(report: &RepairReport, dry_run: bool) -> String {
     }
     out.push_str(&format!(
         "{}the index {done} {} token(s)\n",
-        if dry_run { "dry run, nothing changed: " } else { "" },
+        if dry_run {
+            "dry run, nothing changed: "
+        } else {
+            ""
+        },
         report.tokens
     ));
     out

@@ -21,10 +21,7 @@ const REFRESHES_A_MONTH: f64 = 24.0 * 30.0;
 /// Runs `stats`.
 pub(crate) async fn run(store: &SecretsManagerStore) -> anyhow::Result<()> {
     let spinner = progress::spinner("reading the store");
-    let index = store
-        .index_stats()
-        .await
-        .context("cannot read the index")?;
+    let index = store.index_stats().await.context("cannot read the index")?;
     let tokens = store
         .get_tokens()
         .await
@@ -39,7 +36,10 @@ pub(crate) async fn run(store: &SecretsManagerStore) -> anyhow::Result<()> {
     println!("tokens:              {}", tokens.len());
     println!("expired access:      {expired} (or without expiry)");
     println!("indexed tokens:      {}", index.tokens);
-    println!("index secrets:       {} ({} leaves)", index.shards, index.leaves);
+    println!(
+        "index secrets:       {} ({} leaves)",
+        index.shards, index.leaves
+    );
     println!(
         "monthly cost:        USD {:.2} for {secrets} secrets at USD {SECRET_MONTHLY_USD:.2}, \
          + USD {refresh:.2} of API calls for an hourly refresh of every token \

@@ -106,7 +106,11 @@ pub(super) fn present(value: &str) -> Option<&str> {
 
 /// Sets `column` of `token` from the text of one cell. The error says what
 /// is wrong without repeating a secret value.
-pub(super) fn set(token: &mut OAuthToken, column: Column, text: Option<&str>) -> Result<(), String> {
+pub(super) fn set(
+    token: &mut OAuthToken,
+    column: Column,
+    text: Option<&str>,
+) -> Result<(), String> {
     let Some(text) = text.and_then(present) else {
         return Ok(());
     };

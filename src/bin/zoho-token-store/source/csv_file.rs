@@ -33,7 +33,7 @@ pub(super) fn read(path: &Path) -> anyhow::Result<Rows> {
         let record = match record {
             Ok(record) => record,
             Err(error) => {
-                let line = error.position().map_or(0, csv::Position::line);
+                let line = error.position().map_or(0, |p| line_at(bytes, p));
                 // The csv error describes the problem (e.g. invalid UTF-8)
                 // without the field's text.
                 rows.push(Err(BadRow {
@@ -43,7 +43,7 @@ pub(super) fn read(path: &Path) -> anyhow::Result<Rows> {
                 continue;
             }
         };
-        let line = record.position().map_or(0, csv::Position::line);
+        let line = record.position().map_or(0, |p| line_at(bytes, p));
         let origin = format!("{file} line {line}");
         if record.iter().all(str::is_empty) {
             continue;
@@ -59,15 +59,38 @@ pub(super) fn read(path: &Path) -> anyhow::Result<Rows> {
             }));
             continue;
         }
-        rows.push(token_of(columns.iter().copied().flatten().zip(record.iter())).map_or_else(
-            |reason| Err(BadRow {
-                origin: origin.clone(),
-                reason,
-            }),
-            |token| Ok(Row { origin: origin.clone(), token }),
-        ));
+        rows.push(
+            token_of(columns.iter().copied().flatten().zip(record.iter())).map_or_else(
+                |reason| {
+                    Err(BadRow {
+                        origin: origin.clone(),
+                        reason,
+                    })
+                },
+                |token| {
+                    Ok(Row {
+                        origin: origin.clone(),
+                        token,
+                    })
+                },
+            ),
+        );
     }
     Ok(rows)
+}
+
+/// The line (from 1) where the record at `position` starts. The parser's
+/// own line count lags by one after a `\r\n` (it counts the `\n` as part
+/// of the next record), so the line is counted from the byte offset,
+/// skipping the line break the record may start with.
+fn line_at(bytes: &[u8], position: &csv::Position) -> u64 {
+    let mut start = usize::try_from(position.byte())
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+        start += 1;
+    }
+    1 + bytes[..start].iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 /// A token from its (column, text) cells.
@@ -77,4 +100,26 @@ fn token_of<'a>(cells: impl Iterator<Item = (Column, &'a str)>) -> Result<OAuthT
         columns::set(&mut token, column, Some(text))?;
     }
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<u64> {
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        reader
+            .records()
+            .map(|r| line_at(text.as_bytes(), r.unwrap().position().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_counted_with_either_line_break() {
+        assert_eq!(lines("h\na\nb\n"), [2, 3]);
+        assert_eq!(lines("h\r\na\r\nb\r\n"), [2, 3]);
+        assert_eq!(lines("h\n\"a\nb\"\nc\n"), [2, 4]);
+    }
 }

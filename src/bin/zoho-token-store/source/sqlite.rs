@@ -26,7 +26,11 @@ pub(super) fn read(path: &Path, table: &str) -> anyhow::Result<Rows> {
     let Some(name) = tables.iter().find(|t| t.eq_ignore_ascii_case(table)) else {
         anyhow::bail!(
             "it has no table {table:?} (its tables: {})",
-            if tables.is_empty() { "none".to_owned() } else { tables.join(", ") }
+            if tables.is_empty() {
+                "none".to_owned()
+            } else {
+                tables.join(", ")
+            }
         );
     };
     let query = format!("SELECT * FROM \"{}\"", name.replace('"', "\"\""));
@@ -37,7 +41,9 @@ pub(super) fn read(path: &Path, table: &str) -> anyhow::Result<Rows> {
     let columns = columns::map_header(names.iter().map(String::as_str), false)
         .map_err(|reason| anyhow::anyhow!("table {name} is not a token table: {reason}"))?;
     let mut rows = Vec::new();
-    let mut cursor = stmt.query([]).with_context(|| format!("cannot read table {name}"))?;
+    let mut cursor = stmt
+        .query([])
+        .with_context(|| format!("cannot read table {name}"))?;
     let mut n = 0;
     while let Some(row) = cursor
         .next()

@@ -554,7 +554,7 @@ async fn bad_files_are_rejected_and_nothing_is_written() {
             "{}",
             skipped.all()
         );
-        assert_stored(&store(&prefix).await, &[good.clone()]).await;
+        assert_stored(&store(&prefix).await, std::slice::from_ref(&good)).await;
 
         // Not a FileStore CSV at all, and an empty file: refused whole.
         for (name, content) in [("other.csv", "name,email\nx,y\n"), ("empty.csv", "")] {

@@ -83,16 +83,7 @@ impl Meter {
 
     /// Waits for the next write slot, when writes are paced.
     fn pace(&self) {
-        let Some(interval) = self.0.interval else {
-            return;
-        };
-        let wait = {
-            let mut next = self.0.next_write.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            let start = (*next).max(now);
-            *next = start + interval;
-            start - now
-        };
+        let wait = self.reserve(Instant::now());
         if wait.is_zero() {
             return;
         }
@@ -104,6 +95,18 @@ impl Meter {
             }
             _ => std::thread::sleep(wait),
         }
+    }
+
+    /// Takes the next write slot for a write asked for at `now`; how long
+    /// to wait for it (zero when unpaced or when the slot is free).
+    fn reserve(&self, now: Instant) -> Duration {
+        let Some(interval) = self.0.interval else {
+            return Duration::ZERO;
+        };
+        let mut next = self.0.next_write.lock().unwrap_or_else(|e| e.into_inner());
+        let start = (*next).max(now);
+        *next = start + interval;
+        start - now
     }
 }
 
@@ -198,5 +201,49 @@ impl Intercept for MeterInterceptor {
                 .push(now);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_spaced_by_the_rate() {
+        let meter = Meter::new(Some(10.0));
+        let now = Instant::now() + Duration::from_secs(1);
+        let waits: Vec<Duration> = (0..3).map(|_| meter.reserve(now)).collect();
+        assert_eq!(waits, [0, 100, 200].map(Duration::from_millis));
+        // A write asked for after the slots have passed waits for nothing.
+        assert_eq!(meter.reserve(now + Duration::from_secs(5)), Duration::ZERO);
+    }
+
+    #[test]
+    fn unpaced_meters_never_wait() {
+        for rate in [None, Some(0.0), Some(f64::NAN)] {
+            let meter = Meter::new(rate);
+            let now = Instant::now();
+            assert!((0..5).all(|_| meter.reserve(now).is_zero()));
+        }
+    }
+
+    #[test]
+    fn reads_are_not_writes() {
+        for read in [
+            "GetSecretValue",
+            "BatchGetSecretValue",
+            "ListSecrets",
+            "DescribeSecret",
+        ] {
+            assert!(!is_write(read), "{read}");
+        }
+        for write in [
+            "CreateSecret",
+            "PutSecretValue",
+            "UpdateSecretVersionStage",
+            "DeleteSecret",
+        ] {
+            assert!(is_write(write), "{write}");
+        }
     }
 }

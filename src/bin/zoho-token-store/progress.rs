@@ -22,6 +22,9 @@ pub(crate) fn bar(len: u64, message: &'static str) -> ProgressBar {
 /// stderr is not a terminal.
 pub(crate) fn spinner(message: &'static str) -> ProgressBar {
     let spinner = ProgressBar::with_draw_target(None, target());
+    let style = ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    spinner.set_style(style);
     spinner.set_message(message);
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner

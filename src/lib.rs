@@ -22,6 +22,7 @@
 //! | `secrets-manager` | yes | `SecretsManagerStore` and its builder, on the AWS SDK |
 //! | `auth` | yes | the [`auth`] module: `ZohoAuth`, valid access tokens refreshed at Zoho's accounts server and saved back, one refresh per token for a fleet |
 //! | `conformance` | no | the `conformance` module and `conformance_tests!` |
+//! | `cli` | no | the `zoho-token-store` ops binary (import from the Zoho SDK's stores, list, export, delete, repair, stats); it adds nothing to the library |
 //!
 //! Without default features the crate is the trait, [`MemoryStore`] and the
 //! shared rules and codec, with no AWS dependency: enough to write your own

@@ -137,7 +137,10 @@ async fn repair_rebuilds_a_corrupt_index_shard() {
         Some(&saved[0])
     );
 
+    let dry = store.repair_dry_run().await.unwrap();
+    assert!(dry.index_rebuilt, "{dry:?}");
     let report = store.repair().await.unwrap();
+    assert_eq!(report, dry, "the dry run foretold the rebuild");
     assert!(report.index_rebuilt);
     let expected: BTreeSet<String> = saved.iter().map(|t| t.id.clone().unwrap()).collect();
     assert_eq!(
@@ -232,4 +235,50 @@ async fn repair_leaves_out_an_orphan_that_duplicates_a_user() {
         .unwrap();
     assert_eq!(found.as_ref(), Some(&saved[0]));
     assert!(!listed_ids(&store).await.contains("twin"));
+}
+
+/// `repair_dry_run()` reports what `repair()` then does (an orphan to index,
+/// an entry to drop, a duplicate user to leave out) and writes nothing.
+#[tokio::test]
+async fn repair_dry_run_reports_the_repair_and_writes_nothing() {
+    let h = common::harness().await;
+    let saved = save_tokens(&h.store, 3).await;
+    let gone = saved[2].id.clone().unwrap();
+    h.delete_token_secret(&gone).await;
+    for (id, t) in [
+        ("orphan-1", token(10)),
+        (
+            "twin",
+            OAuthToken {
+                refresh_token: Some("another-refresh".into()),
+                ..token(0)
+            },
+        ),
+    ] {
+        h.client
+            .create_secret()
+            .name(h.token_secret(id))
+            .secret_string(serde_json::to_string(&t.with_id(id)).unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let store = h.instance();
+    h.counter.reset();
+    let dry = store.repair_dry_run().await.unwrap();
+    for write in ["PutSecretValue", "UpdateSecretVersionStage", "CreateSecret"] {
+        assert_eq!(h.counter.count(write), 0, "the dry run called {write}");
+    }
+    assert_eq!(dry.indexed, vec!["orphan-1".to_owned()]);
+    assert_eq!(dry.dropped, vec![gone.clone()]);
+    assert_eq!(dry.duplicate_users, vec!["twin".to_owned()]);
+    assert!(!dry.index_rebuilt && dry.corrupt.is_empty());
+    assert_eq!(dry.tokens, 3);
+    // Nothing changed: the same report again, and the index as it was.
+    assert_eq!(h.instance().repair_dry_run().await.unwrap(), dry);
+    assert_eq!(h.instance().index_stats().await.unwrap().tokens, 3);
+
+    let done = h.instance().repair().await.unwrap();
+    assert_eq!(done, dry);
 }

@@ -371,7 +371,21 @@ impl SecretsManagerStore {
     /// gone, and rebuilds a corrupt index. Run it from an ops job, not on the
     /// request path: `ListSecrets` lags recent writes by up to minutes.
     pub async fn repair(&self) -> Result<RepairReport, StoreError> {
-        self.traced("repair", None, repair::repair(self)).await
+        self.traced("repair", None, repair::repair(self, true))
+            .await
+    }
+
+    /// What [`repair`](Self::repair) would change now, without changing
+    /// anything: the same reads (`ListSecrets` by prefix, every candidate
+    /// token secret, the index) and no write.
+    ///
+    /// The report's `tokens` is how many tokens the index would list
+    /// afterwards. A concurrent writer may change the picture before a
+    /// real repair runs; run this from the same ops job, not to decide a
+    /// later one.
+    pub async fn repair_dry_run(&self) -> Result<RepairReport, StoreError> {
+        self.traced("repair_dry_run", None, repair::repair(self, false))
+            .await
     }
 }
 

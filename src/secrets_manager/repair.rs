@@ -9,7 +9,8 @@ use super::{BATCH, CONCURRENCY, SecretsManagerStore};
 use crate::error::StoreError;
 use crate::token::decode_token;
 
-/// What [`SecretsManagerStore::repair`] found and changed.
+/// What [`SecretsManagerStore::repair`] found and changed (or, from
+/// [`SecretsManagerStore::repair_dry_run`], what it would change).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RepairReport {
@@ -29,7 +30,12 @@ pub struct RepairReport {
     pub tokens: usize,
 }
 
-pub(super) async fn repair(store: &SecretsManagerStore) -> Result<RepairReport, StoreError> {
+/// Reconciles the index with the token secrets; with `apply` false, only
+/// reports what it would change and writes nothing.
+pub(super) async fn repair(
+    store: &SecretsManagerStore,
+    apply: bool,
+) -> Result<RepairReport, StoreError> {
     let inner = &store.inner;
     let mut report = RepairReport::default();
     let listed = inner
@@ -92,42 +98,74 @@ pub(super) async fn repair(store: &SecretsManagerStore) -> Result<RepairReport, 
     report.indexed.sort();
     report.corrupt.sort();
 
-    if snapshot.is_none() {
-        // The index is unreadable: rebuild it whole, keeping one token per user.
-        report.index_rebuilt = true;
-        let mut users = HashMap::new();
-        let mut kept = Vec::new();
-        let mut sorted: Vec<Entry> = entries.into_values().collect();
-        sorted.sort_by(|a, b| a.id.cmp(&b.id));
-        for entry in sorted {
-            if let Some(user) = &entry.user
-                && users.insert(user.clone(), entry.id.clone()).is_some()
-            {
-                report.duplicate_users.push(entry.id.clone());
-                continue;
+    match &snapshot {
+        None => {
+            // The index is unreadable: rebuild it whole, keeping one token per user.
+            report.index_rebuilt = true;
+            let mut users = HashMap::new();
+            let mut kept = Vec::new();
+            let mut sorted: Vec<Entry> = entries.into_values().collect();
+            sorted.sort_by(|a, b| a.id.cmp(&b.id));
+            for entry in sorted {
+                if let Some(user) = &entry.user
+                    && users.insert(user.clone(), entry.id.clone()).is_some()
+                {
+                    report.duplicate_users.push(entry.id.clone());
+                    continue;
+                }
+                kept.push(entry);
             }
-            kept.push(entry);
-        }
-        report
-            .indexed
-            .retain(|id| !report.duplicate_users.contains(id));
-        inner.index.rewrite(kept).await?;
-    } else {
-        if !report.dropped.is_empty() {
-            inner.index.remove(&report.dropped).await?;
-        }
-        for id in report.indexed.clone() {
-            match inner.index.upsert(entries[&id].clone()).await {
-                Ok(()) => {}
-                Err(UpdateError::UserTaken(_)) => report.duplicate_users.push(id),
-                Err(UpdateError::Store(error)) => return Err(error),
+            report
+                .indexed
+                .retain(|id| !report.duplicate_users.contains(id));
+            report.tokens = kept.len();
+            if apply {
+                inner.index.rewrite(kept).await?;
             }
         }
-        report
-            .indexed
-            .retain(|id| !report.duplicate_users.contains(id));
+        Some(snapshot) if !apply => {
+            // What the upserts below would refuse: a user name the index
+            // gives to another id (or to an earlier orphan of this repair).
+            let mut claimed: HashMap<&str, &str> = HashMap::new();
+            for id in &report.indexed {
+                let Some(user) = entries[id].user.as_deref() else {
+                    continue;
+                };
+                let holder = snapshot
+                    .user_holder(user)
+                    .filter(|holder| !report.dropped.iter().any(|d| d == holder))
+                    .or_else(|| claimed.get(user).copied());
+                match holder {
+                    Some(holder) if holder != id => report.duplicate_users.push(id.clone()),
+                    _ => {
+                        claimed.insert(user, id);
+                    }
+                }
+            }
+            report
+                .indexed
+                .retain(|id| !report.duplicate_users.contains(id));
+            report.tokens = indexed.len() - report.dropped.len() + report.indexed.len();
+        }
+        Some(_) => {
+            if !report.dropped.is_empty() {
+                inner.index.remove(&report.dropped).await?;
+            }
+            for id in report.indexed.clone() {
+                match inner.index.upsert(entries[&id].clone()).await {
+                    Ok(()) => {}
+                    Err(UpdateError::UserTaken(_)) => report.duplicate_users.push(id),
+                    Err(UpdateError::Store(error)) => return Err(error),
+                }
+            }
+            report
+                .indexed
+                .retain(|id| !report.duplicate_users.contains(id));
+        }
     }
-    inner.cache.invalidate_all();
-    report.tokens = inner.index.load().await?.len();
+    if apply {
+        inner.cache.invalidate_all();
+        report.tokens = inner.index.load().await?.len();
+    }
     Ok(report)
 }

@@ -5,10 +5,15 @@ use std::sync::Arc;
 
 /// A valid access token, as [`ZohoAuth::access_token`](super::ZohoAuth::access_token) serves it.
 ///
-/// Cheap to clone: the bearer string is shared (`Arc<str>`). `Debug` never
-/// shows it.
+/// Cheap to clone: one shared allocation (an `Arc`) holds the bearer string
+/// and the rest, so serving it copies nothing. `Debug` never shows the
+/// bearer.
 #[derive(Clone, PartialEq, Eq)]
-pub struct AccessToken {
+pub struct AccessToken(pub(super) Arc<Parts>);
+
+/// What an [`AccessToken`] holds.
+#[derive(PartialEq, Eq)]
+pub(super) struct Parts {
     pub(super) bearer: Arc<str>,
     pub(super) expiry_time: i64,
     pub(super) id: Arc<str>,
@@ -18,32 +23,32 @@ pub struct AccessToken {
 impl AccessToken {
     /// The bearer value, for the header `Authorization: Zoho-oauthtoken {value}`.
     pub fn as_str(&self) -> &str {
-        &self.bearer
+        &self.0.bearer
     }
 
     /// When it expires: Unix epoch milliseconds.
     pub fn expiry_time(&self) -> i64 {
-        self.expiry_time
+        self.0.expiry_time
     }
 
     /// The store's id of the token it belongs to.
     pub fn token_id(&self) -> &str {
-        &self.id
+        &self.0.id
     }
 
     /// The API domain Zoho gave with the token, e.g. `https://www.zohoapis.eu`.
     pub fn api_domain(&self) -> Option<&str> {
-        self.api_domain.as_deref()
+        self.0.api_domain.as_deref()
     }
 }
 
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessToken")
-            .field("token_id", &self.id)
+            .field("token_id", &self.0.id)
             .field("bearer", &"<redacted>")
-            .field("expiry_time", &self.expiry_time)
-            .field("api_domain", &self.api_domain)
+            .field("expiry_time", &self.0.expiry_time)
+            .field("api_domain", &self.0.api_domain)
             .finish()
     }
 }
@@ -54,12 +59,12 @@ mod tests {
 
     #[test]
     fn access_token_debug_is_redacted() {
-        let token = AccessToken {
+        let token = AccessToken(Arc::new(Parts {
             bearer: Arc::from("1000.canary-bearer"),
             expiry_time: 1,
             id: Arc::from("abc"),
             api_domain: None,
-        };
+        }));
         let shown = format!("{token:?}");
         assert!(!shown.contains("canary"), "{shown}");
         assert!(shown.contains("abc"), "{shown}");

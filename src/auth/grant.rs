@@ -250,7 +250,7 @@ impl Inner {
         self.warm
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, warm| &*warm.token.id != id);
+            .retain(|_, warm| &*warm.token.0.id != id);
         Ok(saved)
     }
 }

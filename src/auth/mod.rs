@@ -323,14 +323,14 @@ impl ZohoAuth {
             .warm
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, warm| warm.token.bearer != token.bearer);
+            .retain(|_, warm| warm.token.0.bearer != token.0.bearer);
         let mut slots = self.inner.slots.write().unwrap_or_else(|p| p.into_inner());
-        let slot = slots.entry(token.id.to_string()).or_default();
-        slot.invalidated = Some(Arc::clone(&token.bearer));
+        let slot = slots.entry(token.0.id.to_string()).or_default();
+        slot.invalidated = Some(Arc::clone(&token.0.bearer));
         if slot
             .served
             .as_ref()
-            .is_some_and(|s| s.bearer == token.bearer)
+            .is_some_and(|s| s.0.bearer == token.0.bearer)
         {
             slot.served = None;
         }
@@ -413,7 +413,7 @@ impl Inner {
     fn warm_insert(&self, user: &str, token: &AccessToken) {
         let now = self.now_millis();
         let until = token
-            .expiry_time
+            .expiry_time()
             .saturating_sub(self.refresh_ahead)
             .min(now.saturating_add(millis(WARM_RECHECK)));
         if until <= now {
@@ -464,19 +464,19 @@ impl Inner {
                     return None;
                 }
                 if let Some(served) = &slot.served
-                    && &*served.bearer == access
-                    && served.expiry_time == expiry
+                    && &*served.0.bearer == access
+                    && served.0.expiry_time == expiry
                 {
                     return Some(served.clone());
                 }
             }
         }
-        let fresh = AccessToken {
+        let fresh = AccessToken(Arc::new(access_token::Parts {
             bearer: Arc::from(access),
             expiry_time: expiry,
             id: Arc::from(id),
             api_domain: token.api_domain.as_deref().map(Arc::from),
-        };
+        }));
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         let slot = slots.entry(id.to_owned()).or_default();
         if slot.invalidated.as_deref() == Some(access) {

@@ -11,12 +11,11 @@
 //! `Rejected`, the stored token unchanged.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use super::refresh::{POLL_FIRST, POLL_MAX, THROTTLE_CODE, TRANSPORT_FAILURE};
+use super::refresh::{LeaseWait, THROTTLE_CODE, TRANSPORT_FAILURE};
 use super::zoho::{self, Request};
 use super::{AuthError, Inner, MIN_VALIDITY, ZohoAuth, millis};
 use crate::error::StoreError;
@@ -118,8 +117,7 @@ impl Inner {
             .clone()
             .ok_or_else(|| StoreError::invalid_input("the store answered a token without an id"))?;
         let mut stale = stored.access_token.as_deref().map(Arc::from);
-        let mut poll = POLL_FIRST;
-        let give_up = Instant::now() + self.lease * 3;
+        let mut wait = LeaseWait::new(self.lease);
         loop {
             let request = LeaseRequest::new(
                 self.holder.clone(),
@@ -170,16 +168,8 @@ impl Inner {
                 }
                 // Another process is at Zoho: wait for its save.
                 RefreshLease::Held { failed: None, .. } => {
-                    if Instant::now() > give_up {
-                        return Err(AuthError::Store(StoreError::Conflict {
-                            operation: format!(
-                                "waiting for another process to exchange the grant of token {id}"
-                            ),
-                            attempts: 0,
-                        }));
-                    }
-                    tokio::time::sleep(poll).await;
-                    poll = (poll * 2).min(POLL_MAX);
+                    wait.next(|| format!("exchange the grant of token {id}"))
+                        .await?;
                 }
             }
         }

@@ -25,13 +25,43 @@ const THROTTLED_BACKOFF: Duration = Duration::from_secs(60);
 /// After another failure (transport, an odd answer), likewise.
 const OTHER_BACKOFF: Duration = Duration::from_secs(2);
 /// The first and the longest wait between reads of a leased token.
-pub(super) const POLL_FIRST: Duration = Duration::from_millis(100);
-pub(super) const POLL_MAX: Duration = Duration::from_secs(1);
+const POLL_FIRST: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_secs(1);
 
 /// The `failed` code of a lease whose refresh failed other than by Zoho's
 /// answer.
 pub(super) const TRANSPORT_FAILURE: &str = "transport";
 pub(super) const THROTTLE_CODE: &str = "Access Denied";
+
+/// The wait of a caller for another process's lease to end in a save: reads
+/// 100 ms apart, doubling to 1 s, for at most three lease periods.
+pub(super) struct LeaseWait {
+    poll: Duration,
+    give_up: Instant,
+}
+
+impl LeaseWait {
+    pub(super) fn new(lease: Duration) -> Self {
+        Self {
+            poll: POLL_FIRST,
+            give_up: Instant::now() + lease * 3,
+        }
+    }
+
+    /// Sleeps before the next read, or fails with a conflict on `what`
+    /// (e.g. "refresh token abc") once the wait is over.
+    pub(super) async fn next(&mut self, what: impl FnOnce() -> String) -> Result<(), AuthError> {
+        if Instant::now() > self.give_up {
+            return Err(AuthError::Store(StoreError::Conflict {
+                operation: format!("waiting for another process to {}", what()),
+                attempts: 0,
+            }));
+        }
+        tokio::time::sleep(self.poll).await;
+        self.poll = (self.poll * 2).min(POLL_MAX);
+        Ok(())
+    }
+}
 
 /// How long to wait after the `in_a_row`-th failure in a row (1 for the
 /// first) of a transient kind whose first wait is `base`: `base × 4^(n-1)`,
@@ -157,8 +187,7 @@ impl Inner {
             return self.or_current(id, &current, error);
         }
         let stale = current.access_token.as_deref().map(Arc::from);
-        let mut poll = POLL_FIRST;
-        let give_up = Instant::now() + self.lease * 3;
+        let mut wait = LeaseWait::new(self.lease);
         loop {
             let request = LeaseRequest::new(
                 self.holder.clone(),
@@ -207,14 +236,7 @@ impl Inner {
                     {
                         return Ok(token);
                     }
-                    if Instant::now() > give_up {
-                        return Err(AuthError::Store(StoreError::Conflict {
-                            operation: format!("waiting for another process to refresh token {id}"),
-                            attempts: 0,
-                        }));
-                    }
-                    tokio::time::sleep(poll).await;
-                    poll = (poll * 2).min(POLL_MAX);
+                    wait.next(|| format!("refresh token {id}")).await?;
                 }
             }
         }

@@ -10,6 +10,8 @@
 
 use zoho_token_store::OAuthToken;
 
+use super::{BadRow, Row};
+
 /// One token field a store's column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Column {
@@ -133,6 +135,26 @@ pub(super) fn set(
         }
     }
     Ok(())
+}
+
+/// The token of one table row (SQLite, MySQL), whose cells `columns` maps:
+/// `cell(at, column)` reads the cell at index `at` as text (`None`: NULL),
+/// or says why it cannot be a token field. The first problem makes the row
+/// a [`BadRow`] at `origin`.
+pub(super) fn table_row(
+    origin: String,
+    columns: &[Option<Column>],
+    mut cell: impl FnMut(usize, Column) -> Result<Option<String>, String>,
+) -> Result<Row, BadRow> {
+    let mut token = OAuthToken::default();
+    for (at, column) in columns.iter().enumerate() {
+        let Some(column) = *column else { continue };
+        let filled = cell(at, column).and_then(|text| set(&mut token, column, text.as_deref()));
+        if let Err(reason) = filled {
+            return Err(BadRow { origin, reason });
+        }
+    }
+    Ok(Row { origin, token })
 }
 
 #[cfg(test)]

@@ -4,10 +4,9 @@
 use anyhow::Context as _;
 use mysql_async::prelude::Queryable as _;
 use mysql_async::{Conn, Opts, Value};
-use zoho_token_store::OAuthToken;
 
+use super::Rows;
 use super::columns;
-use super::{BadRow, Row, Rows};
 
 /// Reads every row of `table` from the database `url` names
 /// (`mysql://user:password@host:port/database`).
@@ -45,36 +44,22 @@ pub(crate) async fn read(url: &str, table: &str) -> anyhow::Result<Rows> {
         .map_err(|reason| anyhow::anyhow!("table {table} is not a token table: {reason}"))?;
     for (n, row) in result.into_iter().enumerate() {
         let origin = format!("table {table} row {}", n + 1);
-        let values = row.unwrap();
-        let mut token = OAuthToken::default();
-        let mut problem = None;
-        for (column, value) in columns.iter().zip(values) {
-            let Some(column) = *column else { continue };
-            let text = match value {
-                Value::NULL => None,
-                Value::Bytes(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => Some(text),
-                    Err(_) => {
-                        problem = Some(format!("{} is not UTF-8 text", column.name()));
-                        break;
-                    }
-                },
-                Value::Int(i) => Some(i.to_string()),
-                Value::UInt(u) => Some(u.to_string()),
-                _ => {
-                    problem = Some(format!("{} is not text or a whole number", column.name()));
-                    break;
-                }
+        let mut values = row.unwrap();
+        rows.push(columns::table_row(origin, &columns, |at, column| {
+            // A row shorter than its columns leaves the rest absent.
+            let Some(value) = values.get_mut(at) else {
+                return Ok(None);
             };
-            if let Err(reason) = columns::set(&mut token, column, text.as_deref()) {
-                problem = Some(reason);
-                break;
+            match std::mem::replace(value, Value::NULL) {
+                Value::NULL => Ok(None),
+                Value::Bytes(bytes) => String::from_utf8(bytes)
+                    .map(Some)
+                    .map_err(|_| format!("{} is not UTF-8 text", column.name())),
+                Value::Int(i) => Ok(Some(i.to_string())),
+                Value::UInt(u) => Ok(Some(u.to_string())),
+                _ => Err(format!("{} is not text or a whole number", column.name())),
             }
-        }
-        rows.push(match problem {
-            None => Ok(Row { origin, token }),
-            Some(reason) => Err(BadRow { origin, reason }),
-        });
+        }));
     }
     Ok(rows)
 }

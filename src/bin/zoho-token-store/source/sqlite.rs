@@ -7,10 +7,9 @@ use std::path::Path;
 use anyhow::Context as _;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use zoho_token_store::OAuthToken;
 
+use super::Rows;
 use super::columns;
-use super::{BadRow, Row, Rows};
 
 /// Reads every row of `table` in the SQLite database at `path` (read-only).
 pub(super) fn read(path: &Path, table: &str) -> anyhow::Result<Rows> {
@@ -51,45 +50,24 @@ pub(super) fn read(path: &Path, table: &str) -> anyhow::Result<Rows> {
     {
         n += 1;
         let origin = format!("{} table {name} row {n}", path.display());
-        let mut token = OAuthToken::default();
-        let mut problem = None;
-        for (at, column) in columns.iter().enumerate() {
-            let Some(column) = *column else { continue };
-            let text = match row.get_ref(at) {
-                Ok(ValueRef::Null) => None,
-                Ok(ValueRef::Integer(i)) => Some(i.to_string()),
+        rows.push(columns::table_row(
+            origin,
+            &columns,
+            |at, column| match row.get_ref(at) {
+                Ok(ValueRef::Null) => Ok(None),
+                Ok(ValueRef::Integer(i)) => Ok(Some(i.to_string())),
                 Ok(ValueRef::Real(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                    Some(format!("{f:.0}"))
+                    Ok(Some(format!("{f:.0}")))
                 }
-                Ok(ValueRef::Real(_)) => {
-                    problem = Some(format!("{} holds a fraction", column.name()));
-                    break;
-                }
+                Ok(ValueRef::Real(_)) => Err(format!("{} holds a fraction", column.name())),
                 Ok(ValueRef::Text(bytes)) => match std::str::from_utf8(bytes) {
-                    Ok(text) => Some(text.to_owned()),
-                    Err(_) => {
-                        problem = Some(format!("{} is not UTF-8 text", column.name()));
-                        break;
-                    }
+                    Ok(text) => Ok(Some(text.to_owned())),
+                    Err(_) => Err(format!("{} is not UTF-8 text", column.name())),
                 },
-                Ok(ValueRef::Blob(_)) => {
-                    problem = Some(format!("{} holds binary data", column.name()));
-                    break;
-                }
-                Err(error) => {
-                    problem = Some(format!("cannot read {}: {error}", column.name()));
-                    break;
-                }
-            };
-            if let Err(reason) = columns::set(&mut token, column, text.as_deref()) {
-                problem = Some(reason);
-                break;
-            }
-        }
-        rows.push(match problem {
-            None => Ok(Row { origin, token }),
-            Some(reason) => Err(BadRow { origin, reason }),
-        });
+                Ok(ValueRef::Blob(_)) => Err(format!("{} holds binary data", column.name())),
+                Err(error) => Err(format!("cannot read {}: {error}", column.name())),
+            },
+        ));
     }
     Ok(rows)
 }

@@ -1,7 +1,8 @@
 //! A private MariaDB server for the DBStore import test, from Debian's
 //! `mariadb-server` package (which `.ci/run` installs), started without
 //! Docker the way the harness starts LocalStack: once per test binary,
-//! detached, output to a log file, reused when one already answers.
+//! detached, output to a log file, reused when one already answers at the
+//! port (the tests connect over TCP on loopback).
 //!
 //! It lives in `.mariadb/` at the repository root (git-ignored): data,
 //! socket, pid file and log; it listens on 127.0.0.1 at [`port`] and has no
@@ -33,6 +34,19 @@ fn socket() -> PathBuf {
     home().join("mariadb.sock")
 }
 
+/// How the client programs reach the server: TCP on loopback at [`port`],
+/// as the import does, so that a server already answering there (another
+/// checkout's, started the same way) is reused rather than colliding with a
+/// second one on the port.
+fn client_args() -> [String; 4] {
+    [
+        "--protocol=TCP".into(),
+        "--host=127.0.0.1".into(),
+        format!("--port={}", port()),
+        "--user=root".into(),
+    ]
+}
+
 /// Ensures the server answers; returns a `mysql://` URL of `database`
 /// (created if missing). Panics with the reason and the server's log if it
 /// cannot start.
@@ -45,13 +59,13 @@ pub fn url(database: &str) -> String {
     format!("mysql://root@127.0.0.1:{}/{database}", port())
 }
 
-/// Runs `statements` with the `mariadb` client over the socket; panics
-/// with its output when they fail.
+/// Runs `statements` with the `mariadb` client; panics with its output
+/// when they fail.
 pub fn sql(statements: &str) {
     let output = Command::new(binary("mariadb").unwrap_or_else(|e| panic!("{e}")))
         .arg("--no-defaults")
-        .arg(format!("--socket={}", socket().display()))
-        .args(["--user=root", "--batch", "-e", statements])
+        .args(client_args())
+        .args(["--batch", "-e", statements])
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run the mariadb client: {e}"));
@@ -77,15 +91,15 @@ fn binary(name: &str) -> Result<PathBuf, String> {
         })
 }
 
-/// Whether a server answers on the socket.
+/// Whether a server answers at the port.
 fn answers() -> bool {
     let Ok(admin) = binary("mariadb-admin") else {
         return false;
     };
     Command::new(admin)
         .arg("--no-defaults")
-        .arg(format!("--socket={}", socket().display()))
-        .args(["--user=root", "--connect-timeout=2", "ping"])
+        .args(client_args())
+        .args(["--connect-timeout=2", "ping"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -61,10 +61,26 @@ def secret_names(client, prefix):
     return names
 
 
+def _run_segment():
+    """``run-<pid>-<start>``: this process and its start time (field 22 of
+    ``/proc/self/stat``), in every prefix, so that ``localstack/clean`` deletes
+    what a test left once this process is gone, even when it was killed."""
+    try:
+        with open("/proc/self/stat") as f:
+            stat = f.read()
+        start = stat[stat.rindex(")") + 2 :].split()[19]
+    except (OSError, ValueError, IndexError):
+        start = "0"
+    return "run-{}-{}".format(os.getpid(), start)
+
+
+RUN_SEGMENT = _run_segment()
+
+
 @pytest.fixture
 def prefix(secretsmanager):
     """A prefix of this test's own; every secret under it is deleted afterwards."""
-    name = "pytest/{}".format(uuid.uuid4().hex[:12])
+    name = "pytest/{}/{}".format(RUN_SEGMENT, uuid.uuid4().hex[:12])
     yield name
     for secret in secret_names(secretsmanager, name):
         secretsmanager.delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)

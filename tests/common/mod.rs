@@ -69,7 +69,22 @@ pub async fn localstack() -> &'static str {
 /// LocalStack starts (up to the script's 120 s timeout).
 pub fn localstack_blocking() -> &'static str {
     static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
-    match STARTED.get_or_init(run_start_script) {
+    let started = STARTED.get_or_init(|| {
+        install_emulator_panic_note();
+        let output = run_script("start", &[])?;
+        // Say what the harness did, past the test's output capture (which
+        // takes only `print!`/`eprint!`): a newcomer sees LocalStack start.
+        if !output.contains("reused the one already running") {
+            say(output.lines().filter(|l| l.contains("ready at")));
+        }
+        // Delete what finished test runs left, and warn when LocalStack is
+        // loaded; a cleaning failure is said, not fatal.
+        match run_script("clean", &[]) {
+            Ok(output) | Err(output) => say(output.lines().filter(|l| !l.trim().is_empty())),
+        }
+        Ok(())
+    });
+    match started {
         Ok(()) => endpoint(),
         Err(report) => panic!(
             "LocalStack is required by this test and could not be started at {}.\n{report}",
@@ -78,15 +93,56 @@ pub fn localstack_blocking() -> &'static str {
     }
 }
 
-fn run_start_script() -> Result<(), String> {
+/// Writes `lines` to this process's stderr directly, so that `cargo test`'s
+/// output capture does not hide them.
+pub fn say<'a>(lines: impl IntoIterator<Item = &'a str>) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    for line in lines {
+        let _ = writeln!(stderr, "{line}");
+    }
+}
+
+/// The words LocalStack's InternalError carries (moto iterating over its
+/// secrets while another request changes them).
+const EMULATOR_FAULT: [&str; 2] = ["dictionary changed size during iteration", "InternalError"];
+
+/// Adds a note to the failure of any test whose panic message shows a
+/// LocalStack `InternalError`: that is the emulator failing under load, not
+/// something the store did, and a real Secrets Manager does not answer so.
+fn install_emulator_panic_note() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if EMULATOR_FAULT.iter().any(|words| message.contains(words)) {
+            eprintln!(
+                "note: this failure carries LocalStack's InternalError, which the emulator \
+                 answers under concurrent writes or when it holds thousands of secrets (it \
+                 scans them all on each call); Secrets Manager does not. \
+                 `localstack/clean --check` counts its secrets; `localstack/restart` \
+                 gives a fresh one."
+            );
+        }
+    }));
+}
+
+/// Runs `localstack/<name> <args>` from the repository; its output (stdout
+/// and stderr), or why it failed with that output.
+fn run_script(name: &str, args: &[&str]) -> Result<String, String> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = repo.join("localstack").join("start");
+    let script = repo.join("localstack").join(name);
     // Output goes to a file, not a pipe: a LocalStack started in the
     // background can then never keep this process waiting on an open pipe.
     // CARGO_TARGET_TMPDIR is set for tests and benches, not for examples.
     let tmp = option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let log_path = tmp.join(format!(
-        "localstack-start-{}-{}.log",
+        "localstack-{name}-{}-{}.log",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
@@ -96,6 +152,7 @@ fn run_start_script() -> Result<(), String> {
         .try_clone()
         .map_err(|e| format!("cannot clone {}: {e}", log_path.display()))?;
     let status = Command::new(&script)
+        .args(args)
         .current_dir(repo)
         .env("LOCALSTACK_ENDPOINT", endpoint())
         .stdin(Stdio::null())
@@ -105,7 +162,7 @@ fn run_start_script() -> Result<(), String> {
     let output = fs::read_to_string(&log_path).unwrap_or_default();
     let _ = fs::remove_file(&log_path);
     match status {
-        Ok(status) if status.success() => Ok(()),
+        Ok(status) if status.success() => Ok(output),
         Ok(status) => Err(format!(
             "`{}` failed ({status}); its output:\n{output}",
             script.display()
@@ -275,16 +332,36 @@ pub async fn client_with_counter() -> (Client, Arc<CallCounter>, Arc<VersionLedg
     (client, counter, ledger)
 }
 
-/// A fresh namespace, `test/<uuid>`, so parallel tests never see each
+/// A fresh namespace, `test/<run>/<uuid>`, so parallel tests never see each
 /// other's secrets.
 pub fn random_prefix() -> String {
     random_prefix_under("test")
 }
 
-/// A fresh namespace under `root`: `<root>/<uuid>` (the benches use
-/// `bench/<section>`).
+/// A fresh namespace under `root`: `<root>/<run>/<uuid>` (the benches use
+/// `bench/<section>`), where `<run>` is [`run_segment`].
 pub fn random_prefix_under(root: &str) -> String {
-    format!("{root}/{}", uuid::Uuid::new_v4().simple())
+    format!("{root}/{}/{}", run_segment(), uuid::Uuid::new_v4().simple())
+}
+
+/// `run-<pid>-<start>`: this process and its start time (field 22 of
+/// `/proc/self/stat`, clock ticks since boot), in every test prefix, so
+/// that `localstack/clean` (run by [`localstack`] in each test binary, and
+/// by `tests/run-all` at the end) deletes what a test left once its process
+/// is gone, whether the test passed, failed or was killed.
+pub fn run_segment() -> &'static str {
+    static RUN: OnceLock<String> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let start = fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|stat| {
+                // The command name (field 2) may hold spaces: count after its ')'.
+                let fields = &stat[stat.rfind(')')? + 2..];
+                fields.split_whitespace().nth(19).map(str::to_owned)
+            })
+            .unwrap_or_else(|| "0".to_owned());
+        format!("run-{}-{start}", std::process::id())
+    })
 }
 
 /// The name of token `id`'s secret in a store on `prefix`:
@@ -308,7 +385,7 @@ pub struct Harness {
     pub counter: Arc<CallCounter>,
     /// The client the store uses; calls made with it are counted too.
     pub client: Client,
-    /// The store's prefix (`test/<uuid>`).
+    /// The store's prefix (`test/<run>/<uuid>`).
     pub prefix: String,
     /// Records the secret versions made through `client` (by the store, its
     /// other [`instances`](Harness::instance) and the test), on the wall clock.

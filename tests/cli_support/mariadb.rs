@@ -1,14 +1,16 @@
 //! A private MariaDB server for the DBStore import test, from Debian's
-//! `mariadb-server` package (which `.ci/run` installs), started without
-//! Docker the way the harness starts LocalStack: once per test binary,
-//! detached, output to a log file, reused when one already answers at the
-//! port (the tests connect over TCP on loopback).
+//! `mariadb-server` package, started without Docker the way the harness
+//! starts LocalStack: once per test binary, detached, output to a log file,
+//! reused when one already answers at the port (the tests connect over TCP
+//! on loopback). When the package is missing, the harness installs it with
+//! `apt-get` (as root, or through `sudo -n`) and says so on stderr.
 //!
 //! It lives in `.mariadb/` at the repository root (git-ignored): data,
 //! socket, pid file and log; it listens on 127.0.0.1 at [`port`] and has no
 //! grant tables (any user, no password): a throwaway server on loopback.
-//! `.ci/run` stops it when its run started it. When it cannot start, the
-//! test that needs it fails with the server's log: it never skips.
+//! `.ci/run` stops it when its run started it. When it cannot be installed
+//! or started, the test that needs it fails with the reason and the
+//! server's log: it never skips.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -86,9 +88,81 @@ fn binary(name: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| {
             format!(
                 "`{name}` not found: install Debian's mariadb-server and mariadb-client \
-                 (.ci/run does: apt-get install -y mariadb-server mariadb-client)"
+                 (apt-get install -y mariadb-server mariadb-client)"
             )
         })
+}
+
+/// The Debian packages the server and its client programs come from.
+const PACKAGES: [&str; 2] = ["mariadb-server", "mariadb-client"];
+
+/// Installs [`PACKAGES`] with `apt-get` unless every program the harness
+/// runs is there already, saying what it does on stderr (past the test's
+/// output capture). Needs root or password-less sudo; apt-get waits for a
+/// dpkg lock another install holds.
+fn install_if_missing() -> Result<(), String> {
+    let programs = ["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"];
+    if programs.iter().all(|p| binary(p).is_ok()) {
+        return Ok(());
+    }
+    let root = is_root();
+    if !root
+        && !Command::new("sudo")
+            .args(["-n", "true"])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        return Err(format!(
+            "MariaDB is not installed, and installing it needs root or password-less sudo: \
+             apt-get install -y {}",
+            PACKAGES.join(" ")
+        ));
+    }
+    crate::common::say([format!(
+        "tests/cli: MariaDB is not installed; installing Debian's {} with apt-get \
+         (once per machine)",
+        PACKAGES.join(" and ")
+    )
+    .as_str()]);
+    let apt = |args: &[&str]| -> Result<(), String> {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-n", "apt-get"]);
+            sudo
+        };
+        let output = command
+            .args(["-q", "-o", "DPkg::Lock::Timeout=600"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "apt-get {} failed:\n{}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    };
+    apt(&["update"])?;
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend(PACKAGES);
+    apt(&install)?;
+    match programs.iter().find(|p| binary(p).is_err()) {
+        Some(missing) => Err(format!(
+            "`{missing}` is still missing after apt-get install"
+        )),
+        None => {
+            crate::common::say(["tests/cli: installed MariaDB"]);
+            Ok(())
+        }
+    }
 }
 
 /// Whether a server answers at the port.
@@ -115,6 +189,7 @@ fn is_root() -> bool {
 }
 
 fn start() -> Result<(), String> {
+    install_if_missing()?;
     if answers() {
         return Ok(());
     }

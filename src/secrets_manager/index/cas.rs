@@ -136,18 +136,20 @@ impl Index {
     }
 
     /// `nodes` with `keys` read again exactly (see [`Index::read_nodes_exact`]),
-    /// and the children of any that were split since.
+    /// and the children of any that were split since; and every node read.
     pub(crate) async fn reread(
         &self,
         mut nodes: HashMap<NodeKey, Node>,
         keys: &[NodeKey],
-    ) -> Result<HashMap<NodeKey, Node>, StoreError> {
+    ) -> Result<(HashMap<NodeKey, Node>, Vec<NodeKey>), StoreError> {
         let mut wanted = keys.to_vec();
+        let mut read = Vec::new();
         for _ in 0..READ_ROUNDS {
             nodes.extend(Box::pin(self.read_nodes_exact(&wanted)).await?);
+            read.append(&mut wanted);
             wanted = unresolved(&nodes, None);
             if wanted.is_empty() {
-                return Ok(nodes);
+                return Ok((nodes, read));
             }
         }
         Err(self.unresolvable(&wanted))

@@ -87,7 +87,7 @@ impl Index {
                     .iter()
                     .map(|k| self.layout.index_node(&k.suffix()))
                     .collect();
-                self.api.batch_get_versioned(names).await
+                self.api.batch_get_or_exact(names).await
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect::<Vec<_>>()

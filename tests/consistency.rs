@@ -79,7 +79,7 @@ async fn two_leaf_index(client: &Client, prefix: &str) {
 fn user_in(leaf: &str, tag: &str) -> String {
     (0..)
         .map(|n| format!("{tag}-{n}@example.com"))
-        .find(|user| common::leaf_of_user(user, 1) == leaf)
+        .find(|user| common::diagnose::leaf_of_user(user, 1) == leaf)
         .unwrap()
 }
 
@@ -155,8 +155,8 @@ async fn a_verified_index_entry_is_checked_in_its_own_leaf_not_only_in_the_leave
 
     let listed = listed_ids(&direct, &prefix).await;
     let expected = [(x_id.as_str(), Some(x_user.as_str()))];
-    let missing = common::missing_from(expected, &listed);
-    let diagnosis = common::explain_missing(&direct, &prefix, missing, None).await;
+    let missing = common::diagnose::missing_from(expected, &listed);
+    let diagnosis = common::diagnose::explain_missing(&direct, &prefix, missing, None).await;
     assert!(
         listed.contains(&x_id),
         "token {x_id} was saved (its secret created) but is not indexed\n{diagnosis}"
@@ -244,8 +244,9 @@ async fn an_index_write_whose_stage_move_took_effect_but_was_answered_with_error
     assert!(proxy.injected() >= 1, "the stage move was not failed");
     let id = token.id.unwrap();
     let listed = listed_ids(&direct, &prefix).await;
-    let missing = common::missing_from([(id.as_str(), Some("second@example.com"))], &listed);
-    let diagnosis = common::explain_missing(&direct, &prefix, missing, None).await;
+    let missing =
+        common::diagnose::missing_from([(id.as_str(), Some("second@example.com"))], &listed);
+    let diagnosis = common::diagnose::explain_missing(&direct, &prefix, missing, None).await;
     assert!(listed.contains(&id), "{diagnosis}");
     common::delete_prefix(&direct, &prefix).await;
 }

@@ -19,10 +19,9 @@
 //!   benches and the scale test.
 #![allow(dead_code, unreachable_pub)]
 
-mod diagnose;
+pub mod diagnose;
 mod ledger;
 
-pub use diagnose::*;
 pub use ledger::*;
 
 use std::collections::BTreeMap;

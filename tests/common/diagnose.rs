@@ -132,7 +132,8 @@ impl fmt::Display for Verdict {
                 dropped_by,
             } => write!(
                 f,
-                "LOST: version {version} of {node} held the entry, {} (a store bug)",
+                "LOST: version {version} of {node} held the entry, {} (a store bug, unless \
+                 the token was deleted meanwhile)",
                 dropped_by.as_ref().map_or_else(
                     || "no version kept has it now".to_owned(),
                     |v| format!("version {v} dropped it")
@@ -457,7 +458,15 @@ impl Reader<'_> {
                 );
             }
         }
-        let user = user.or(stored_user);
+        // Else the user name its index entry has, if any exact read has one.
+        let indexed_user = exact.nodes.values().find_map(|n| {
+            n.body["e"].as_array()?.iter().find_map(|e| {
+                (e["i"].as_str() == Some(id))
+                    .then(|| e["u"].as_str().map(str::to_owned))
+                    .flatten()
+            })
+        });
+        let user = user.or(stored_user).or(indexed_user);
         let route = match &user {
             Some(user) => route_hash(b"u\0", user),
             None => route_hash(b"i\0", id),

@@ -307,3 +307,77 @@ async fn get_tokens_fails_rather_than_omit_a_token_it_cannot_read() {
     }
     common::delete_prefix(&direct, &prefix).await;
 }
+
+/// Eventual consistency: an instance whose batch reads show an older
+/// version of an index leaf (as a lagging endpoint, or LocalStack after a
+/// half-failed stage move, would) may miss, for as long as the lag lasts, a
+/// token another instance has just saved there: in `get_tokens` and in
+/// lookups by user name, which read the index with `BatchGetSecretValue`.
+/// A read by id is exact and finds it at once. And when that instance
+/// writes to the leaf, its compare-and-swap from the older version is
+/// refused, it reads the leaf again exactly and keeps the other entry:
+/// nothing acknowledged is lost, whatever a read showed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_batch_read_may_hide_a_new_token_for_a_moment_but_never_loses_it() {
+    common::localstack().await;
+    let direct = checking_client().await;
+    let prefix = common::random_prefix();
+    two_leaf_index(&direct, &prefix).await;
+    let leaf = format!("{prefix}/index/r0");
+    let (old_value, old_version) = {
+        let out = direct
+            .get_secret_value()
+            .secret_id(&leaf)
+            .send()
+            .await
+            .unwrap();
+        (
+            out.secret_string().unwrap().to_owned(),
+            out.version_id().unwrap().to_owned(),
+        )
+    };
+    // Another instance saves b into r0.
+    let b_user = user_in("r0", "b");
+    let mut b = token_for(&b_user);
+    store_on(&direct, &prefix).save_token(&mut b).await.unwrap();
+    let b_id = b.id.clone().unwrap();
+
+    let proxy = Proxy::start(common::localstack().await, Duration::from_secs(1)).await;
+    proxy.lag_batch_reads(&leaf, &old_value, &old_version);
+    let lagging = store_through(&proxy, &prefix).await;
+    // Batch readers miss b for now...
+    let listed: Vec<Option<String>> = lagging
+        .get_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(listed, vec![], "the lagging batch read shows r0 without b");
+    assert_eq!(
+        lagging
+            .find_token(&OAuthToken::for_user(&b_user))
+            .await
+            .unwrap(),
+        None
+    );
+    // ...an exact read by id finds it...
+    assert_eq!(
+        lagging.find_token_by_id(&b_id).await.unwrap(),
+        Some(b.clone())
+    );
+    // ...and a write to r0 from the older version keeps b's entry.
+    let a_user = user_in("r0", "a");
+    let mut a = token_for(&a_user);
+    lagging.save_token(&mut a).await.unwrap();
+    let a_id = a.id.clone().unwrap();
+    let listed = listed_ids(&direct, &prefix).await;
+    let expected = [
+        (a_id.as_str(), Some(a_user.as_str())),
+        (b_id.as_str(), Some(b_user.as_str())),
+    ];
+    let missing = common::diagnose::missing_from(expected, &listed);
+    let diagnosis = common::diagnose::explain_missing(&direct, &prefix, missing, None).await;
+    assert_eq!(listed, BTreeSet::from([a_id, b_id]), "{diagnosis}");
+    common::delete_prefix(&direct, &prefix).await;
+}

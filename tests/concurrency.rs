@@ -252,6 +252,27 @@ async fn token_secret_ids(
         .collect()
 }
 
+/// What became of each of `saved` (id, user) that `found` lacks (see
+/// `tests/common/diagnose.rs`), for an assertion message: hidden by a
+/// lagging batch read, lost from the index, never indexed, or replaced by a
+/// second `CreateSecret` of one name.
+async fn diagnosis<'a>(
+    client: &aws_sdk_secretsmanager::Client,
+    prefix: &str,
+    saved: impl IntoIterator<Item = (&'a str, &'a str)>,
+    found: &BTreeSet<String>,
+    ledger: &VersionLedger,
+) -> String {
+    let missing =
+        common::diagnose::missing_from(saved.into_iter().map(|(id, user)| (id, Some(user))), found);
+    common::diagnose::explain_missing(client, prefix, missing, Some(ledger)).await
+}
+
+/// The ids of the tokens in `by_user`.
+fn ids_of(by_user: &BTreeMap<String, OAuthToken>) -> BTreeSet<String> {
+    by_user.values().filter_map(|t| t.id.clone()).collect()
+}
+
 /// Concurrent writers in separate processes lose no new token: 8 × 50 are all listed and found.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_processes_saving_new_tokens_lose_none() {
@@ -271,44 +292,58 @@ async fn concurrent_processes_saving_new_tokens_lose_none() {
 
     let store = fresh_store(&client, &prefix);
     let by_user = tokens_by_user(&store).await;
+    let pairs = || saved.iter().map(|(id, user)| (id.as_str(), user.as_str()));
+    let why = diagnosis(&client, &prefix, pairs(), &ids_of(&by_user), &ledger).await;
     assert_eq!(
         by_user.len(),
         PROCESSES * PER_PROCESS,
-        "get_tokens lost tokens"
+        "get_tokens lost tokens\n{why}"
     );
     for (id, user) in &saved {
-        assert_eq!(by_user[user].id.as_ref(), Some(id), "{user}");
+        assert_eq!(by_user[user].id.as_ref(), Some(id), "{user}\n{why}");
     }
     for report in &reports {
         for n in 0..PER_PROCESS {
             let user = format!("w{}-{n}@example.com", report.worker);
-            assert!(by_user.contains_key(&user), "{user} missing");
+            assert!(by_user.contains_key(&user), "{user} missing\n{why}");
         }
     }
 
     // find_token by user, from yet another fresh instance.
     let store = fresh_store(&client, &prefix);
-    futures::stream::iter(saved)
+    let found: BTreeSet<String> = futures::stream::iter(saved.clone())
         .map(|(id, user)| {
             let store = &store;
             async move {
                 let found = store.find_token(&OAuthToken::for_user(&user)).await?;
-                assert_eq!(found.and_then(|t| t.id), Some(id), "find_token {user}");
-                Ok::<_, zoho_token_store::StoreError>(())
+                Ok::<_, zoho_token_store::StoreError>(found.and_then(|t| t.id).filter(|f| *f == id))
             }
         })
         .buffer_unordered(16)
-        .try_collect::<()>()
+        .try_collect::<Vec<_>>()
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    let why = diagnosis(&client, &prefix, pairs(), &found, &ledger).await;
+    assert_eq!(found.len(), saved.len(), "find_token missed tokens\n{why}");
     assert_eq!(
         store.index_stats().await.unwrap().tokens,
-        PROCESSES * PER_PROCESS
-    );
-    assert_eq!(
-        token_secret_ids(&client, &prefix).await.len(),
         PROCESSES * PER_PROCESS,
-        "a token secret outside the index"
+        "{why}"
+    );
+    let secrets = token_secret_ids(&client, &prefix).await;
+    let outside: Vec<(String, Option<String>)> = secrets
+        .iter()
+        .filter(|id| !found.contains(*id))
+        .map(|id| (id.clone(), None))
+        .collect();
+    let why = common::diagnose::explain_missing(&client, &prefix, outside, Some(&ledger)).await;
+    assert_eq!(
+        secrets.len(),
+        PROCESSES * PER_PROCESS,
+        "a token secret outside the index\n{why}"
     );
     finish(&client, &prefix, &ledger).await;
 }
@@ -335,11 +370,16 @@ async fn concurrent_processes_saving_one_user_make_one_token() {
 
         let store = fresh_store(&client, &prefix);
         let by_user = tokens_by_user(&store).await;
-        assert_eq!(by_user.len(), (round + 1) * USERS);
+        let expected: Vec<(&str, &str)> = ids
+            .iter()
+            .flat_map(|(user, ids)| ids.iter().map(move |id| (id.as_str(), user.as_str())))
+            .collect();
+        let why = diagnosis(&client, &prefix, expected, &ids_of(&by_user), &ledger).await;
+        assert_eq!(by_user.len(), (round + 1) * USERS, "{why}");
         for n in 0..USERS {
             let user = format!("{base}-{n}@example.com");
             let token = &by_user[&user];
-            assert!(ids[&user].contains(token.id.as_ref().unwrap()));
+            assert!(ids[&user].contains(token.id.as_ref().unwrap()), "{why}");
             let refresh = token.refresh_token.as_deref().unwrap();
             assert!(
                 [0, 1]
@@ -418,7 +458,12 @@ async fn concurrent_saves_and_deletes_lose_nothing() {
         .chain(new.iter().map(|(_, user)| user.clone()))
         .collect();
     let listed: BTreeSet<String> = by_user.keys().cloned().collect();
-    assert_eq!(listed, expected);
+    let wanted = keep
+        .iter()
+        .map(|t| (t.id.as_deref().unwrap(), t.user_name.as_deref().unwrap()))
+        .chain(new.iter().map(|(id, user)| (id.as_str(), user.as_str())));
+    let why = diagnosis(&client, &prefix, wanted, &ids_of(&by_user), &ledger).await;
+    assert_eq!(listed, expected, "{why}");
     for token in &keep {
         assert_eq!(&by_user[token.user_name.as_ref().unwrap()], token);
     }

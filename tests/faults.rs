@@ -258,9 +258,12 @@ impl Ledger {
                         "token {id} holds a value no save wrote: {read:?}, expected one of {allowed:?}"
                     );
                 }
-                (read, listed) => panic!(
-                    "acknowledged token {id} is not durable: read {read:?}, listed {listed:?}"
-                ),
+                (read, listed) => {
+                    let why = explain(fresh, id, allowed).await;
+                    panic!(
+                        "acknowledged token {id} is not durable: read {read:?}, listed {listed:?}\n{why}"
+                    )
+                }
             }
             let read = read.unwrap();
             if let Some(user) = &read.user_name {
@@ -268,11 +271,15 @@ impl Ledger {
                     .find_token(&OAuthToken::for_user(user.as_str()))
                     .await
                     .expect("find_token by user");
-                assert_eq!(
-                    found.and_then(|t| t.id),
-                    Some(id.clone()),
-                    "token {id} is not found by its user"
-                );
+                let found = found.and_then(|t| t.id);
+                if found.as_ref() != Some(id) {
+                    let why = explain(fresh, id, allowed).await;
+                    assert_eq!(
+                        found,
+                        Some(id.clone()),
+                        "token {id} is not found by its user\n{why}"
+                    );
+                }
             }
         }
         for id in &self.deleted {
@@ -293,6 +300,19 @@ impl Ledger {
             );
         }
     }
+}
+
+/// What became of acknowledged token `id` (one of the values `allowed`),
+/// read straight from LocalStack: see `tests/common/diagnose.rs`.
+async fn explain(fresh: &SecretsManagerStore, id: &str, allowed: &[OAuthToken]) -> String {
+    let user = allowed.iter().find_map(|t| t.user_name.clone());
+    common::diagnose::explain_missing(
+        &checking_client().await,
+        fresh.prefix(),
+        [(id.to_owned(), user)],
+        None,
+    )
+    .await
 }
 
 /// Seeds the rig's prefix, straight to LocalStack, with tokens for users

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SimClock, VERSION_LIMIT, VERSION_WINDOW, VersionLedger};
+use common::{Lifecycle, SimClock, VERSION_LIMIT, VERSION_WINDOW, VersionLedger};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -133,6 +133,34 @@ fn ledgers_merge_through_json() {
     assert_eq!(parent.secrets(), 2);
 }
 
+#[test]
+fn ledgers_carry_creates_and_deletes_through_json_and_read_the_bare_version_map() {
+    let child = VersionLedger::new(SimClock::new());
+    child.record("p/index/r");
+    child.record_lifecycle("p/index/r", Lifecycle::Create);
+    child.clock().advance(HOUR);
+    child.record("p/index/r");
+    child.record_lifecycle("p/index/r", Lifecycle::Create);
+    child.record_lifecycle("p/tokens/x", Lifecycle::Create);
+    child.clock().advance(HOUR);
+    child.record_lifecycle("p/tokens/x", Lifecycle::Delete);
+    child.clock().advance(HOUR);
+    child.record_lifecycle("p/tokens/x", Lifecycle::Create);
+    let parent = VersionLedger::new(SimClock::new());
+    parent.merge_json(&child.to_json()).unwrap();
+    assert_eq!(parent.versions("p/index/r"), 2);
+    assert_eq!(parent.creates("p/index/r"), 2);
+    assert!(parent.created_twice("p/index/r"));
+    // Created, deleted, created again: not a double create.
+    assert_eq!(parent.creates("p/tokens/x"), 2);
+    assert!(!parent.created_twice("p/tokens/x"));
+    // The CLI's --api-report writes the versions alone.
+    let bare = VersionLedger::new(SimClock::new());
+    bare.merge_json(r#"{"p/tokens/y": [1000, 2000]}"#).unwrap();
+    assert_eq!(bare.versions("p/tokens/y"), 2);
+    assert_eq!(bare.creates("p/tokens/y"), 0);
+}
+
 /// On LocalStack: a create and each put count one version each, SDK
 /// retries or not; a failed put (to a missing secret) and reads count none.
 #[tokio::test]
@@ -175,6 +203,10 @@ async fn ledger_counts_one_version_per_successful_write() {
     assert!(failed.is_err(), "a put to a missing secret fails");
     assert_eq!(ledger.versions(&missing), 0);
     assert_eq!(ledger.total(), 3);
+    assert_eq!(
+        (ledger.creates(&name), ledger.created_twice(&name)),
+        (1, false)
+    );
     assert_eq!(counter.count("PutSecretValue"), 3);
     eprintln!("{}", ledger.report());
     ledger.assert_within_quota();

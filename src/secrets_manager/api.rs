@@ -7,6 +7,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Failure, StoreError};
 
@@ -201,20 +202,54 @@ impl Api {
         }
     }
 
-    /// Reads up to 20 secrets in one call; absent or deleted ones are left out.
-    /// Returns (name, string value or `None` for a binary secret).
+    /// Reads up to 20 secrets in one call (see [`Api::batch_get_or_exact`]);
+    /// absent or deleted ones are left out. Returns (name, string value or
+    /// `None` for a binary secret).
     pub(crate) async fn batch_get(
         &self,
         names: Vec<String>,
     ) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        let values = self.batch_get_versioned(names).await?;
+        let values = self.batch_get_or_exact(names).await?;
         Ok(values
             .into_iter()
             .map(|(name, value, _)| (name, value))
             .collect())
     }
 
-    /// [`Api::batch_get`] with each secret's current version id:
+    /// [`Api::batch_get_versioned`], except that a batch that fails past
+    /// the SDK's retries with a retryable error (a 5xx, a timeout) is read
+    /// again one secret at a time (`GetSecretValue`, 8 in flight): one failed
+    /// call of a listing of thousands of tokens no longer fails it. Never
+    /// leaves a secret out: if an exact read fails too, so does this.
+    pub(crate) async fn batch_get_or_exact(
+        &self,
+        names: Vec<String>,
+    ) -> Result<Vec<(String, Option<String>, Option<String>)>, StoreError> {
+        match self.batch_get_versioned(names.clone()).await {
+            Err(error) if error.is_retryable() => {
+                tracing::debug!(%error, secrets = names.len(), "batch read failed; reading its secrets one by one");
+                let read = futures::stream::iter(names)
+                    .map(|name| async move {
+                        let fetched = self.get(&name).await?;
+                        Ok::<_, StoreError>((name, fetched))
+                    })
+                    .buffer_unordered(8)
+                    .try_collect::<Vec<_>>()
+                    .await?;
+                Ok(read
+                    .into_iter()
+                    .filter_map(|(name, fetched)| match fetched {
+                        Fetched::Value { string, version_id } => Some((name, string, version_id)),
+                        Fetched::Absent | Fetched::Deleted => None,
+                    })
+                    .collect())
+            }
+            other => other,
+        }
+    }
+
+    /// One `BatchGetSecretValue` of up to 20 secrets, with each secret's
+    /// current version id as the batch read reports it:
     /// (name, string value or `None` for a binary secret, version id).
     pub(crate) async fn batch_get_versioned(
         &self,

@@ -22,10 +22,11 @@
 //!
 //! Times are the store's [clock](super::SecretsManagerStoreBuilder::clock).
 //!
-//! It is written by compare-and-swap, as the index nodes are: the new
-//! version is staged under the instance's own label, then `AWSCURRENT` is
-//! moved to it from the version read, which Secrets Manager refuses if
-//! another writer moved it first. The new version's id (its
+//! It is written by the compare-and-swap the index nodes use (`swap.rs`):
+//! the new version is staged under the instance's own label, then
+//! `AWSCURRENT` is moved to it from the version read, which Secrets Manager
+//! refuses if another writer moved it first; a move that took effect but
+//! was answered with an error counts as made. The new version's id (its
 //! `ClientRequestToken`) is derived from the secret's name, the version read
 //! and the lease period, so that every process racing for one lease claims
 //! the same version id: the first makes the version, the others are refused
@@ -40,7 +41,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::SecretsManagerStore;
-use super::api::{Fetched, Put};
+use super::api::Fetched;
+use super::swap::Swap;
 use crate::error::StoreError;
 use crate::id::validate_id;
 use crate::lease::{LeaseRequest, RefreshLease};
@@ -156,8 +158,12 @@ impl SecretsManagerStore {
         }
     }
 
-    /// Replaces version `read` of `name` by `json` if it is still current.
-    /// `Ok(true)` when this write made it current.
+    /// Replaces version `read` of `name` by `json` if it is still current,
+    /// by the compare-and-swap the index uses ([`Api::swap`]): a stage move
+    /// that took effect counts, whatever it was answered. `Ok(true)` when
+    /// this write made it current.
+    ///
+    /// [`Api::swap`]: super::api::Api::swap
     async fn swap(
         &self,
         name: &str,
@@ -165,19 +171,15 @@ impl SecretsManagerStore {
         request_token: &str,
         read: &str,
     ) -> Result<bool, StoreError> {
-        let api = &self.inner.api;
         let label = self.inner.index.label();
-        let version = match api
-            .put_claiming(name, json, request_token, Some(label))
-            .await?
-        {
-            Some(Put::Yes(version)) => version,
-            // Claimed by another process, or the secret is gone.
-            None | Some(Put::Absent | Put::Deleted) => return Ok(false),
-        };
-        let won = api.move_current(name, &version, read).await;
-        api.remove_stage(name, label, &version).await;
-        won
+        // Lost: claimed by another process, or the secret is gone.
+        Ok(matches!(
+            self.inner
+                .api
+                .swap(name, json, request_token, read, label)
+                .await?,
+            Swap::Won(_)
+        ))
     }
 
     /// [`TokenStore::refresh_lease`](crate::TokenStore::refresh_lease) on

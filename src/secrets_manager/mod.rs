@@ -10,6 +10,7 @@ mod layout;
 mod lease;
 mod repair;
 mod save;
+mod swap;
 
 use std::sync::Arc;
 

@@ -63,8 +63,65 @@ pub enum Schedule {
     EveryNth(u64, Fault),
 }
 
+/// A request held by [`Proxy::hold`]; dropping it releases the request.
+pub struct Hold(Arc<HoldState>);
+
+impl Hold {
+    /// Waits until the request is held at the proxy.
+    pub async fn arrived(&self) {
+        loop {
+            let notified = self.0.arrived.notified();
+            if self.0.has_arrived.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Lets the held request (or the next one, if none came yet) through.
+    pub fn release(&self) {
+        if self.0.release.available_permits() == 0 {
+            self.0.release.add_permits(1);
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+struct HoldState {
+    operation: String,
+    contains: Vec<String>,
+    /// A request matched (later ones pass).
+    taken: std::sync::atomic::AtomicBool,
+    arrived: tokio::sync::Notify,
+    has_arrived: std::sync::atomic::AtomicBool,
+    release: tokio::sync::Semaphore,
+}
+
+/// Calls to fail on every attempt, from [`Proxy::fail_calls`].
+struct Target {
+    operation: String,
+    contains: Vec<String>,
+    /// Calls still to pick.
+    calls: u64,
+    fault: Fault,
+    /// `amz-sdk-invocation-id`s of the calls picked.
+    invocations: Vec<String>,
+}
+
 struct State {
     schedule: Mutex<Schedule>,
+    /// Requests to hold until the test releases them ([`Proxy::hold`]).
+    holds: Mutex<Vec<Arc<HoldState>>>,
+    /// Calls to fail on every attempt ([`Proxy::fail_calls`]).
+    targets: Mutex<Vec<Target>>,
+    /// Secrets whose `BatchGetSecretValue` answers show an older version
+    /// ([`Proxy::lag_batch_reads`]): name, value and version id shown.
+    lagging: Mutex<Vec<(String, String, String)>>,
     upstream: SocketAddr,
     slow: Duration,
     requests: AtomicU64,
@@ -75,6 +132,69 @@ struct State {
 impl State {
     fn schedule(&self) -> Schedule {
         *self.schedule.lock().unwrap()
+    }
+
+    /// The fault of a call picked by [`Proxy::fail_calls`], if it is one.
+    fn targeted(&self, operation: &str, body: &str, invocation: Option<&str>) -> Option<Fault> {
+        let mut targets = self.targets.lock().unwrap();
+        for target in targets.iter_mut() {
+            if invocation.is_some_and(|id| target.invocations.iter().any(|i| i == id)) {
+                self.injected.fetch_add(1, Ordering::SeqCst);
+                return Some(target.fault);
+            }
+        }
+        for target in targets.iter_mut() {
+            if target.calls > 0
+                && target.operation == operation
+                && target.contains.iter().all(|c| body.contains(c.as_str()))
+            {
+                target.calls -= 1;
+                target.invocations.extend(invocation.map(str::to_owned));
+                self.injected.fetch_add(1, Ordering::SeqCst);
+                return Some(target.fault);
+            }
+        }
+        None
+    }
+
+    /// Waits while a [`Proxy::hold`] holds this request.
+    async fn wait_if_held(&self, operation: &str, body: &str) {
+        let hold = self.holds.lock().unwrap().iter().find_map(|hold| {
+            let matches = hold.operation == operation
+                && hold.contains.iter().all(|c| body.contains(c.as_str()));
+            (matches && !hold.taken.swap(true, Ordering::SeqCst)).then(|| Arc::clone(hold))
+        });
+        if let Some(hold) = hold {
+            hold.has_arrived.store(true, Ordering::SeqCst);
+            hold.arrived.notify_waiters();
+            let _ = hold.release.acquire().await;
+        }
+    }
+
+    /// `response` (to a `BatchGetSecretValue`) with the secrets of
+    /// [`Proxy::lag_batch_reads`] shown at their older version.
+    fn lagged(&self, mut response: Message) -> Message {
+        let lagging = self.lagging.lock().unwrap().clone();
+        if lagging.is_empty() || !response.head[0].contains(" 200 ") {
+            return response;
+        }
+        let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&response.body) else {
+            return response;
+        };
+        if let Some(values) = json
+            .get_mut("SecretValues")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            for value in values {
+                let name = value.get("Name").and_then(|n| n.as_str()).unwrap_or("");
+                if let Some((_, old, version)) = lagging.iter().find(|(n, _, _)| n == name) {
+                    value["SecretString"] = serde_json::Value::from(old.as_str());
+                    value["VersionId"] = serde_json::Value::from(version.as_str());
+                }
+            }
+        }
+        response.body = serde_json::to_vec(&json).unwrap_or(response.body);
+        response
     }
 
     fn decide(&self, operation: &str, attempt: u64, max: u64) -> Option<Fault> {
@@ -133,6 +253,9 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
             schedule: Mutex::new(Schedule::PassThrough),
+            holds: Mutex::new(Vec::new()),
+            targets: Mutex::new(Vec::new()),
+            lagging: Mutex::new(Vec::new()),
             upstream,
             slow,
             requests: AtomicU64::new(0),
@@ -155,6 +278,53 @@ impl Proxy {
     /// How many requests had a fault injected so far.
     pub fn injected(&self) -> u64 {
         self.state.injected.load(Ordering::SeqCst)
+    }
+
+    /// Holds the next request of `operation` whose body contains every
+    /// string of `contains` before it reaches LocalStack, until the returned
+    /// [`Hold`] is released (or dropped): a hook that orders a step of the
+    /// store under test after what the test does meanwhile. Give the store
+    /// an attempt timeout longer than the hold, or the SDK retries around it.
+    pub fn hold(&self, operation: &str, contains: &[&str]) -> Hold {
+        let state = Arc::new(HoldState {
+            operation: operation.to_owned(),
+            contains: contains.iter().map(|c| (*c).to_owned()).collect(),
+            taken: std::sync::atomic::AtomicBool::new(false),
+            arrived: tokio::sync::Notify::new(),
+            has_arrived: std::sync::atomic::AtomicBool::new(false),
+            release: tokio::sync::Semaphore::new(0),
+        });
+        self.state.holds.lock().unwrap().push(Arc::clone(&state));
+        Hold(state)
+    }
+
+    /// Fails every attempt (the SDK's retries included: they share the
+    /// call's `amz-sdk-invocation-id`) of the next `calls` SDK calls of
+    /// `operation` whose body contains every string of `contains`, with `fault`; other
+    /// requests follow the schedule. A call that fails past the SDK's
+    /// retries, exactly where the test wants it.
+    pub fn fail_calls(&self, operation: &str, contains: &[&str], calls: u64, fault: Fault) {
+        assert_ne!(fault, Fault::Refuse, "a refusal cannot pick requests");
+        self.state.targets.lock().unwrap().push(Target {
+            operation: operation.to_owned(),
+            contains: contains.iter().map(|c| (*c).to_owned()).collect(),
+            calls,
+            fault,
+            invocations: Vec::new(),
+        });
+    }
+
+    /// From now on, `BatchGetSecretValue` answers show secret `name` with
+    /// `value` and `version_id` (an older version), while `GetSecretValue`
+    /// follows its `AWSCURRENT` label: what LocalStack 4.13 does after an
+    /// `UpdateSecretVersionStage` that failed half-way under concurrent
+    /// load, which no sequence of calls makes it do on purpose.
+    pub fn lag_batch_reads(&self, name: &str, value: &str, version_id: &str) {
+        self.state.lagging.lock().unwrap().push((
+            name.to_owned(),
+            value.to_owned(),
+            version_id.to_owned(),
+        ));
     }
 
     /// Switches to `schedule`. [`Schedule::Always`]`(`[`Fault::Refuse`]`)`
@@ -375,8 +545,18 @@ async fn serve(state: Arc<State>, stream: TcpStream) {
             .and_then(|t| t.rsplit('.').next())
             .unwrap_or("")
             .to_owned();
-        let reply = match state.decide(&operation, attempt, max) {
+        let body = String::from_utf8_lossy(&request.body).into_owned();
+        state.wait_if_held(&operation, &body).await;
+        let invocation = request.header("amz-sdk-invocation-id").map(str::to_owned);
+        let fault = match state.targeted(&operation, &body, invocation.as_deref()) {
+            Some(fault) => Some(fault),
+            None => state.decide(&operation, attempt, max),
+        };
+        let reply = match fault {
             None => match forward(state.upstream, &request).await {
+                Ok(response) if operation == "BatchGetSecretValue" => {
+                    state.lagged(response).to_bytes()
+                }
                 Ok(response) => response.to_bytes(),
                 Err(_) => return reset(client.into_inner()),
             },

@@ -7,6 +7,11 @@
 //! creates (each successful `CreateSecret` and `PutSecretValue`), stamped by
 //! a [`SimClock`], and [`VersionLedger::assert_within_quota`] fails a test
 //! whose writes would have hit the quota on AWS.
+//!
+//! It also records which of those calls were `CreateSecret`s, and every
+//! successful `DeleteSecret`: LocalStack's `CreateSecret` is not atomic (two
+//! concurrent creates of one name can both succeed, the later replacing the
+//! earlier), and [`VersionLedger::created_twice`] tells when that happened.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_secretsmanager::operation::create_secret::CreateSecretInput;
+use aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretInput;
 use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -95,6 +101,26 @@ impl Default for SimClock {
 pub struct VersionLedger {
     clock: SimClock,
     versions: Mutex<BTreeMap<String, Vec<SystemTime>>>,
+    /// Per secret, its successful creates and deletes, in the order recorded.
+    lifecycle: Mutex<BTreeMap<String, Vec<(SystemTime, Lifecycle)>>>,
+}
+
+/// A call that starts or ends a secret, as [`VersionLedger`] records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// A successful `CreateSecret`.
+    Create,
+    /// A successful `DeleteSecret`.
+    Delete,
+}
+
+impl Lifecycle {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Delete => "delete",
+        }
+    }
 }
 
 /// The versions of the secrets of one kind under one store prefix
@@ -119,6 +145,7 @@ impl VersionLedger {
         Arc::new(Self {
             clock,
             versions: Mutex::new(BTreeMap::new()),
+            lifecycle: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -146,6 +173,41 @@ impl VersionLedger {
     /// Records one version of `secret` made at `at`.
     pub fn record_at(&self, secret: &str, at: SystemTime) {
         self.lock().entry(secret.to_owned()).or_default().push(at);
+    }
+
+    /// Records a successful `CreateSecret` or `DeleteSecret` of `secret`,
+    /// now on the ledger's clock (a create's version is recorded apart,
+    /// with [`record`](Self::record)).
+    pub fn record_lifecycle(&self, secret: &str, event: Lifecycle) {
+        let now = self.clock.now();
+        self.lifecycle_lock()
+            .entry(secret.to_owned())
+            .or_default()
+            .push((now, event));
+    }
+
+    /// Successful `CreateSecret`s of `secret`, at any time.
+    pub fn creates(&self, secret: &str) -> usize {
+        self.lifecycle_lock().get(secret).map_or(0, |events| {
+            events
+                .iter()
+                .filter(|(_, e)| *e == Lifecycle::Create)
+                .count()
+        })
+    }
+
+    /// Whether `secret` was created twice with no delete between (in time
+    /// order): on LocalStack, two concurrent creates that both succeeded,
+    /// the later replacing the earlier's value.
+    pub fn created_twice(&self, secret: &str) -> bool {
+        let Some(events) = self.lifecycle_lock().get(secret).cloned() else {
+            return false;
+        };
+        let mut events = events;
+        events.sort_by_key(|(at, _)| *at);
+        events
+            .windows(2)
+            .any(|pair| pair[0].1 == Lifecycle::Create && pair[1].1 == Lifecycle::Create)
     }
 
     /// Versions recorded for `secret`, at any time.
@@ -255,15 +317,27 @@ impl VersionLedger {
         );
     }
 
-    /// The ledger as JSON: `{"<secret>": [<Unix time in ms>, …], …}`, for a
-    /// process to hand its ledger to its parent.
+    /// The ledger as JSON, for a process to hand its ledger to its parent:
+    /// `{"versions": {"<secret>": [<Unix time in ms>, …], …}, "lifecycle":
+    /// {"<secret>": [[<ms>, "create" | "delete"], …], …}}`.
     pub fn to_json(&self) -> String {
         let versions = self.lock();
         let millis: BTreeMap<&String, Vec<u64>> = versions
             .iter()
             .map(|(secret, times)| (secret, times.iter().map(|t| unix_millis(*t)).collect()))
             .collect();
-        serde_json::to_string(&millis).expect("a ledger serialises")
+        let lifecycle = self.lifecycle_lock();
+        let events: BTreeMap<&String, Vec<(u64, &str)>> = lifecycle
+            .iter()
+            .map(|(secret, events)| {
+                let events = events
+                    .iter()
+                    .map(|(at, e)| (unix_millis(*at), e.as_str()))
+                    .collect();
+                (secret, events)
+            })
+            .collect();
+        serde_json::json!({ "versions": millis, "lifecycle": events }).to_string()
     }
 
     /// Writes [`to_json`](Self::to_json) to `path`.
@@ -271,9 +345,38 @@ impl VersionLedger {
         std::fs::write(path, self.to_json())
     }
 
-    /// Adds the versions of a [`to_json`](Self::to_json) ledger to this one.
+    /// Adds the versions (and creates and deletes) of a
+    /// [`to_json`](Self::to_json) ledger to this one. Also takes the bare
+    /// `{"<secret>": [<ms>, …]}` of versions that the CLI's `--api-report` writes.
     pub fn merge_json(&self, json: &str) -> Result<(), serde_json::Error> {
-        let other: BTreeMap<String, Vec<u64>> = serde_json::from_str(json)?;
+        let mut value: serde_json::Value = serde_json::from_str(json)?;
+        let full = value.get("versions").is_some_and(|v| v.is_object());
+        let (versions, lifecycle) = if full {
+            (value["versions"].take(), value["lifecycle"].take())
+        } else {
+            (value, serde_json::Value::Null)
+        };
+        let other: BTreeMap<String, Vec<u64>> = serde_json::from_value(versions)?;
+        let events: BTreeMap<String, Vec<(u64, String)>> = if lifecycle.is_null() {
+            BTreeMap::new()
+        } else {
+            serde_json::from_value(lifecycle)?
+        };
+        {
+            let mut mine = self.lifecycle_lock();
+            for (secret, events) in events {
+                mine.entry(secret)
+                    .or_default()
+                    .extend(events.into_iter().map(|(ms, e)| {
+                        let event = if e == "delete" {
+                            Lifecycle::Delete
+                        } else {
+                            Lifecycle::Create
+                        };
+                        (UNIX_EPOCH + Duration::from_millis(ms), event)
+                    }));
+            }
+        }
         let mut versions = self.lock();
         for (secret, times) in other {
             versions.entry(secret).or_default().extend(
@@ -288,6 +391,10 @@ impl VersionLedger {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Vec<SystemTime>>> {
         // A panicking test must not hide the ledger from the others.
         self.versions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lifecycle_lock(&self) -> MutexGuard<'_, BTreeMap<String, Vec<(SystemTime, Lifecycle)>>> {
+        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -329,9 +436,10 @@ fn unix_millis(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The secret a call in flight may add a version to, from its input.
+/// The secret a call in flight may add a version to (or, for a delete,
+/// remove), from its input, and whether it is a create (or a delete).
 #[derive(Debug, Clone)]
-struct PendingVersion(String);
+struct PendingVersion(String, Option<Lifecycle>);
 
 impl Storable for PendingVersion {
     type Storer = StoreReplace<Self>;
@@ -357,16 +465,21 @@ impl Intercept for LedgerInterceptor {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let input = context.input();
-        let secret = if let Some(put) = input.downcast_ref::<PutSecretValueInput>() {
-            put.secret_id()
+        let pending = if let Some(put) = input.downcast_ref::<PutSecretValueInput>() {
+            put.secret_id().map(|s| PendingVersion(s.to_owned(), None))
         } else if let Some(create) = input.downcast_ref::<CreateSecretInput>() {
-            create.name()
+            create
+                .name()
+                .map(|s| PendingVersion(s.to_owned(), Some(Lifecycle::Create)))
+        } else if let Some(delete) = input.downcast_ref::<DeleteSecretInput>() {
+            delete
+                .secret_id()
+                .map(|s| PendingVersion(s.to_owned(), Some(Lifecycle::Delete)))
         } else {
             None
         };
-        if let Some(secret) = secret {
-            cfg.interceptor_state()
-                .store_put(PendingVersion(secret.to_owned()));
+        if let Some(pending) = pending {
+            cfg.interceptor_state().store_put(pending);
         }
         Ok(())
     }
@@ -379,10 +492,15 @@ impl Intercept for LedgerInterceptor {
     ) -> Result<(), BoxError> {
         // A put that later lost its compare-and-swap still made a version:
         // what counts is that this call succeeded.
-        if let (Some(Ok(_)), Some(PendingVersion(secret))) =
+        if let (Some(Ok(_)), Some(PendingVersion(secret, event))) =
             (context.output_or_error(), cfg.load::<PendingVersion>())
         {
-            self.0.record(secret);
+            if *event != Some(Lifecycle::Delete) {
+                self.0.record(secret);
+            }
+            if let Some(event) = event {
+                self.0.record_lifecycle(secret, *event);
+            }
         }
         Ok(())
     }

@@ -19,6 +19,7 @@
 //!   benches and the scale test.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod diagnose;
 mod ledger;
 
 pub use ledger::*;

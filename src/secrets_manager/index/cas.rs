@@ -11,7 +11,8 @@ use super::node::{FORMAT, MAX_DEPTH, NodeBody, NodeKey};
 use super::planner::split_entries;
 use super::snapshot::{Node, unresolved};
 use crate::error::StoreError;
-use crate::secrets_manager::api::{Created, Fetched, Put};
+use crate::secrets_manager::api::{Created, Fetched};
+use crate::secrets_manager::swap::Swap;
 use crate::token::MAX_TOKEN_BYTES;
 
 /// The most names one `BatchGetSecretValue` takes.
@@ -86,7 +87,7 @@ impl Index {
                     .iter()
                     .map(|k| self.layout.index_node(&k.suffix()))
                     .collect();
-                self.api.batch_get_versioned(names).await
+                self.api.batch_get_or_exact(names).await
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect::<Vec<_>>()
@@ -136,18 +137,20 @@ impl Index {
     }
 
     /// `nodes` with `keys` read again exactly (see [`Index::read_nodes_exact`]),
-    /// and the children of any that were split since.
+    /// and the children of any that were split since; and every node read.
     pub(crate) async fn reread(
         &self,
         mut nodes: HashMap<NodeKey, Node>,
         keys: &[NodeKey],
-    ) -> Result<HashMap<NodeKey, Node>, StoreError> {
+    ) -> Result<(HashMap<NodeKey, Node>, Vec<NodeKey>), StoreError> {
         let mut wanted = keys.to_vec();
+        let mut read = Vec::new();
         for _ in 0..READ_ROUNDS {
             nodes.extend(Box::pin(self.read_nodes_exact(&wanted)).await?);
+            read.append(&mut wanted);
             wanted = unresolved(&nodes, None);
             if wanted.is_empty() {
-                return Ok(nodes);
+                return Ok((nodes, read));
             }
         }
         Err(self.unresolvable(&wanted))
@@ -214,11 +217,13 @@ impl Index {
     /// Replaces node `key` by `body` if its `AWSCURRENT` version is still
     /// `previous` (`None`: the secret does not exist yet).
     ///
-    /// The new version is staged under this instance's own label, then
-    /// `AWSCURRENT` is moved to it from `previous`, which Secrets Manager
-    /// refuses if `AWSCURRENT` has moved since: that is the compare-and-swap.
-    /// With `precheck`, the current version is read first, so that a stale
-    /// `previous` costs a read instead of a version.
+    /// A node that does not exist yet is created; one that does is written
+    /// by the store's compare-and-swap on version stages ([`Api::swap`]),
+    /// under this instance's own label. With `precheck`, the current version
+    /// is read first, so that a stale `previous` costs a read instead of a
+    /// version.
+    ///
+    /// [`Api::swap`]: crate::secrets_manager::api::Api::swap
     pub(crate) async fn cas_node(
         &self,
         key: NodeKey,
@@ -255,63 +260,19 @@ impl Index {
                 return Ok(Cas::Lost { versioned: false });
             }
         }
-        let staged = self
+        match self
             .api
-            .put(&name, &json, &request_token, Some(&self.label))
-            .await?;
-        let version = match staged {
-            Put::Yes(version) => version,
-            Put::Absent => return Ok(Cas::Lost { versioned: false }),
-            Put::Deleted => {
-                self.api.restore(&name).await?;
-                return Ok(Cas::Lost { versioned: false });
-            }
-        };
-        let won = self.api.move_current(&name, &version, previous).await;
-        // Drop our label either way so that labels do not pile up on the
-        // secret (there is a quota on them).
-        self.api.remove_stage(&name, &self.label, &version).await;
-        if won? {
-            return Ok(Cas::Won(version));
-        }
-        // Refused: another writer won, or this move took effect and the
-        // refusal answered an SDK retry of it (the first response was lost).
-        match self.api.get(&name).await? {
-            Fetched::Value {
-                version_id: Some(current),
-                ..
-            } if current == version => Ok(Cas::Won(self.settled(&name, &json, version).await?)),
-            _ => Ok(Cas::Lost { versioned: true }),
-        }
-    }
-
-    /// `version` of node `name` (value `json`) holds `AWSCURRENT`, but the
-    /// call that moved it was answered with an error. LocalStack 4.13 then
-    /// can leave its `BatchGetSecretValue` answering with the version before
-    /// (it updates the label and not the secret's current version when the
-    /// call fails half-way under concurrent load), which would show readers
-    /// an older index: if a batch read disagrees, the same value is written
-    /// once more as a new version, which sets both right. Against AWS the
-    /// two reads agree and nothing is written.
-    async fn settled(&self, name: &str, json: &str, version: String) -> Result<String, StoreError> {
-        let batch = self.api.batch_get_versioned(vec![name.to_owned()]).await?;
-        if batch
-            .iter()
-            .all(|(_, _, v)| v.as_deref() == Some(version.as_str()))
-        {
-            return Ok(version);
-        }
-        let request_token = uuid::Uuid::new_v4().to_string();
-        let Put::Yes(again) = self
-            .api
-            .put(name, json, &request_token, Some(&self.label))
+            .swap(&name, &json, &request_token, previous, &self.label)
             .await?
-        else {
-            return Ok(version);
-        };
-        let moved = self.api.move_current(name, &again, &version).await;
-        self.api.remove_stage(name, &self.label, &again).await;
-        Ok(if moved? { again } else { version })
+        {
+            Swap::Won(version) => Ok(Cas::Won(version)),
+            Swap::Lost { versioned } => Ok(Cas::Lost { versioned }),
+            Swap::Gone { scheduled: false } => Ok(Cas::Lost { versioned: false }),
+            Swap::Gone { scheduled: true } => {
+                self.api.restore(&name).await?;
+                Ok(Cas::Lost { versioned: false })
+            }
+        }
     }
 
     /// Splits leaf `key`, as `seen` in a snapshot: its entries go to its two

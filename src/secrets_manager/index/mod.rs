@@ -50,7 +50,7 @@ use super::layout::Layout;
 use crate::error::StoreError;
 use cas::Cas;
 use node::{MAX_DEPTH, NodeBody};
-use planner::{Limits, Op, Pending, plan};
+use planner::{Fresh, Limits, Op, Pending, plan};
 use snapshot::Node;
 
 /// A leaf takes no more entries past this size, leaving room under the
@@ -225,16 +225,19 @@ impl Index {
 
     /// `snapshot` with `keys` read again exactly (and any subtree split since),
     /// cached: what a writer needs after losing a swap on them, or to be sure
-    /// of them, without reading the whole tree.
+    /// of them, without reading the whole tree. The nodes read are counted
+    /// in `fresh`; the others are as the snapshot had them.
     async fn refreshed(
         &self,
         snapshot: &Snapshot,
         keys: Vec<NodeKey>,
+        fresh: &mut Fresh,
     ) -> Result<Arc<Snapshot>, StoreError> {
-        let nodes = self.reread(snapshot.nodes().clone(), &keys).await?;
-        let fresh = Arc::new(Snapshot::new(nodes, snapshot.read));
-        self.set_cached(Arc::clone(&fresh));
-        Ok(fresh)
+        let (nodes, read) = self.reread(snapshot.nodes().clone(), &keys).await?;
+        fresh.add(read);
+        let refreshed = Arc::new(Snapshot::new(nodes, snapshot.read));
+        self.set_cached(Arc::clone(&refreshed));
+        Ok(refreshed)
     }
 
     /// Reads the whole tree now and caches it. Under `load_lock`.
@@ -355,9 +358,11 @@ impl Index {
     /// each of its callers. Runs under the write lock.
     async fn apply(&self, batch: Vec<Pending>) {
         let mut open = batch;
-        // Whether `snapshot` was read by this call (not cached before it).
+        // The nodes of `snapshot` read (or written) by this call, as opposed
+        // to cached before it: only they can confirm a change to verify.
         let (mut snapshot, mut fresh) = match self.current().await {
-            Ok((snapshot, from_cache)) => (snapshot, !from_cache),
+            Ok((snapshot, true)) => (snapshot, Fresh::none()),
+            Ok((snapshot, false)) => (snapshot, Fresh::All),
             Err(error) => return fail_all(open, &error),
         };
         // Versions of this writer's lost attempts, per node, to record with
@@ -366,7 +371,7 @@ impl Index {
         let mut failures = 0;
         while !open.is_empty() {
             let limits = self.limits();
-            let round = plan(&snapshot, open, fresh, limits, &lost);
+            let round = plan(&snapshot, open, &fresh, limits, &lost);
             for (pending, holder) in round.taken {
                 let _ = pending.reply.send(Err(UpdateError::UserTaken(holder)));
             }
@@ -389,11 +394,10 @@ impl Index {
                     backoff(failures).await;
                 }
                 // The split leaves (and their new children), as they are now.
-                snapshot = match self.refreshed(&snapshot, split).await {
+                snapshot = match self.refreshed(&snapshot, split, &mut fresh).await {
                     Ok(snapshot) => snapshot,
                     Err(error) => return fail_all(round.later, &error),
                 };
-                fresh = true;
                 open = round.later;
                 continue;
             }
@@ -406,27 +410,33 @@ impl Index {
                     return;
                 }
                 // ...as far as the cached index says: read their leaves
-                // again to make sure.
-                if fresh {
+                // again to make sure (they may be cached, even when other
+                // leaves were read again after a lost swap).
+                let leaves = planner::leaves_of(&snapshot, &round.later);
+                if fresh.covers(leaves.as_deref()) {
                     return fail_all(round.later, &conflict(failures));
                 }
-                let reread = match planner::leaves_of(&snapshot, &round.later) {
-                    Some(leaves) => self.refreshed(&snapshot, leaves).await,
-                    None => self.load().await,
+                let reread = match leaves {
+                    Some(leaves) => self.refreshed(&snapshot, leaves, &mut fresh).await,
+                    None => {
+                        fresh = Fresh::All;
+                        self.load().await
+                    }
                 };
                 snapshot = match reread {
                     Ok(snapshot) => snapshot,
                     Err(error) => return fail_all(round.later, &error),
                 };
-                fresh = true;
                 open = round.later;
                 continue;
             }
             // A node version cached a while ago may have moved: checking it
             // costs a read, losing the swap would cost a version.
-            let precheck = !fresh && snapshot.loaded_at.elapsed() > PRECHECK_AFTER;
+            let stale = snapshot.loaded_at.elapsed() > PRECHECK_AFTER;
+            let fresh_now = &fresh;
             let writes = futures::stream::iter(round.writes)
                 .map(|(key, body)| {
+                    let precheck = stale && !fresh_now.covers(Some(&[key]));
                     let previous = snapshot.node(key).cloned().unwrap_or_else(Node::absent);
                     let versions = 1 + lost.get(&key).copied().unwrap_or(0);
                     let body = body.stamped(&previous.body, limits.now, versions);
@@ -465,6 +475,8 @@ impl Index {
             if !won.is_empty() {
                 snapshot = Arc::new(snapshot.with_nodes(won.iter().map(|(k, n)| (*k, n.clone()))));
                 self.set_cached(Arc::clone(&snapshot));
+                // Known exactly: this call just made their current versions.
+                fresh.add(won.keys().copied());
             }
             let mut next: Vec<Pending> = Vec::new();
             for (mut pending, nodes, complete) in round.stepped {
@@ -490,11 +502,10 @@ impl Index {
                     return fail_all(next, &conflict(failures));
                 }
                 backoff(failures).await;
-                snapshot = match self.refreshed(&snapshot, lost_nodes).await {
+                snapshot = match self.refreshed(&snapshot, lost_nodes, &mut fresh).await {
                     Ok(snapshot) => snapshot,
                     Err(error) => return fail_all(next, &error),
                 };
-                fresh = true;
             }
             open = next;
         }

@@ -41,6 +41,42 @@ pub(crate) struct Pending {
     pub(crate) reply: oneshot::Sender<Result<(), UpdateError>>,
 }
 
+/// Which nodes of the snapshot a commit has read (or written) itself: a
+/// change to verify that the snapshot shows as made counts as done only
+/// when every node it depends on is among them. Reading some nodes again
+/// (after losing a swap on them) says nothing of the others, which may come
+/// from a cache that another instance has changed since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fresh {
+    /// The whole tree was read by this commit.
+    All,
+    /// Only these nodes.
+    Nodes(HashSet<NodeKey>),
+}
+
+impl Fresh {
+    /// Nothing read yet (the snapshot came from the cache).
+    pub(crate) fn none() -> Self {
+        Self::Nodes(HashSet::new())
+    }
+
+    /// Whether every node of `keys` is fresh; `None` (the whole index is
+    /// needed) only when all is.
+    pub(crate) fn covers(&self, keys: Option<&[NodeKey]>) -> bool {
+        match self {
+            Self::All => true,
+            Self::Nodes(fresh) => keys.is_some_and(|keys| keys.iter().all(|k| fresh.contains(k))),
+        }
+    }
+
+    /// Counts `keys` as read by this commit.
+    pub(crate) fn add(&mut self, keys: impl IntoIterator<Item = NodeKey>) {
+        if let Self::Nodes(fresh) = self {
+            fresh.extend(keys);
+        }
+    }
+}
+
 /// The bounds a round plans within.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -363,11 +399,11 @@ impl View<'_> {
 /// `snapshot`, or the splits that must come first.
 ///
 /// A change to verify that `snapshot` shows as made already is left for
-/// later unless `snapshot` is `fresh` (read by this commit).
+/// later unless the nodes it depends on are `fresh` (read by this commit).
 pub(crate) fn plan(
     snapshot: &Snapshot,
     open: Vec<Pending>,
-    fresh: bool,
+    fresh: &Fresh,
     limits: Limits,
     lost: &HashMap<NodeKey, u32>,
 ) -> Round {
@@ -396,7 +432,10 @@ pub(crate) fn plan(
         };
         match outcome {
             Outcome::Step { nodes, .. }
-                if nodes.is_empty() && pending.verify && !fresh && !pending.stepped =>
+                if nodes.is_empty()
+                    && pending.verify
+                    && !pending.stepped
+                    && !fresh.covers(leaves_of_op(snapshot, &pending.op).as_deref()) =>
             {
                 blocked.extend(pending.op.ids().map(str::to_owned));
                 round.later.push(pending);
@@ -441,20 +480,27 @@ pub(crate) fn plan(
 pub(crate) fn leaves_of(snapshot: &Snapshot, open: &[Pending]) -> Option<Vec<NodeKey>> {
     let mut keys: Vec<NodeKey> = Vec::new();
     for pending in open {
-        match &pending.op {
-            Op::Upsert(entry) => keys.extend(snapshot.leaf_for(entry.route())),
-            Op::Remove(ids) if ids.iter().any(|id| snapshot.leaf_of(id).is_none()) => {
-                return None;
-            }
-            Op::Remove(_) => {}
-        }
-        for id in pending.op.ids() {
-            keys.extend(snapshot.leaf_of(id));
-            keys.extend_from_slice(snapshot.stale_copies(id));
-        }
+        keys.extend(leaves_of_op(snapshot, &pending.op)?);
     }
     keys.sort();
     keys.dedup();
+    Some(keys)
+}
+
+/// The leaves that change `op` reads or writes in `snapshot` (see [`leaves_of`]).
+fn leaves_of_op(snapshot: &Snapshot, op: &Op) -> Option<Vec<NodeKey>> {
+    let mut keys: Vec<NodeKey> = Vec::new();
+    match op {
+        Op::Upsert(entry) => keys.extend(snapshot.leaf_for(entry.route())),
+        Op::Remove(ids) if ids.iter().any(|id| snapshot.leaf_of(id).is_none()) => {
+            return None;
+        }
+        Op::Remove(_) => {}
+    }
+    for id in op.ids() {
+        keys.extend(snapshot.leaf_of(id));
+        keys.extend_from_slice(snapshot.stale_copies(id));
+    }
     Some(keys)
 }
 

@@ -41,7 +41,7 @@ fn a_group_commit_takes_every_new_entry_in_one_write() {
     let batch = (0..20)
         .map(|n| pending(n, Op::Upsert(entry(&format!("n{n}"), &format!("u{n}")))))
         .collect();
-    let round = plan(&snapshot, batch, false, LIMITS, &no_loss());
+    let round = plan(&snapshot, batch, &Fresh::none(), LIMITS, &no_loss());
     assert_eq!(
         seqs(round.stepped.iter().map(|s| &s.0)),
         (0..20).collect::<Vec<_>>()
@@ -59,7 +59,7 @@ fn a_user_name_goes_to_the_first_change_that_claims_it() {
         pending(1, Op::Upsert(entry("y", "new"))),
         pending(2, Op::Upsert(entry("z", "new"))),
     ];
-    let round = plan(&snapshot, batch, false, LIMITS, &no_loss());
+    let round = plan(&snapshot, batch, &Fresh::none(), LIMITS, &no_loss());
     assert_eq!(round.taken.len(), 1);
     assert_eq!(round.taken[0].0.seq, 0);
     assert_eq!(round.taken[0].1, "a");
@@ -74,7 +74,7 @@ fn a_user_name_goes_to_the_first_change_that_claims_it() {
             body: Arc::new(body),
         },
     )]);
-    let round = plan(&next, round.later, false, LIMITS, &no_loss());
+    let round = plan(&next, round.later, &Fresh::none(), LIMITS, &no_loss());
     assert_eq!(round.taken.len(), 1);
     assert_eq!(round.taken[0].1, "y");
     assert!(round.writes.is_empty());
@@ -90,7 +90,7 @@ fn changes_to_one_id_apply_in_order() {
         pending(3, Op::Remove(["a".to_owned()].into())),
         pending(4, Op::Upsert(entry("a", "ua"))),
     ];
-    let round = plan(&snapshot, batch, false, LIMITS, &no_loss());
+    let round = plan(&snapshot, batch, &Fresh::none(), LIMITS, &no_loss());
     assert_eq!(
         seqs(round.stepped.iter().map(|s| &s.0)),
         vec![0, 1, 2, 3, 4]
@@ -105,7 +105,7 @@ fn nothing_to_write_when_the_index_has_it_all() {
         pending(0, Op::Upsert(entry("a", "ua"))),
         pending(1, Op::Remove(["gone".to_owned()].into())),
     ];
-    let round = plan(&snapshot, batch, false, LIMITS, &no_loss());
+    let round = plan(&snapshot, batch, &Fresh::none(), LIMITS, &no_loss());
     assert!(round.writes.is_empty());
     assert_eq!(seqs(round.stepped.iter().map(|s| &s.0)), vec![0, 1]);
 }
@@ -125,11 +125,63 @@ fn changes_to_verify_that_a_cached_index_shows_made_wait_for_a_fresh_read() {
             pending(3, Op::Upsert(entry("a", "ua"))),
         ]
     };
-    let round = plan(&snapshot, batch(), false, LIMITS, &no_loss());
+    let round = plan(&snapshot, batch(), &Fresh::none(), LIMITS, &no_loss());
     assert_eq!(seqs(&round.later), vec![0, 1, 3]);
     assert_eq!(seqs(round.stepped.iter().map(|s| &s.0)), vec![2]);
-    let round = plan(&snapshot, batch(), true, LIMITS, &no_loss());
+    let round = plan(&snapshot, batch(), &Fresh::All, LIMITS, &no_loss());
     assert_eq!(seqs(round.stepped.iter().map(|s| &s.0)), vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn a_change_to_verify_waits_until_its_own_leaf_is_fresh_not_just_any_leaf() {
+    // Two leaves; "a" is in the cached copy of its leaf. The commit has
+    // read the other leaf again (after losing a swap there): that says
+    // nothing about the leaf of "a", which another instance may have
+    // changed since it was cached.
+    let (user, other_user) = (0..)
+        .map(|n| (format!("a{n}"), format!("b{n}")))
+        .find(|(a, b)| {
+            (super::super::node::route_of_user(a) >> 63)
+                != (super::super::node::route_of_user(b) >> 63)
+        })
+        .unwrap();
+    let r0 = NodeKey::ROOT.child(0);
+    let r1 = NodeKey::ROOT.child(1);
+    let own = if r0.covers(super::super::node::route_of_user(&user)) {
+        r0
+    } else {
+        r1
+    };
+    let other = if own == r0 { r1 } else { r0 };
+    let mut nodes = HashMap::new();
+    nodes.insert(NodeKey::ROOT, node(2, Some([1, 1]), vec![]));
+    nodes.insert(own, node(1, None, vec![entry("a", &user)]));
+    nodes.insert(other, node(1, None, vec![entry("b", &other_user)]));
+    let snapshot = Snapshot::new(nodes, 0);
+    let batch = || {
+        vec![Pending {
+            verify: true,
+            ..pending(0, Op::Upsert(entry("a", &user)))
+        }]
+    };
+    let other_read = Fresh::Nodes([other].into());
+    let round = plan(&snapshot, batch(), &other_read, LIMITS, &no_loss());
+    assert_eq!(seqs(&round.later), vec![0], "answered from a cached leaf");
+    assert_eq!(leaves_of(&snapshot, &round.later), Some(vec![own]));
+    let own_read = Fresh::Nodes([own].into());
+    let round = plan(&snapshot, batch(), &own_read, LIMITS, &no_loss());
+    assert_eq!(seqs(round.stepped.iter().map(|s| &s.0)), vec![0]);
+    assert!(round.writes.is_empty());
+    // A removal of an id the snapshot does not list needs the whole index.
+    let remove = vec![Pending {
+        verify: true,
+        ..pending(1, Op::Remove(["elsewhere".to_owned()].into()))
+    }];
+    let both = Fresh::Nodes([own, other, NodeKey::ROOT].into());
+    assert_eq!(
+        seqs(&plan(&snapshot, remove, &both, LIMITS, &no_loss()).later),
+        vec![1]
+    );
 }
 
 #[test]
@@ -157,7 +209,7 @@ fn a_full_leaf_takes_what_fits_then_is_split() {
             pending(k, Op::Upsert(entry(&format!("new-token-{k:02}"), &user)))
         })
         .collect();
-    let round = plan(&snapshot, batch, false, LIMITS, &no_loss());
+    let round = plan(&snapshot, batch, &Fresh::none(), LIMITS, &no_loss());
     // What fit is written; the rest waits.
     assert!(!round.stepped.is_empty() && !round.later.is_empty());
     assert_eq!(round.stepped.len() + round.later.len(), 10);
@@ -171,7 +223,7 @@ fn a_full_leaf_takes_what_fits_then_is_split() {
             body: Arc::new(round.writes[0].1.clone()),
         },
     )]);
-    let round = plan(&next, round.later, false, LIMITS, &no_loss());
+    let round = plan(&next, round.later, &Fresh::none(), LIMITS, &no_loss());
     assert_eq!(round.splits, vec![NodeKey::ROOT]);
     assert!(round.writes.is_empty());
 }
@@ -192,18 +244,18 @@ fn a_leaf_out_of_versions_is_split_before_it_is_written() {
     let snapshot = Snapshot::new(nodes, 0);
     let add = || vec![pending(0, Op::Upsert(entry("b", "ub")))];
     // 59 recent versions: one more write fits.
-    let round = plan(&snapshot, add(), false, LIMITS, &no_loss());
+    let round = plan(&snapshot, add(), &Fresh::none(), LIMITS, &no_loss());
     assert_eq!(round.writes.len(), 1);
     // A lost attempt of this writer made the 60th: split first.
     let lost = HashMap::from([(NodeKey::ROOT, 1)]);
-    let round = plan(&snapshot, add(), false, LIMITS, &lost);
+    let round = plan(&snapshot, add(), &Fresh::none(), LIMITS, &lost);
     assert_eq!(round.splits, vec![NodeKey::ROOT]);
     // Versions older than a day do not count.
     let later = Limits {
         now: LIMITS.now + 24 * 3600,
         ..LIMITS
     };
-    let round = plan(&snapshot, add(), false, later, &lost);
+    let round = plan(&snapshot, add(), &Fresh::none(), later, &lost);
     assert_eq!(round.writes.len(), 1);
 }
 
@@ -213,7 +265,7 @@ fn a_new_user_name_moves_the_entry_in_two_steps() {
     let round = plan(
         &snapshot,
         vec![pending(0, Op::Upsert(entry("a", "new")))],
-        false,
+        &Fresh::none(),
         LIMITS,
         &no_loss(),
     );
@@ -245,7 +297,7 @@ fn a_new_user_name_moves_the_entry_in_two_steps() {
     let round = plan(
         &snapshot,
         vec![pending(0, Op::Upsert(entry("a", &new_user)))],
-        false,
+        &Fresh::none(),
         LIMITS,
         &no_loss(),
     );
@@ -266,7 +318,7 @@ fn a_new_user_name_moves_the_entry_in_two_steps() {
     assert_eq!(next.user_holder(&old_user), None);
     assert_eq!(next.user_holder(&new_user), Some("a"));
     let (pending, _, _) = round.stepped.into_iter().next().unwrap();
-    let round = plan(&next, vec![pending], false, LIMITS, &no_loss());
+    let round = plan(&next, vec![pending], &Fresh::none(), LIMITS, &no_loss());
     assert_eq!(round.writes.len(), 1);
     assert_eq!(round.writes[0].0, old_side);
     assert!(round.writes[0].1.entries.is_empty());

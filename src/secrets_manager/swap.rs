@@ -1,0 +1,113 @@
+//! The compare-and-swap on version stages that every conditional write
+//! uses: index nodes and refresh leases alike.
+//!
+//! The new value is stored as a version under the writer's own staging
+//! label, then `AWSCURRENT` is moved to it from the version the writer read
+//! (`UpdateSecretVersionStage` with `RemoveFromVersionId`), which Secrets
+//! Manager refuses if `AWSCURRENT` has moved since. A move can take effect
+//! and still be answered with an error (the response lost, every SDK retry
+//! refused or failed), so after a refused or failed move the secret is read
+//! again: if the new version holds `AWSCURRENT`, the swap was won.
+
+use super::api::{Api, Fetched, Put};
+use crate::error::StoreError;
+
+/// How a compare-and-swap ended.
+#[derive(Debug)]
+pub(crate) enum Swap {
+    /// Written: the version that now holds `AWSCURRENT`.
+    Won(String),
+    /// Another writer moved `AWSCURRENT` first (or, for a claimed request
+    /// token, claimed this version first); `versioned`: this attempt still
+    /// made a version (which Secrets Manager counts for a day).
+    Lost { versioned: bool },
+    /// The secret does not exist; `scheduled`: it is scheduled for deletion.
+    Gone { scheduled: bool },
+}
+
+impl Api {
+    /// Replaces version `previous` of secret `name` by `json` if it still
+    /// holds `AWSCURRENT`. The new version's id is `request_token` (also its
+    /// idempotency token); if another value already took that id, the swap
+    /// is lost before anything is stored (writers that derive the token
+    /// from what they read claim one version). `label` is the writer's own
+    /// staging label, removed again either way.
+    ///
+    /// An error is returned only when the swap did not take effect, or
+    /// when what happened cannot be read.
+    pub(crate) async fn swap(
+        &self,
+        name: &str,
+        json: &str,
+        request_token: &str,
+        previous: &str,
+        label: &str,
+    ) -> Result<Swap, StoreError> {
+        let version = match self
+            .put_claiming(name, json, request_token, Some(label))
+            .await?
+        {
+            Some(Put::Yes(version)) => version,
+            None => return Ok(Swap::Lost { versioned: false }),
+            Some(Put::Absent) => return Ok(Swap::Gone { scheduled: false }),
+            Some(Put::Deleted) => return Ok(Swap::Gone { scheduled: true }),
+        };
+        let moved = self.move_current(name, &version, previous).await;
+        // Drop the label either way so that labels do not pile up on the
+        // secret (there is a quota on them).
+        self.remove_stage(name, label, &version).await;
+        let failure = match moved {
+            Ok(true) => return Ok(Swap::Won(version)),
+            Ok(false) => None,
+            Err(error) if !error.is_retryable() => return Err(error),
+            Err(error) => Some(error),
+        };
+        // Refused or failed: another writer won, or this move took effect
+        // and its answer was lost (a refusal then answers an SDK retry of it).
+        let current = match self.get(name).await {
+            Ok(Fetched::Value { version_id, .. }) => version_id,
+            Ok(Fetched::Absent | Fetched::Deleted) => None,
+            Err(read) => return Err(failure.unwrap_or(read)),
+        };
+        match (current, failure) {
+            (Some(current), _) if current == version => {
+                Ok(Swap::Won(self.settled(name, json, version, label).await?))
+            }
+            // The move failed and nothing moved: the swap did not happen.
+            (Some(current), Some(error)) if current == previous => Err(error),
+            (None, Some(error)) => Err(error),
+            _ => Ok(Swap::Lost { versioned: true }),
+        }
+    }
+
+    /// `version` of `name` (value `json`) holds `AWSCURRENT`, but the call
+    /// that moved it was answered with an error. LocalStack 4.13 then can
+    /// leave its `BatchGetSecretValue` answering with the version before (it
+    /// updates the label and not the secret's current version when the call
+    /// fails half-way under concurrent load), which would show batch readers
+    /// an older value: if a batch read disagrees, the same value is written
+    /// once more as a new version, which sets both right. Against AWS the
+    /// two reads agree and nothing is written.
+    async fn settled(
+        &self,
+        name: &str,
+        json: &str,
+        version: String,
+        label: &str,
+    ) -> Result<String, StoreError> {
+        let batch = self.batch_get_versioned(vec![name.to_owned()]).await?;
+        if batch
+            .iter()
+            .all(|(_, _, v)| v.as_deref() == Some(version.as_str()))
+        {
+            return Ok(version);
+        }
+        let request_token = uuid::Uuid::new_v4().to_string();
+        let Put::Yes(again) = self.put(name, json, &request_token, Some(label)).await? else {
+            return Ok(version);
+        };
+        let moved = self.move_current(name, &again, &version).await;
+        self.remove_stage(name, label, &again).await;
+        Ok(if moved? { again } else { version })
+    }
+}

@@ -14,6 +14,7 @@
 //! than `refresh_ahead` left, so the SDK never sees a token it would
 //! refresh, and never calls Zoho on its own.
 
+use super::builder::token_url;
 use super::{AccessToken, AuthError, ZohoAuth};
 use crate::error::StoreError;
 use crate::store::LookupKey;
@@ -55,6 +56,32 @@ pub enum AccountsFallback {
     /// [`AuthError::InvalidInput`] (it is still served while it has at
     /// least [`MIN_VALIDITY`](super::MIN_VALIDITY) left), and nothing is sent.
     Refuse,
+}
+
+impl AccountsFallback {
+    /// [`TokenUrl`](Self::TokenUrl) of `url` if it is usable (an `http` or
+    /// `https` URL with a host, without a query or user info; a full token
+    /// URL or an accounts server's base URL), else
+    /// [`AuthError::InvalidInput`]: for a binding that checks its settings
+    /// when it is built rather than at the first refresh.
+    ///
+    /// ```
+    /// use zoho_token_store::auth::AccountsFallback;
+    ///
+    /// assert!(AccountsFallback::token_url("https://accounts.zoho.com/oauth/v2/token").is_ok());
+    /// assert!(AccountsFallback::token_url("http://127.0.0.1:9090").is_ok());
+    /// assert!(AccountsFallback::token_url("ftp://accounts.zoho.com").is_err());
+    /// ```
+    pub fn token_url(url: impl Into<String>) -> Result<Self, AuthError> {
+        let url = url.into();
+        if token_url(&url).is_none() {
+            return Err(AuthError::invalid_input(
+                "the accounts URL must be an http or https URL with a host, \
+                 without a query or user info",
+            ));
+        }
+        Ok(Self::TokenUrl(url))
+    }
 }
 
 /// Whether `token` carries what a grant exchange needs.

@@ -273,6 +273,38 @@ async fn credentials_go_to_the_zoho_dc_else_the_fallback_never_to_a_foreign_api_
 }
 
 #[tokio::test]
+async fn a_token_that_cannot_be_refreshed_is_answered_as_stored() {
+    let fake = Fake::start().await;
+    let store = Arc::new(MemoryStore::new());
+    // An access token the SDK was given as it is: no client, no refresh
+    // token, no expiry time.
+    let given = save(
+        &*store,
+        OAuthToken {
+            access_token: Some("1000.canary-given-access".into()),
+            ..OAuthToken::default()
+        },
+    )
+    .await;
+    let auth = binding_auth(Arc::clone(&store));
+    let answered = auth
+        .managed_find_token_by_id(given.id.as_deref().unwrap(), &sdk_environment(&fake))
+        .await
+        .unwrap();
+    assert_eq!(answered.as_ref(), Some(&given));
+    let query = OAuthToken {
+        access_token: given.access_token.clone(),
+        ..OAuthToken::default()
+    };
+    let answered = auth
+        .managed_find_token(&query, &sdk_environment(&fake))
+        .await
+        .unwrap();
+    assert_eq!(answered.as_ref(), Some(&given));
+    assert_eq!(fake.calls(), 0);
+}
+
+#[tokio::test]
 async fn nothing_matching_is_none_and_nothing_to_match_on_is_invalid_input() {
     let fake = Fake::start().await;
     let auth = binding_auth(MemoryStore::new());

@@ -90,6 +90,12 @@ fn has_grant(token: &OAuthToken) -> bool {
     set(&token.grant_token) && set(&token.client_id) && set(&token.client_secret)
 }
 
+/// Whether `token` carries what a refresh needs.
+fn refreshable(token: &OAuthToken) -> bool {
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
+    set(&token.refresh_token) && set(&token.client_id) && set(&token.client_secret)
+}
+
 /// The query of an exchange: the caller's token without the values Zoho's
 /// answer replaces.
 fn exchange_of(query: &OAuthToken) -> OAuthToken {
@@ -121,12 +127,17 @@ impl ZohoAuth {
     ///   ([`AuthError::Rejected`] for a revoked refresh token or wrong client:
     ///   the stored token is unchanged, and Zoho is not asked again with it
     ///   until it is saved again).
+    ///   An access token without an `expiry_time` counts as expiring.
     /// - When nothing matches and `query` carries a grant token with its
     ///   `client_id` and `client_secret` (the SDK's first-time flow), the
     ///   grant is exchanged once for all callers, as
     ///   [`exchange_grant_token`](Self::exchange_grant_token) does, and the
     ///   token it saved is answered. So is a matching stored token that has
     ///   no refresh token yet (another process's exchange in progress).
+    /// - A stored token that cannot be refreshed (no refresh token, client
+    ///   id or client secret) and has no grant to exchange, e.g. an access
+    ///   token handed to the SDK as it is, is answered as stored: the SDK's
+    ///   own rules apply to it.
     /// - Otherwise nothing matches: `Ok(None)`. A query with nothing to match
     ///   on is [`AuthError::Store`] with [`StoreError::InvalidInput`].
     ///
@@ -198,9 +209,13 @@ impl ZohoAuth {
         {
             return Ok(Some(stored));
         }
-        let no_refresh_token = stored.refresh_token.as_deref().is_none_or(str::is_empty);
-        if no_refresh_token && let Some(grant) = grant {
-            return self.exchange_shared(grant, fallback).await.map(Some);
+        if !refreshable(&stored) {
+            return match grant {
+                Some(grant) => self.exchange_shared(grant, fallback).await.map(Some),
+                // Nothing to refresh with (e.g. an access token given to
+                // the SDK as is): the SDK's own rules apply to it.
+                None => Ok(Some(stored)),
+            };
         }
         let served = match self.refresh_shared(id, fallback).await {
             Ok(served) => served,

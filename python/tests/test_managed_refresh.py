@@ -270,3 +270,27 @@ def test_a_bad_accounts_url_is_refused_when_the_store_is_built():
         assert error.code == "TOKEN_REFRESH_INVALID_INPUT"
     else:
         raise AssertionError("a bad accounts_url was accepted")
+
+
+def test_an_accounts_server_slower_than_refresh_timeout_fails_the_lookup_as_transport(make_store, prefix, monkeypatch):
+    monkeypatch.setattr(Initializer, "initializer", None)
+    with FakeZoho(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, EMAIL, delay=5.0) as zoho:
+        plain = make_store(prefix, managed_refresh=False)
+        expired = save_expiring(plain, left_ms=-60_000, api_domain=zoho.crm_url)
+        store = make_store(prefix, accounts_url=zoho.accounts_url, refresh_timeout=1)
+        try:
+            store.find_token_by_id(expired.get_id())
+        except RefreshError as error:
+            assert (error.code, error.kind, error.retryable) == ("TOKEN_REFRESH_TRANSPORT", "transport", True)
+            assert_no_secret(str(error))
+        else:
+            raise AssertionError("a refresh slower than refresh_timeout was waited for")
+        assert zoho.calls == 1
+        # Backing off: the next lookup fails at once, without asking again.
+        try:
+            store.find_token_by_id(expired.get_id())
+        except RefreshError as error:
+            assert error.kind == "transport"
+        else:
+            raise AssertionError("an expired token was answered")
+        assert zoho.calls == 1

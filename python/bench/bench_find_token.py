@@ -203,7 +203,7 @@ def main():
                       ("naive boto3 GetSecretValue", naive),
                       ("dict in memory, no I/O", floor)):
         calls = "{}".format(row["api_calls"]) if row["api_calls"] is not None else (
-            "{} (one a call)".format(row["calls"]) if row is naive else "0")
+            "{} (one per call, by construction; not counted)".format(row["calls"]) if row is naive else "0")
         print("| {} | {} | {} | {:.1f} µs | {:.1f} µs | {:.1f} µs |".format(
             name, row["calls"], calls, row["mean_us"], row["median_us"], row["p99_us"]))
     print("\nmedian ratios: managed / unmanaged {:.2f}x; naive / managed {:.0f}x; naive / unmanaged {:.0f}x".format(

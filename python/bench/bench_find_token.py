@@ -1,12 +1,18 @@
 """What the Zoho SDK pays per CRM request to look up its token, through
-``SecretsManagerStore`` (warm cache) and through a naive boto3 store that
-calls ``GetSecretValue`` every time, in the same run.
+``SecretsManagerStore`` (warm cache) with managed refresh on (the default)
+and off, and through a naive boto3 store that calls ``GetSecretValue`` every
+time, in the same run.
 
 Every CRM request the SDK makes authenticates with ``OAuthToken.get_token()``,
 which looks the token up in the store (``find_token``, or ``find_token_by_id``
 once the token has an id, as it has after the first); this script times ``get_token()``
 after ``Initializer.initialize``, with a valid stored token (so nothing is
 refreshed and no Zoho server is contacted).
+
+The two ``SecretsManagerStore`` runs reach LocalStack through a counting
+proxy on loopback (``python/tests/counting_proxy.py``), which counts every
+Secrets Manager call of the timed loop: the warm path makes none, with
+managed refresh or without.
 
     export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=test \\
            AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
@@ -19,7 +25,9 @@ deletes the secrets it creates.
 import argparse
 import json
 import os
+import pathlib
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -32,6 +40,9 @@ from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from zoho_token_store import SecretsManagerStore
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+from counting_proxy import CountingProxy  # noqa: E402 - from the tests' folder
 
 CLIENT_ID, CLIENT_SECRET, REFRESH = "1000.BENCH", "bench-secret", "1000.bench-refresh"
 USER = "bench@example.com"
@@ -115,23 +126,28 @@ def stored_token():
     return token
 
 
-def time_get_token(store, calls, resource_path):
-    """Seconds per ``get_token()`` (one per CRM request), after ``initialize``."""
+def time_get_token(store, calls, resource_path, proxy=None):
+    """Seconds per ``get_token()`` (one per CRM request), after ``initialize``;
+    with a ``proxy``, also the Secrets Manager calls of the timed loop."""
     environment = DataCenter.Environment("http://127.0.0.1:9", "http://127.0.0.1:9/oauth/v2/token",
                                          "http://127.0.0.1:9")
     token = OAuthToken(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, refresh_token=REFRESH)
     Initializer.initialize(environment, token, store=store, resource_path=resource_path)
+    if proxy is not None:
+        proxy.reset()
     samples = []
     for _ in range(calls):
         start = time.perf_counter()
         token.get_token()
         samples.append(time.perf_counter() - start)
-    return samples
+    return samples, (proxy.total() if proxy is not None else None)
 
 
-def summary(samples):
+def summary(timed):
+    samples, api_calls = timed
     samples = sorted(samples)
     return {
+        "api_calls": api_calls,
         "calls": len(samples),
         "mean_us": statistics.fmean(samples) * 1e6,
         "median_us": samples[len(samples) // 2] * 1e6,
@@ -160,10 +176,16 @@ def main():
             "expires_in": saved.get_expires_in(), "api_domain": saved.get_api_domain(),
         }
         client.create_secret(Name=naive_name, SecretString=json.dumps(value))
-        with tempfile.TemporaryDirectory() as resource_path:
-            # A fresh store instance: initialize makes its one cold lookup, every timed one is warm.
-            ours = summary(time_get_token(SecretsManagerStore(prefix, endpoint_url=endpoint, region_name=region),
-                                          args.calls, resource_path))
+        with tempfile.TemporaryDirectory() as resource_path, CountingProxy(endpoint) as proxy:
+            # A fresh store instance each: initialize makes its one cold
+            # lookup, every timed one is warm.
+            def ours(managed):
+                fresh = SecretsManagerStore(prefix, endpoint_url=proxy.url, region_name=region,
+                                            managed_refresh=managed)
+                return summary(time_get_token(fresh, args.calls, resource_path, proxy))
+
+            managed = ours(True)
+            unmanaged = ours(False)
             naive = summary(time_get_token(NaiveBoto3Store(client, naive_name), args.naive_calls, resource_path))
             floor = summary(time_get_token(DictStore(value), args.calls, resource_path))
     finally:
@@ -174,13 +196,19 @@ def main():
             for secret in page["SecretList"]:
                 client.delete_secret(SecretId=secret["Name"], ForceDeleteWithoutRecovery=True)
 
-    print("| store | calls | mean | median | p99 |")
-    print("|---|---:|---:|---:|---:|")
-    for name, row in (("SecretsManagerStore (warm)", ours), ("naive boto3 GetSecretValue", naive),
+    print("| store | get_token calls | Secrets Manager calls | mean | median | p99 |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, row in (("SecretsManagerStore, managed refresh (warm)", managed),
+                      ("SecretsManagerStore, managed_refresh=False (warm)", unmanaged),
+                      ("naive boto3 GetSecretValue", naive),
                       ("dict in memory, no I/O", floor)):
-        print("| {} | {} | {:.1f} µs | {:.1f} µs | {:.1f} µs |".format(
-            name, row["calls"], row["mean_us"], row["median_us"], row["p99_us"]))
-    print("\nnaive / SecretsManagerStore, median: {:.0f}x".format(naive["median_us"] / ours["median_us"]))
+        calls = "{}".format(row["api_calls"]) if row["api_calls"] is not None else (
+            "{} (one per call, by construction; not counted)".format(row["calls"]) if row is naive else "0")
+        print("| {} | {} | {} | {:.1f} µs | {:.1f} µs | {:.1f} µs |".format(
+            name, row["calls"], calls, row["mean_us"], row["median_us"], row["p99_us"]))
+    print("\nmedian ratios: managed / unmanaged {:.2f}x; naive / managed {:.0f}x; naive / unmanaged {:.0f}x".format(
+        managed["median_us"] / unmanaged["median_us"], naive["median_us"] / managed["median_us"],
+        naive["median_us"] / unmanaged["median_us"]))
 
 
 if __name__ == "__main__":

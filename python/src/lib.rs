@@ -13,11 +13,20 @@
 //!   values are strings, and an absent field is missing or `None`.
 //! - Every call blocks on one process-wide tokio runtime with the GIL
 //!   released, so Python threads calling the store at once run concurrently.
-//! - Every failure is a `zoho_token_store._native.StoreError` whose `kind`
-//!   names the crate's error variant; its message is the crate's, which never
-//!   contains a token's secret values. Nothing here panics on bad input: a
-//!   wrong type is a `TypeError`, a bad value a `StoreError` of kind
-//!   `invalid_input`.
+//! - With managed refresh (the default), `find_token` and `find_token_by_id`
+//!   answer through the crate's `ZohoAuth` on the same store: the stored
+//!   token with its access token refreshed first (once per token for the
+//!   process and, through the store's lease, for the fleet) when less than
+//!   `refresh_ahead` is left of it, and a grant that matches nothing
+//!   exchanged once. The caller passes the accounts URL of the environment
+//!   the SDK was initialized with, for tokens whose `api_domain` names no
+//!   Zoho data center.
+//! - Every failure of the store is a `zoho_token_store._native.StoreError`
+//!   whose `kind` names the crate's error variant; a failed refresh or
+//!   exchange is a `zoho_token_store._native.AuthError`, likewise. Messages
+//!   are the crate's, which never contain a token's secret values. Nothing
+//!   here panics on bad input: a wrong type is a `TypeError`, a bad value a
+//!   `StoreError` of kind `invalid_input`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -27,6 +36,7 @@ use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tokio::runtime::Runtime;
+use zoho_token_store::auth::{AccountsFallback, AuthError as CoreAuthError, ZohoAuth};
 use zoho_token_store::{
     DeletionMode, OAuthToken, SecretsManagerStore, StoreError as CoreError, TokenStore,
 };
@@ -38,6 +48,17 @@ create_exception!(
     "A token store operation failed. `args` is `(kind, message)`: `kind` is one of \
      `invalid_input`, `corrupt`, `backend`, `quota_exceeded`, `conflict`, `other`; \
      the message never contains a token's secret values."
+);
+
+create_exception!(
+    _native,
+    AuthError,
+    PyException,
+    "A managed refresh (or grant exchange) failed. `args` is `(kind, message)`: `kind` is one \
+     of `rejected` (Zoho refused the refresh token or client: not retried until a token is \
+     saved again), `throttled` (Zoho's rate limit), `transport`, `unexpected_response`, \
+     `invalid_input` (e.g. no accounts server for the token), `not_found`, `other`; the \
+     message never contains a token's secret values."
 );
 
 /// The one runtime every store of the process blocks on.
@@ -67,6 +88,22 @@ fn store_error(error: &CoreError) -> PyErr {
         _ => "other",
     };
     StoreError::new_err((kind, error.to_string()))
+}
+
+/// The Python exception for a failed managed refresh: a `StoreError` when
+/// the store failed, else an `AuthError` with its kind and the crate's message.
+fn auth_error(error: &CoreAuthError) -> PyErr {
+    let kind = match error {
+        CoreAuthError::Store(error) => return store_error(error),
+        CoreAuthError::Rejected { .. } => "rejected",
+        CoreAuthError::Throttled { .. } => "throttled",
+        CoreAuthError::Transport { .. } => "transport",
+        CoreAuthError::UnexpectedResponse { .. } => "unexpected_response",
+        CoreAuthError::InvalidInput { .. } => "invalid_input",
+        CoreAuthError::NotFound { .. } => "not_found",
+        _ => "other",
+    };
+    AuthError::new_err((kind, error.to_string()))
 }
 
 /// The field names a token dict may have, in the crate's order.
@@ -149,6 +186,23 @@ fn token_to_dict<'py>(py: Python<'py>, token: &OAuthToken) -> PyResult<Bound<'py
 #[pyclass(frozen, module = "zoho_token_store._native")]
 struct NativeStore {
     store: SecretsManagerStore,
+    /// Managed refresh on the same store (its clone shares the cache and
+    /// index); `None` when turned off.
+    auth: Option<ZohoAuth>,
+    /// Where a token with no Zoho `api_domain` is refreshed when the caller
+    /// names no accounts URL (the store's `accounts_url` option).
+    accounts_url: Option<String>,
+}
+
+impl NativeStore {
+    /// Where a token with no Zoho `api_domain` is refreshed: the caller's
+    /// accounts URL (the SDK environment's), else the store's, else nowhere.
+    fn fallback(&self, sdk_accounts_url: Option<String>) -> PyResult<AccountsFallback> {
+        match sdk_accounts_url.or_else(|| self.accounts_url.clone()) {
+            Some(url) => AccountsFallback::token_url(url).map_err(|e| auth_error(&e)),
+            None => Ok(AccountsFallback::Refuse),
+        }
+    }
 }
 
 #[pymethods]
@@ -166,10 +220,20 @@ impl NativeStore {
     ///   (7 to 30) instead of deleting at once.
     /// - `attempt_timeout`, `operation_timeout`: seconds for one HTTP attempt
     ///   and for one API call with its retries.
+    /// - `managed_refresh`: answer `find_token` / `find_token_by_id` with a
+    ///   valid access token, refreshed through `ZohoAuth` when less than
+    ///   `refresh_ahead` seconds are left; `refresh_timeout`: seconds for one
+    ///   call to Zoho's accounts server; `accounts_url`: where tokens whose
+    ///   `api_domain` names no Zoho data center are refreshed when the caller
+    ///   names no accounts URL (a full token URL or a base URL).
     #[new]
     #[pyo3(signature = (
         prefix,
         *,
+        managed_refresh=true,
+        refresh_ahead=300.0,
+        accounts_url=None,
+        refresh_timeout=None,
         endpoint_url=None,
         region_name=None,
         cache_ttl=300.0,
@@ -182,6 +246,10 @@ impl NativeStore {
     fn new(
         py: Python<'_>,
         prefix: String,
+        managed_refresh: bool,
+        refresh_ahead: f64,
+        accounts_url: Option<String>,
+        refresh_timeout: Option<f64>,
         endpoint_url: Option<String>,
         region_name: Option<String>,
         cache_ttl: f64,
@@ -230,7 +298,30 @@ impl NativeStore {
             .sdk_config(&config)
             .build()
             .map_err(|e| store_error(&e))?;
-        Ok(Self { store })
+        if let Some(url) = &accounts_url {
+            AccountsFallback::token_url(url.as_str()).map_err(|e| auth_error(&e))?;
+        }
+        let auth = if managed_refresh {
+            let mut builder = ZohoAuth::builder(store.clone())
+                .refresh_ahead(seconds("refresh_ahead", refresh_ahead)?);
+            if let Some(timeout) = refresh_timeout {
+                builder = builder.timeout(seconds("refresh_timeout", timeout)?);
+            }
+            Some(builder.build().map_err(|e| auth_error(&e))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            store,
+            auth,
+            accounts_url,
+        })
+    }
+
+    /// Whether `find_token` / `find_token_by_id` refresh (managed refresh).
+    #[getter]
+    fn managed_refresh(&self) -> bool {
+        self.auth.is_some()
     }
 
     /// The prefix of the store's secrets.
@@ -239,32 +330,59 @@ impl NativeStore {
         self.store.prefix()
     }
 
-    /// The stored token that `query` matches, with every field `query` sets
-    /// taken from `query`; `None` when none matches. A query with nothing to
-    /// match on is a `StoreError` of kind `invalid_input`.
+    /// The stored token that `query` matches; `None` when none matches. A
+    /// query with nothing to match on is a `StoreError` of kind
+    /// `invalid_input`.
+    ///
+    /// Without managed refresh, every field `query` sets is taken from
+    /// `query` (Zoho's merge). With it, the token is answered as stored,
+    /// with an access token that has more than `refresh_ahead` left
+    /// (refreshed first if needed; a grant in a query that matches nothing
+    /// is exchanged), or at least 5 s when a refresh failed; otherwise the
+    /// refresh's `AuthError`. `accounts_url` is the SDK environment's (see
+    /// the class).
+    #[pyo3(signature = (query, accounts_url=None))]
     fn find_token<'py>(
         &self,
         py: Python<'py>,
         query: &Bound<'py, PyDict>,
+        accounts_url: Option<String>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let query = token_from_dict(query)?;
         let rt = runtime()?;
-        let found = py
-            .detach(|| rt.block_on(self.store.find_token(&query)))
-            .map_err(|e| store_error(&e))?;
+        let found = match &self.auth {
+            None => py
+                .detach(|| rt.block_on(self.store.find_token(&query)))
+                .map_err(|e| store_error(&e))?,
+            Some(auth) => {
+                let fallback = self.fallback(accounts_url)?;
+                py.detach(|| rt.block_on(auth.managed_find_token(&query, &fallback)))
+                    .map_err(|e| auth_error(&e))?
+            }
+        };
         found.map(|token| token_to_dict(py, &token)).transpose()
     }
 
-    /// The token stored under `id`, or `None`.
+    /// The token stored under `id`, or `None`; with managed refresh, with a
+    /// valid access token as `find_token` answers it.
+    #[pyo3(signature = (id, accounts_url=None))]
     fn find_token_by_id<'py>(
         &self,
         py: Python<'py>,
         id: &str,
+        accounts_url: Option<String>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let rt = runtime()?;
-        let found = py
-            .detach(|| rt.block_on(self.store.find_token_by_id(id)))
-            .map_err(|e| store_error(&e))?;
+        let found = match &self.auth {
+            None => py
+                .detach(|| rt.block_on(self.store.find_token_by_id(id)))
+                .map_err(|e| store_error(&e))?,
+            Some(auth) => {
+                let fallback = self.fallback(accounts_url)?;
+                py.detach(|| rt.block_on(auth.managed_find_token_by_id(id, &fallback)))
+                    .map_err(|e| auth_error(&e))?
+            }
+        };
         found.map(|token| token_to_dict(py, &token)).transpose()
     }
 
@@ -314,9 +432,13 @@ impl NativeStore {
             .map_err(|e| store_error(&e))
     }
 
-    /// Shows the prefix only: no token, no credential.
+    /// Shows the prefix and whether refresh is managed: no token, no credential.
     fn __repr__(&self) -> String {
-        format!("NativeStore(prefix={:?})", self.store.prefix())
+        format!(
+            "NativeStore(prefix={:?}, managed_refresh={})",
+            self.store.prefix(),
+            if self.auth.is_some() { "True" } else { "False" }
+        )
     }
 }
 
@@ -325,5 +447,6 @@ impl NativeStore {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeStore>()?;
     m.add("StoreError", m.py().get_type::<StoreError>())?;
+    m.add("AuthError", m.py().get_type::<AuthError>())?;
     Ok(())
 }

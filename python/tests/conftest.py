@@ -109,7 +109,9 @@ def store(make_store, prefix):
 def rust_peer():
     """Runs the Rust example ``rust_peer`` (built once) and returns its JSON answer.
 
-    ``rust_peer(command, prefix, *args, stdin=None)``.
+    ``rust_peer(command, prefix, *args, stdin=None)``; or, to run several at
+    once, ``process = rust_peer.start(command, prefix, *args)`` and then
+    ``rust_peer.finish(process)``.
     """
     build = subprocess.run(
         [
@@ -144,4 +146,16 @@ def rust_peer():
         assert done.returncode == 0, "rust_peer failed: " + done.stderr
         return json.loads(done.stdout)
 
+    def start(command, prefix, *args):
+        return subprocess.Popen(
+            [executable, command, prefix, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def finish(process):
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, "rust_peer failed: " + err
+        return json.loads(out)
+
+    run.start = start
+    run.finish = finish
     return run

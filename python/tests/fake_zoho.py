@@ -4,6 +4,7 @@ users API, enough for the SDK's own token flow. A real HTTP server in a thread.
 
 import json
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,20 +16,32 @@ class FakeZoho:
 
     Each token request answers a new access token (``access-1``, ``access-2``,
     ...) that expires in ``expires_in_sec`` seconds, for the refresh token
-    ``refresh_token`` and client ``client_id``/``client_secret`` only.
-    ``token_requests`` records the form bodies received; ``crm_requests``
-    the Authorization headers of CRM calls.
+    ``refresh_token`` and client ``client_id``/``client_secret`` only, or for
+    a grant code made by ``grant_code()`` (once: a used code is
+    ``invalid_code``, as Zoho answers). Each answer waits ``delay`` seconds
+    first, so that concurrent callers overlap. ``revoked``: refreshes are
+    ``invalid_code``; ``throttled``: every token request is Zoho's
+    ``Access Denied``. Errors come in the body with HTTP 200, as Zoho's do.
+
+    ``token_requests`` records the form bodies received, ``token_agents``
+    their User-Agent headers (the SDK's refresh is python-requests, the Rust
+    crate's sends none); ``crm_requests`` the Authorization headers of CRM calls.
     """
 
-    def __init__(self, client_id, client_secret, refresh_token, user_email, expires_in_sec=3600):
+    def __init__(self, client_id, client_secret, refresh_token, user_email, expires_in_sec=3600, delay=0.0):
         self.client_id = client_id
         self.client_secret = client_secret
         self.refresh_token = refresh_token
         self.user_email = user_email
         self.expires_in_sec = expires_in_sec
+        self.delay = delay
+        self.revoked = False
+        self.throttled = False
         self.zgid = "70001"
         self.token_requests = []
+        self.token_agents = []
         self.crm_requests = []
+        self._codes = {}
         self._lock = threading.Lock()
         fake = self
 
@@ -51,24 +64,11 @@ class FakeZoho:
                     return self._answer(404, {"error": "not_found"})
                 with fake._lock:
                     fake.token_requests.append(form)
+                    fake.token_agents.append(self.headers.get("User-Agent"))
                     n = len(fake.token_requests)
-                ok = (
-                    form.get("grant_type") == "refresh_token"
-                    and form.get("refresh_token") == fake.refresh_token
-                    and form.get("client_id") == fake.client_id
-                    and form.get("client_secret") == fake.client_secret
-                )
-                if not ok:
-                    return self._answer(200, {"error": "invalid_code"})
-                return self._answer(
-                    200,
-                    {
-                        "access_token": "access-{}".format(n),
-                        "expires_in": fake.expires_in_sec,
-                        "api_domain": fake.crm_url,
-                        "token_type": "Bearer",
-                    },
-                )
+                if fake.delay:
+                    time.sleep(fake.delay)
+                return self._answer(200, fake._token_answer(form, n))
 
             def do_GET(self):
                 url = urllib.parse.urlsplit(self.path)
@@ -89,9 +89,50 @@ class FakeZoho:
                 )
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
         self.crm_url = "http://127.0.0.1:{}".format(self._server.server_address[1])
         self.accounts_url = self.crm_url + "/oauth/v2/token"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def grant_code(self):
+        """A grant code this fake exchanges once, for its refresh token."""
+        with self._lock:
+            code = "1000.fake-grant-{}".format(len(self._codes) + 1)
+            self._codes[code] = True
+        return code
+
+    @property
+    def calls(self):
+        """Token requests so far."""
+        with self._lock:
+            return len(self.token_requests)
+
+    def _token_answer(self, form, n):
+        if self.throttled:
+            return {
+                "error": "Access Denied",
+                "error_description": "You have made too many requests continuously. Please try again after some time.",
+            }
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return {"error": "invalid_client"}
+        answer = {
+            "access_token": "access-{}".format(n),
+            "expires_in": self.expires_in_sec,
+            "api_domain": self.crm_url,
+            "token_type": "Bearer",
+        }
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            with self._lock:
+                fresh = self._codes.get(form.get("code"), False)
+                if fresh:
+                    self._codes[form["code"]] = False
+            if not fresh:
+                return {"error": "invalid_code"}
+            return dict(answer, refresh_token=self.refresh_token)
+        if grant_type == "refresh_token" and form.get("refresh_token") == self.refresh_token and not self.revoked:
+            return answer
+        return {"error": "invalid_code"}
 
     def __enter__(self):
         self._thread.start()

@@ -1,6 +1,13 @@
 """The six methods against the SDK's own FileStore: the same operations on
 both stores, and the same answers (ids aside: FileStore numbers them, this
-store generates random ones, so ids are compared through a name per token)."""
+store generates random ones, so ids are compared through a name per token).
+
+That is the persistence, so the store runs with ``managed_refresh=False``;
+with managed refresh, ``find_token`` differs on purpose in one way, tested
+at the end: the access token answered is the store's valid one, not one the
+query carried (and an expiring one is refreshed, see test_managed_refresh)."""
+
+import pytest
 
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.api.authenticator.store.file_store import FileStore
@@ -9,6 +16,12 @@ from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from zoho_token_store import SecretsManagerStore
+
+
+@pytest.fixture
+def store(make_store, prefix):
+    """A store under this test's prefix, without managed refresh."""
+    return make_store(prefix, managed_refresh=False)
 
 
 def alice():
@@ -150,3 +163,29 @@ def test_expires_in_is_the_sdks_string_of_epoch_ms(store):
 
 def test_the_default_prefix_is_zoho_crm():
     assert SecretsManagerStore().prefix == "zoho/crm"
+
+
+def test_managed_refresh_answers_valid_tokens_as_filestore_does_with_its_own_access_token(
+    make_store, prefix, tmp_path
+):
+    managed = make_store(prefix)
+    files = FileStore(str(tmp_path / "tokens.csv"))
+    for target in (managed, files):
+        target.save_token(alice())
+    queries = {
+        "by user": lambda: OAuthToken(user_signature=UserSignature("alice@example.com")),
+        "by refresh token": lambda: OAuthToken(
+            client_id="1000.ALICE", client_secret="alice-secret", refresh_token="1000.alice-refresh"
+        ),
+        "by access token": lambda: OAuthToken(access_token="1000.alice-access-1"),
+    }
+    for label, make in queries.items():
+        want, got = make(), make()
+        files.find_token(want)
+        assert managed.find_token(got) is got, label
+        assert snapshot(got, {}) == dict(snapshot(want, {}), id=got.get_id()), label
+    own = OAuthToken(user_signature=UserSignature("alice@example.com"))
+    own.set_access_token("query-access")
+    managed.find_token(own)
+    assert own.get_access_token() == "1000.alice-access-1"
+    assert own.get_expires_in() == "1900000000000"

@@ -39,8 +39,8 @@ def raised(call):
 
 def test_repr_shows_the_prefix_only(store, prefix):
     store.save_token(secret_token(user_signature=UserSignature("r@example.com")))
-    assert repr(store) == "SecretsManagerStore(prefix={!r})".format(prefix)
-    assert repr(store._native) == 'NativeStore(prefix="{}")'.format(prefix)
+    assert repr(store) == "SecretsManagerStore(prefix={!r}, managed_refresh=True)".format(prefix)
+    assert repr(store._native) == 'NativeStore(prefix="{}", managed_refresh=True)'.format(prefix)
 
 
 def test_invalid_input_errors_show_no_secret(store):

@@ -1,6 +1,8 @@
 """The SDK's own flow through the store: ``Initializer.initialize`` with a
 custom environment on a fake Zoho, a refresh, then a CRM call that refreshes
-the expiring token and saves it again, all through ``SecretsManagerStore``."""
+the expiring token and saves it again, all through ``SecretsManagerStore``
+(without managed refresh: the SDK refreshes by itself); and a second cold
+start that finds the stored token (with managed refresh, the default)."""
 
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
@@ -19,11 +21,12 @@ EMAIL = "flow.user@example.com"
 USER = EMAIL + ":70001"
 
 
-def test_initialize_then_crm_call_refreshes_and_saves_through_the_store(
-    store, make_store, prefix, tmp_path, rust_peer
-):
-    # expires_in of 1 s: the SDK refreshes whenever under 5 s remain, so the
-    # token from initialize is refreshed again by the next CRM call.
+def test_initialize_then_crm_call_refreshes_and_saves_through_the_store(make_store, prefix, tmp_path, rust_peer):
+    # The SDK's own refresh, so without managed refresh (test_managed_refresh
+    # has the managed flow). expires_in of 1 s: the SDK refreshes whenever
+    # under 5 s remain, so the token from initialize is refreshed again by
+    # the next CRM call.
+    store = make_store(prefix, managed_refresh=False)
     with FakeZoho(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, EMAIL, expires_in_sec=1) as zoho:
         environment = DataCenter.Environment(zoho.crm_url, zoho.accounts_url, zoho.crm_url)
         token = OAuthToken(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, refresh_token=REFRESH_TOKEN)
@@ -35,7 +38,7 @@ def test_initialize_then_crm_call_refreshes_and_saves_through_the_store(
         assert token.get_id() is not None
         assert token.get_access_token() == "access-1"
         assert token.get_user_signature().get_name() == USER
-        stored = make_store(prefix).find_token_by_id(token.get_id())
+        stored = make_store(prefix, managed_refresh=False).find_token_by_id(token.get_id())
         assert stored.get_access_token() == "access-1"
         assert stored.get_refresh_token() == REFRESH_TOKEN
         assert stored.get_user_signature().get_name() == USER
@@ -53,7 +56,7 @@ def test_initialize_then_crm_call_refreshes_and_saves_through_the_store(
         assert zoho.crm_requests[-1] == "Zoho-oauthtoken access-2"
 
     # One stored token, updated in place, as a fresh instance (another Lambda) sees it.
-    other = make_store(prefix)
+    other = make_store(prefix, managed_refresh=False)
     tokens = other.get_tokens()
     assert [t.get_id() for t in tokens] == [token.get_id()]
     assert tokens[0].get_access_token() == "access-2"

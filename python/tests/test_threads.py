@@ -33,6 +33,7 @@ def test_threads_save_and_find_their_own_tokens(store, make_store, prefix):
         token = OAuthToken(client_id="1000.C", client_secret="s", refresh_token="1000.r{}".format(n),
                            user_signature=UserSignature(user))
         token.set_access_token("access-{}".format(n))
+        token.set_expires_in("1900000000000")  # valid: nothing to refresh
         store.save_token(token)
         ids[n] = token.get_id()
         for _ in range(5):

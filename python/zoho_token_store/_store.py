@@ -22,6 +22,16 @@ The six methods behave as the SDK's own ``FileStore`` does, on the SDK's
 Every failure of the store is an ``SDKException`` with code ``TOKEN_STORE``,
 whose message never contains a token's secret values.
 
+Managed refresh (``managed_refresh=True``, the default) changes what
+``find_token`` and ``find_token_by_id`` answer: the stored token with an
+access token that has more than ``refresh_ahead`` seconds left, refreshed
+first through the Rust crate's ``ZohoAuth`` when it has less (one refresh per
+token for every thread, process and Rust program sharing the prefix), so that
+the SDK, which refreshes by itself only when under 5 seconds are left, never
+calls Zoho on its own. A query that matches nothing but carries a grant token
+is exchanged once for the fleet, and the saved token answered. A refresh that
+cannot be made raises ``RefreshError`` (an ``SDKException``), see there.
+
 The matching rules are the Rust crate's, so that Python and Rust programs
 sharing a prefix agree on which token a query finds. They are FileStore's
 (user name, else access token without client credentials, else grant or
@@ -32,12 +42,15 @@ new token without any of refresh, grant or access token is refused (FileStore
 stores one that has neither id nor user name).
 """
 
+import logging
+
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
 from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
+from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
-from ._native import NativeStore, StoreError
+from ._native import AuthError, NativeStore, StoreError
 
 #: The code of every ``SDKException`` the store raises (the SDK's ``Constants.TOKEN_STORE``).
 TOKEN_STORE = "TOKEN_STORE"
@@ -142,6 +155,70 @@ def _sdk_error(operation, error):
     )
 
 
+class RefreshError(SDKException):
+    """A managed refresh (or grant exchange) that could not give the SDK a
+    valid access token. An ``SDKException``, so the SDK's callers catch it as
+    they catch its own; ``kind`` says what failed, and ``code`` is
+    ``TOKEN_REFRESH_`` followed by it in capitals:
+
+    - ``rejected``: Zoho refused the refresh token or the client (a revoked
+      refresh token, a wrong client secret, a used grant). The stored token is
+      unchanged, and no process sharing the prefix asks Zoho again with it
+      until a token is saved again (re-authorize with a new grant).
+    - ``throttled``: Zoho's rate limit (10 access tokens per refresh token in
+      10 minutes); refreshes are retried after a backoff.
+    - ``transport``, ``unexpected_response``: the accounts server could not
+      be reached, or answered nonsense; retried after a backoff.
+    - ``invalid_input``: e.g. no accounts server is known for the token (its
+      ``api_domain`` is not Zoho's, the SDK is not initialized and the store
+      has no ``accounts_url``); nothing was sent.
+
+    Its message names the token id and Zoho's error code, never a secret.
+    """
+
+    def __init__(self, kind, code, message):
+        SDKException.__init__(self, code=code, message=message)
+        self.kind = kind
+
+    @property
+    def retryable(self):
+        """Whether the same call may succeed later without a new token."""
+        return self.kind in ("throttled", "transport", "unexpected_response")
+
+
+_REFRESH_ADVICE = {
+    "rejected": " (a revoked refresh token or wrong client credentials: save a token from a new "
+    "grant; until then no process sharing the prefix asks Zoho again with these)",
+    "throttled": " (Zoho's limit on access tokens per refresh token; the refresh is retried after a "
+    "backoff)",
+}
+
+
+def _refresh_error(operation, error):
+    """The ``RefreshError`` for a native ``AuthError`` (whose message names
+    ids and Zoho's error codes, never secret values)."""
+    kind = _kind(error)
+    message = error.args[1] if len(error.args) > 1 else str(error)
+    return RefreshError(
+        kind,
+        "TOKEN_REFRESH_" + kind.upper(),
+        "Exception in {} - SecretsManagerStore: {}{}".format(operation, message, _REFRESH_ADVICE.get(kind, "")),
+    )
+
+
+def _sdk_accounts_url():
+    """The accounts URL (the full token URL) of the environment the SDK was
+    initialized with, where the SDK itself would refresh a token whose
+    ``api_domain`` names no Zoho data center; ``None`` outside an
+    initialized SDK."""
+    try:
+        environment = Initializer.get_initializer().environment
+    except AttributeError:
+        return None
+    url = getattr(environment, "accounts_url", None)
+    return url if isinstance(url, str) and url else None
+
+
 def _kind(error):
     """The kind of a native ``StoreError`` (``invalid_input``, ``backend``, ...)."""
     return error.args[0] if error.args else "other"
@@ -156,6 +233,22 @@ class SecretsManagerStore(TokenStore):
 
     Keyword options:
 
+    - ``managed_refresh`` (default ``True``): ``find_token`` and
+      ``find_token_by_id`` answer the SDK a token with a valid access token,
+      refreshed first through the Rust crate's ``ZohoAuth`` when fewer than
+      ``refresh_ahead`` seconds (default 300) are left of it: one refresh per
+      token for every thread, process and Rust program sharing the prefix,
+      where the SDK alone would refresh in each process. ``False``: plain
+      persistence, and the SDK refreshes by itself.
+    - ``accounts_url``: where a token whose ``api_domain`` names no Zoho data
+      center is refreshed when the SDK is not initialized (a full token URL
+      such as ``https://accounts.zoho.eu/oauth/v2/token``, or a base URL). A
+      token's credentials go to the accounts server of its ``api_domain``'s
+      Zoho data center; else to the accounts URL of the environment the SDK
+      was initialized with; else here; never to a host taken from an
+      ``api_domain`` that is not Zoho's.
+    - ``refresh_timeout`` (seconds, default 10): limit on one call to Zoho's
+      accounts server.
     - ``endpoint_url``, ``region_name``: as boto3's; by default the AWS
       configuration is read from the environment (``AWS_REGION``,
       ``AWS_ENDPOINT_URL``, the Lambda's role credentials, ...).
@@ -176,6 +269,10 @@ class SecretsManagerStore(TokenStore):
         self,
         prefix="zoho/crm",
         *,
+        managed_refresh=True,
+        refresh_ahead=300,
+        accounts_url=None,
+        refresh_timeout=None,
         endpoint_url=None,
         region_name=None,
         cache_ttl=300,
@@ -187,6 +284,10 @@ class SecretsManagerStore(TokenStore):
         try:
             self._native = NativeStore(
                 prefix,
+                managed_refresh=bool(managed_refresh),
+                refresh_ahead=float(refresh_ahead),
+                accounts_url=accounts_url,
+                refresh_timeout=None if refresh_timeout is None else float(refresh_timeout),
                 endpoint_url=endpoint_url,
                 region_name=region_name,
                 cache_ttl=float(cache_ttl),
@@ -197,15 +298,23 @@ class SecretsManagerStore(TokenStore):
             )
         except StoreError as error:
             raise _sdk_error("SecretsManagerStore", error) from error
+        except AuthError as error:
+            raise _refresh_error("SecretsManagerStore", error) from error
+        self._managed = self._native.managed_refresh
 
     @property
     def prefix(self):
         """The prefix of the store's secrets."""
         return self._native.prefix
 
+    @property
+    def managed_refresh(self):
+        """Whether ``find_token`` / ``find_token_by_id`` refresh (see the class)."""
+        return self._managed
+
     def __repr__(self):
-        """Shows the prefix only: never a token or a credential."""
-        return "SecretsManagerStore(prefix={!r})".format(self.prefix)
+        """Shows the prefix and the refresh mode only: never a token or a credential."""
+        return "SecretsManagerStore(prefix={!r}, managed_refresh={!r})".format(self.prefix, self._managed)
 
     def find_token(self, token):
         """Fills ``token``'s ``None`` fields from the stored token it matches
@@ -216,15 +325,57 @@ class SecretsManagerStore(TokenStore):
         if signature is not None and not signature.get_name():
             # FileStore: a user signature decides alone, and an empty name matches nothing.
             return None
+        query = from_sdk_token(token, strict=False)
         try:
-            found = self._native.find_token(from_sdk_token(token, strict=False))
+            if self._managed:
+                found = self._native.find_token(query, _sdk_accounts_url())
+            else:
+                found = self._native.find_token(query)
         except StoreError as error:
             if _kind(error) == "invalid_input":
                 return None  # nothing to match on: FileStore finds nothing
             raise _sdk_error("find_token", error) from error
+        except AuthError as error:
+            raise _refresh_error("find_token", error) from error
         if found is None:
             return None
+        if self._managed:
+            if token.get_grant_token() and found["user_name"] is None and token.get_user_signature() is None:
+                found = self._name_user(token, found)
+            # The access token answered, not one the query carried.
+            token.set_access_token(found["access_token"])
+            token.set_expires_in(None if found["expiry_time"] is None else str(found["expiry_time"]))
         return _fill(token, found)
+
+    def _name_user(self, token, found):
+        """After a grant exchange: names the token's CRM user and saves the
+        name, as the SDK does when it saves a token it generated (its
+        ``Utility.get_user_name``, a call to the CRM API), unless the SDK
+        token was made with ``find_user=False``. A failure leaves the token
+        unnamed (the SDK logs and goes on too); so does one that cannot be
+        saved (another stored token has that user name)."""
+        if not getattr(token, "_OAuthToken__find_user", True):
+            return found
+        try:
+            from zohocrmsdk.src.com.zoho.crm.api.util.utility import Utility
+
+            name = Utility.get_user_name(found["access_token"])
+        except Exception as error:  # noqa: BLE001 - the SDK goes on without a name too
+            logging.getLogger("SDKLogger").info(
+                "SecretsManagerStore: the user of token %s could not be named (%s)", found["id"],
+                type(error).__name__,
+            )
+            return found
+        if not name:
+            return found
+        try:
+            return self._native.save_token({"id": found["id"], "user_name": name})
+        except StoreError as error:
+            # E.g. another stored token already has that user name.
+            logging.getLogger("SDKLogger").info(
+                "SecretsManagerStore: the user name of token %s was not saved (%s)", found["id"], _kind(error)
+            )
+            return found
 
     def find_token_by_id(self, id):
         """A new ``OAuthToken`` for the token stored under ``id``; raises
@@ -232,12 +383,17 @@ class SecretsManagerStore(TokenStore):
         if not isinstance(id, str):
             raise SDKException(TOKEN_STORE, _NOT_FOUND)
         try:
-            found = self._native.find_token_by_id(id)
+            if self._managed:
+                found = self._native.find_token_by_id(id, _sdk_accounts_url())
+            else:
+                found = self._native.find_token_by_id(id)
         except StoreError as error:
             if _kind(error) == "invalid_input":
                 found = None  # a malformed id is never stored
             else:
                 raise _sdk_error("find_token_by_id", error) from error
+        except AuthError as error:
+            raise _refresh_error("find_token_by_id", error) from error
         if found is None:
             raise SDKException(TOKEN_STORE, _NOT_FOUND)
         return to_sdk_token(found)

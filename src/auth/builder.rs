@@ -165,10 +165,22 @@ pub(super) fn endpoint(base: &str) -> Option<reqwest::Url> {
     Some(url)
 }
 
+/// The token endpoint a caller names: a full token URL (ending in
+/// `/oauth/v2/token`, as the Zoho SDKs' environments give it) is taken as
+/// it is, an accounts server's base URL gets the path appended.
+pub(super) fn token_url(url: &str) -> Option<reqwest::Url> {
+    let base = url.trim().trim_end_matches('/');
+    endpoint(base.strip_suffix(TOKEN_PATH).unwrap_or(base))
+}
+
+/// The token endpoint's path under an accounts server.
+const TOKEN_PATH: &str = "/oauth/v2/token";
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::MemoryStore;
+    use crate::auth::AccountsFallback;
     use crate::token::OAuthToken;
 
     fn auth(f: impl FnOnce(ZohoAuthBuilder) -> ZohoAuthBuilder) -> ZohoAuth {
@@ -185,7 +197,12 @@ mod tests {
     #[test]
     fn accounts_url_rule() {
         let eu = auth(|b| b.data_center(DataCenter::Eu));
-        let url = |a: &ZohoAuth, t: &OAuthToken| a.inner.endpoint_for(t).to_string();
+        let url = |a: &ZohoAuth, t: &OAuthToken| {
+            a.inner
+                .endpoint_for(t, &AccountsFallback::DataCenter)
+                .unwrap()
+                .to_string()
+        };
         // The token's Zoho data center wins over the builder's.
         assert_eq!(
             url(&eu, &with_domain("https://www.zohoapis.com.au")),
@@ -211,6 +228,57 @@ mod tests {
                 &OAuthToken::default()
             ),
             "https://accounts.zohocloud.ca/oauth/v2/token"
+        );
+    }
+
+    #[test]
+    fn accounts_fallback_rule() {
+        let url = |a: &ZohoAuth, t: &OAuthToken, f: AccountsFallback| {
+            a.inner.endpoint_for(t, &f).map(|u| u.to_string())
+        };
+        let sdk = || AccountsFallback::TokenUrl("http://127.0.0.1:9/oauth/v2/token".into());
+        let plain = auth(|b| b.data_center(DataCenter::Eu));
+        // A Zoho api_domain wins over the fallback, whatever it is.
+        for fallback in [
+            sdk(),
+            AccountsFallback::Refuse,
+            AccountsFallback::DataCenter,
+        ] {
+            assert_eq!(
+                url(&plain, &with_domain("https://www.zohoapis.jp"), fallback).unwrap(),
+                "https://accounts.zoho.jp/oauth/v2/token"
+            );
+        }
+        // Otherwise the fallback: a full token URL as it is, a base URL
+        // with the path appended, or nothing.
+        for token in [
+            with_domain("https://evil.example.com"),
+            OAuthToken::default(),
+        ] {
+            assert_eq!(
+                url(&plain, &token, sdk()).unwrap(),
+                "http://127.0.0.1:9/oauth/v2/token"
+            );
+            let base = AccountsFallback::TokenUrl("http://127.0.0.1:9/".into());
+            assert_eq!(
+                url(&plain, &token, base).unwrap(),
+                "http://127.0.0.1:9/oauth/v2/token"
+            );
+            assert!(matches!(
+                url(&plain, &token, AccountsFallback::Refuse),
+                Err(AuthError::InvalidInput { .. })
+            ));
+            let bad = AccountsFallback::TokenUrl("http://u:p@127.0.0.1:9/oauth/v2/token".into());
+            assert!(matches!(
+                url(&plain, &token, bad),
+                Err(AuthError::InvalidInput { .. })
+            ));
+        }
+        // The builder's accounts URL overrides the fallback too.
+        let fixed = auth(|b| b.accounts_url("http://127.0.0.1:9999"));
+        assert_eq!(
+            url(&fixed, &OAuthToken::default(), AccountsFallback::Refuse).unwrap(),
+            "http://127.0.0.1:9999/oauth/v2/token"
         );
     }
 

@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 use super::refresh::{LeaseWait, THROTTLE_CODE, TRANSPORT_FAILURE};
 use super::zoho::{self, Request};
-use super::{AuthError, Inner, MIN_VALIDITY, ZohoAuth, millis};
+use super::{AccountsFallback, AuthError, Inner, MIN_VALIDITY, ZohoAuth, millis};
 use crate::error::StoreError;
 use crate::lease::{LeaseRequest, RefreshLease};
 use crate::store::TokenStore;
@@ -46,8 +46,13 @@ struct Exchange {
 
 impl ZohoAuth {
     /// Exchanges `token`'s grant, sharing one exchange per grant among this
-    /// process's callers.
-    pub(super) async fn exchange_shared(&self, token: OAuthToken) -> Result<OAuthToken, AuthError> {
+    /// process's callers (the first one's `fallback` decides where a token
+    /// with no Zoho `api_domain` is exchanged).
+    pub(super) async fn exchange_shared(
+        &self,
+        token: OAuthToken,
+        fallback: &AccountsFallback,
+    ) -> Result<OAuthToken, AuthError> {
         let set = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
         let (Some(client_id), Some(client_secret), Some(grant)) = (
             set(&token.client_id),
@@ -74,7 +79,7 @@ impl ZohoAuth {
             Arc::clone(flights.entry(key.clone()).or_default())
         };
         let result = flight
-            .get_or_init(|| inner.exchange_once(exchange))
+            .get_or_init(|| inner.exchange_once(exchange, fallback))
             .await
             .clone();
         let mut flights = inner
@@ -91,7 +96,13 @@ impl ZohoAuth {
 impl Inner {
     /// One exchange of a grant, shared with the other processes through the
     /// refresh lease of the token it authorizes.
-    async fn exchange_once(&self, exchange: Exchange) -> Result<OAuthToken, AuthError> {
+    async fn exchange_once(
+        &self,
+        exchange: Exchange,
+        fallback: &AccountsFallback,
+    ) -> Result<OAuthToken, AuthError> {
+        // No accounts server for it: fail before saving or leasing anything.
+        self.endpoint_for(&exchange.token, fallback)?;
         // The token to authorize: the stored one the query matches (by user
         // name, else by grant), else a new one holding the grant, so that
         // racing processes lease one secret (a save never makes two tokens
@@ -127,10 +138,10 @@ impl Inner {
             );
             match self.store.refresh_lease(&id, &request).await? {
                 RefreshLease::Unsupported => {
-                    return self.exchange_with(&id, &exchange, false).await;
+                    return self.exchange_with(&id, &exchange, false, fallback).await;
                 }
                 RefreshLease::Acquired { .. } => {
-                    return self.exchange_with(&id, &exchange, true).await;
+                    return self.exchange_with(&id, &exchange, true, fallback).await;
                 }
                 // Another process exchanged this grant and saved the result.
                 RefreshLease::Refreshed(token)
@@ -160,7 +171,7 @@ impl Inner {
                 // new grant is what mends it, so exchange it.
                 RefreshLease::Held {
                     failed: Some(_), ..
-                } => return self.exchange_with(&id, &exchange, false).await,
+                } => return self.exchange_with(&id, &exchange, false, fallback).await,
                 // Another process refreshed the token (not with this grant):
                 // the token it saved is the one to replace.
                 RefreshLease::Refreshed(token) => {
@@ -182,9 +193,10 @@ impl Inner {
         id: &str,
         exchange: &Exchange,
         leased: bool,
+        fallback: &AccountsFallback,
     ) -> Result<OAuthToken, AuthError> {
         let token = &exchange.token;
-        let endpoint = self.endpoint_for(token);
+        let endpoint = self.endpoint_for(token, fallback)?;
         let issued = match zoho::exchange(
             &self.http,
             &endpoint,

@@ -107,11 +107,24 @@
 //!
 //! The client secret, refresh token and grant token go only to the accounts
 //! server chosen as follows: the builder's
-//! [`accounts_url`](ZohoAuthBuilder::accounts_url) if set; else the
-//! [`DataCenter`] of the token's `api_domain`, if it is a Zoho API domain
-//! ([`DataCenter::from_api_domain`]); else the builder's
-//! [`data_center`](ZohoAuthBuilder::data_center). Never to a host taken
+//! [`accounts_url`](ZohoAuthBuilder::accounts_url) if set (an override:
+//! every call goes there); else the [`DataCenter`] of the token's
+//! `api_domain`, if it is a Zoho API domain ([`DataCenter::from_api_domain`]);
+//! else the builder's [`data_center`](ZohoAuthBuilder::data_center), or,
+//! for the calls that take one, the caller's [`AccountsFallback`] (a Zoho
+//! SDK environment's accounts URL, or none at all). Never to a host taken
 //! from an `api_domain` that is not Zoho's.
+//!
+//! # For the Zoho SDKs' own token flow
+//!
+//! [`ZohoAuth::managed_find_token`] and [`ZohoAuth::managed_find_token_by_id`]
+//! are what a `TokenStore` drop-in for an official Zoho SDK answers the SDK
+//! (this repository's Python and Node packages do): the stored token with
+//! an access token refreshed first, through everything above, when less
+//! than `refresh_ahead` is left of it, and a first-time grant exchanged once
+//! for the fleet. The SDK, which refreshes by itself only when less than
+//! 5 s is left, then never calls Zoho on its own, and SDK and Rust instances
+//! sharing a store make one refresh between them.
 //!
 //! # After a 401
 //!
@@ -127,6 +140,7 @@ mod builder;
 mod data_center;
 mod error;
 mod grant;
+mod managed;
 mod refresh;
 mod zoho;
 
@@ -139,11 +153,12 @@ pub use access_token::AccessToken;
 pub use builder::ZohoAuthBuilder;
 pub use data_center::DataCenter;
 pub use error::AuthError;
+pub use managed::AccountsFallback;
 
 use crate::error::StoreError;
 use crate::store::{LookupKey, TokenStore};
 use crate::token::OAuthToken;
-use builder::endpoint;
+use builder::{endpoint, token_url};
 use grant::GrantFlight;
 use refresh::{Failure, Flight};
 
@@ -310,7 +325,8 @@ impl ZohoAuth {
         {
             return Ok(token);
         }
-        self.refresh_shared(&id).await
+        self.refresh_shared(&id, &AccountsFallback::DataCenter)
+            .await
     }
 
     /// Marks `token` as rejected by the CRM API (`401 INVALID_TOKEN`): it is
@@ -353,7 +369,8 @@ impl ZohoAuth {
     /// derived from the grant when it has no user name) and the others wait
     /// for its save and answer the token it saved (or its error).
     pub async fn exchange_grant_token(&self, token: OAuthToken) -> Result<OAuthToken, AuthError> {
-        self.exchange_shared(token).await
+        self.exchange_shared(token, &AccountsFallback::DataCenter)
+            .await
     }
 }
 
@@ -438,17 +455,40 @@ impl Inner {
     }
 
     /// The token endpoint for `token`: the builder's accounts URL, else the
-    /// data center of its `api_domain` if that is Zoho's, else the builder's.
-    fn endpoint_for(&self, token: &OAuthToken) -> reqwest::Url {
+    /// data center of its `api_domain` if that is Zoho's, else `fallback`
+    /// (the builder's data center, a caller's token URL, or none at all).
+    fn endpoint_for(
+        &self,
+        token: &OAuthToken,
+        fallback: &AccountsFallback,
+    ) -> Result<reqwest::Url, AuthError> {
         if let Some(url) = &self.accounts_url {
-            return url.clone();
+            return Ok(url.clone());
         }
-        let dc = token
+        let of = |dc: DataCenter| {
+            endpoint(dc.accounts_url()).expect("the data centers' accounts URLs are valid")
+        };
+        if let Some(dc) = token
             .api_domain
             .as_deref()
             .and_then(DataCenter::from_api_domain)
-            .unwrap_or(self.data_center);
-        endpoint(dc.accounts_url()).expect("the data centers' accounts URLs are valid")
+        {
+            return Ok(of(dc));
+        }
+        match fallback {
+            AccountsFallback::DataCenter => Ok(of(self.data_center)),
+            AccountsFallback::TokenUrl(url) => token_url(url).ok_or_else(|| {
+                AuthError::invalid_input(
+                    "the fallback accounts URL must be an http or https URL with a host, \
+                     without a query or user info",
+                )
+            }),
+            AccountsFallback::Refuse => Err(AuthError::invalid_input(format!(
+                "no accounts server for token {}: its api_domain is not a Zoho data center's, \
+                 and no accounts URL was given",
+                token.id.as_deref().unwrap_or("(new)")
+            ))),
+        }
     }
 
     /// `token` as an [`AccessToken`] if its access token expires after

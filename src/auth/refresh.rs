@@ -11,7 +11,9 @@ use tokio::sync::OnceCell;
 
 use super::grant::GRANT_FAILURE;
 use super::zoho::{self, Request};
-use super::{AccessToken, AuthError, Inner, MAX_BACKOFF, MIN_VALIDITY, ZohoAuth, millis};
+use super::{
+    AccessToken, AccountsFallback, AuthError, Inner, MAX_BACKOFF, MIN_VALIDITY, ZohoAuth, millis,
+};
 use crate::error::StoreError;
 use crate::lease::{LeaseRequest, RefreshLease, UNTIL_SAVED};
 use crate::token::OAuthToken;
@@ -103,14 +105,23 @@ pub(super) struct Failure {
 pub(super) type Flight = Arc<OnceCell<Result<AccessToken, AuthError>>>;
 
 impl ZohoAuth {
-    /// Refreshes token `id`, sharing one refresh among this process's callers.
-    pub(super) async fn refresh_shared(&self, id: &str) -> Result<AccessToken, AuthError> {
+    /// Refreshes token `id`, sharing one refresh among this process's callers
+    /// (the first caller's `fallback` decides where a token with no Zoho
+    /// `api_domain` is refreshed: the callers of one process share one).
+    pub(super) async fn refresh_shared(
+        &self,
+        id: &str,
+        fallback: &AccountsFallback,
+    ) -> Result<AccessToken, AuthError> {
         let inner = &self.inner;
         let flight: Flight = {
             let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
             Arc::clone(flights.entry(id.to_owned()).or_default())
         };
-        let result = flight.get_or_init(|| inner.refresh_once(id)).await.clone();
+        let result = flight
+            .get_or_init(|| inner.refresh_once(id, fallback))
+            .await
+            .clone();
         let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
         if flights.get(id).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
             flights.remove(id);
@@ -170,7 +181,11 @@ impl Inner {
     }
 
     /// One refresh of token `id`, shared by this process's callers.
-    async fn refresh_once(&self, id: &str) -> Result<AccessToken, AuthError> {
+    async fn refresh_once(
+        &self,
+        id: &str,
+        fallback: &AccountsFallback,
+    ) -> Result<AccessToken, AuthError> {
         let not_found = || AuthError::NotFound {
             key: format!("token id {id}"),
         };
@@ -186,6 +201,10 @@ impl Inner {
         if let Some(error) = self.recent_failure(id, &current) {
             return self.or_current(id, &current, error);
         }
+        // No accounts server for it: fail before taking the lease.
+        if let Err(error) = self.endpoint_for(&current, fallback) {
+            return self.or_current(id, &current, error);
+        }
         let stale = current.access_token.as_deref().map(Arc::from);
         let mut wait = LeaseWait::new(self.lease);
         loop {
@@ -198,12 +217,16 @@ impl Inner {
             match self.store.refresh_lease(id, &request).await? {
                 RefreshLease::Unsupported => {
                     let before = self.failed_in_a_row(id, &current);
-                    return self.refresh_with(id, current, false, before).await;
+                    return self
+                        .refresh_with(id, current, false, before, fallback)
+                        .await;
                 }
                 RefreshLease::Acquired {
                     token, failures, ..
                 } => {
-                    return self.refresh_with(id, *token, true, failures).await;
+                    return self
+                        .refresh_with(id, *token, true, failures, fallback)
+                        .await;
                 }
                 RefreshLease::Refreshed(token) => {
                     return self.or_current(id, &token, not_found());
@@ -251,9 +274,14 @@ impl Inner {
         token: OAuthToken,
         leased: bool,
         before: u32,
+        fallback: &AccountsFallback,
     ) -> Result<AccessToken, AuthError> {
-        let endpoint = self.endpoint_for(&token);
-        match zoho::refresh(&self.http, &endpoint, id, &token).await {
+        let endpoint = self.endpoint_for(&token, fallback);
+        let issued = match &endpoint {
+            Ok(endpoint) => zoho::refresh(&self.http, endpoint, id, &token).await,
+            Err(error) => Err(error.clone()),
+        };
+        match issued {
             Ok(issued) => {
                 let mut saved = OAuthToken {
                     id: Some(id.to_owned()),
@@ -271,7 +299,7 @@ impl Inner {
                 );
                 self.servable(id, &saved, self.now_millis() + millis(MIN_VALIDITY))
                     .ok_or_else(|| AuthError::UnexpectedResponse {
-                        url: zoho::origin(&endpoint),
+                        url: endpoint.as_ref().map(zoho::origin).unwrap_or_default(),
                         status: 200,
                         reason: "the new access token expires within 5 seconds".into(),
                     })

@@ -41,6 +41,42 @@ export interface SecretsManagerStoreOptions {
   attemptTimeout?: number;
   /** Seconds for one Secrets Manager call with its retries. Default 10. */
   operationTimeout?: number;
+  /**
+   * Refresh in the store, once for every process sharing the prefix, before
+   * the SDK would (default true): findToken and findTokenById answer a token
+   * with more than `refreshAhead` seconds left. false: plain persistence, the
+   * SDK refreshes by itself.
+   */
+  managedRefresh?: boolean;
+  /** Seconds before expiry a managed refresh renews an access token. Default 300 (at least 5). */
+  refreshAhead?: number;
+  /**
+   * Where a managed refresh sends a token whose api_domain names no Zoho data
+   * center when the SDK's environment names none either (a full token URL or
+   * an accounts server's base URL).
+   */
+  accountsUrl?: string;
+}
+
+/** The SDK's `SDKException` (from `@zohocrm/nodejs-sdk-8.0`), as far as the store uses it. */
+export interface SDKException extends Error {
+  code: string;
+  /** The store's error kind: `invalid_input`, `backend`, `corrupt`, `not_found`, ... */
+  kind?: string;
+}
+
+/**
+ * A managed refresh (or grant exchange) that could not give the SDK a valid
+ * access token; an SDKException whose code is `TOKEN_REFRESH_` and the kind
+ * in capitals.
+ */
+export declare class RefreshError extends Error implements SDKException {
+  constructor(kind: string, message: string);
+  code: string;
+  /** `rejected`, `throttled`, `transport`, `unexpected_response`, `invalid_input`, `not_found`, `other`. */
+  kind: string;
+  /** Whether the same call may succeed later without a new token. */
+  readonly retryable: boolean;
 }
 
 /** A token as the native store keeps it: the Rust crate's field names. */
@@ -69,6 +105,8 @@ export declare class SecretsManagerStore {
   constructor(options?: SecretsManagerStoreOptions);
   /** The prefix of the store's secrets. */
   readonly prefix: string;
+  /** Whether findToken and findTokenById answer a token the store refreshed. */
+  readonly managedRefresh: boolean;
   /** Fills `token`'s empty fields from the stored token it matches; `null` when none matches. */
   findToken<T>(token: T): Promise<T | null>;
   /** A new OAuthToken for the token stored under `id`; rejects when there is none. */
@@ -81,10 +119,10 @@ export declare class SecretsManagerStore {
   getTokens(): Promise<OAuthToken[]>;
   /** Deletes every stored token. */
   deleteTokens(): Promise<void>;
-  /** `SecretsManagerStore(prefix="...")`: never a token or a credential. */
+  /** `SecretsManagerStore(prefix="...", managedRefresh=true)`: never a token or a credential. */
   toString(): string;
-  /** `{ prefix }` only. */
-  toJSON(): { prefix: string };
+  /** `{ prefix, managedRefresh }` only. */
+  toJSON(): { prefix: string; managedRefresh: boolean };
 }
 
 /** The fields of an SDK OAuthToken as the native store takes them. */

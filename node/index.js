@@ -23,6 +23,16 @@
 // message names the operation and never contains a token's secret values;
 // its `kind` names the crate's error variant (invalid_input, backend, ...).
 //
+// Managed refresh (managedRefresh: true, the default) changes what findToken
+// and findTokenById answer: the stored token with an access token that has
+// more than refreshAhead seconds left, refreshed first through the Rust
+// crate's ZohoAuth when it has less (one refresh per token for every process,
+// Node, Python or Rust, sharing the prefix), so that the SDK, which refreshes
+// by itself only when under 5 seconds are left, never calls Zoho on its own.
+// A query that matches nothing but carries a grant token is exchanged once
+// for the fleet, and the saved token answered. A refresh that cannot be made
+// rejects with a RefreshError (an SDKException), see there.
+//
 // The matching rules are the Rust crate's, so that Node, Python and Rust
 // programs sharing a prefix agree on which token a query finds. They are
 // FileStore's (user name, else access token without client credentials,
@@ -39,7 +49,7 @@ import { loadNative } from "./lib/native.js";
 import { sdk } from "./lib/sdk.js";
 
 const { NativeStore } = loadNative();
-const { OAuthToken, UserSignature, SDKException } = sdk;
+const { OAuthToken, UserSignature, SDKException, Initializer, Utility } = sdk;
 const TokenStore = sdk.TokenStore.TokenStore;
 
 /** The code of every SDKException the store raises (the SDK's Constants.TOKEN_STORE). */
@@ -75,10 +85,71 @@ function nativeParts(error) {
   return match ? { kind: match[1], message: match[2] } : { kind: "other", message: text };
 }
 
-/** The SDKException for a native error of `operation`. */
+/**
+ * A managed refresh (or grant exchange) that could not give the SDK a valid
+ * access token. An SDKException, so the SDK's callers catch it as they catch
+ * its own; `kind` says what failed, and `code` is `TOKEN_REFRESH_` followed
+ * by it in capitals:
+ *
+ * - `rejected`: Zoho refused the refresh token or the client (a revoked
+ *   refresh token, a wrong client secret, a used grant). The stored token is
+ *   unchanged, and no process sharing the prefix asks Zoho again with it
+ *   until a token is saved again (re-authorize with a new grant).
+ * - `throttled`: Zoho's rate limit (10 access tokens per refresh token in 10
+ *   minutes); refreshes are retried after a backoff.
+ * - `transport`, `unexpected_response`: the accounts server could not be
+ *   reached, or answered nonsense; retried after a backoff.
+ * - `invalid_input`: e.g. no accounts server is known for the token (its
+ *   api_domain is not Zoho's, the SDK is not initialized and the store has
+ *   no accountsUrl); nothing was sent.
+ *
+ * Its message names the token id and Zoho's error code, never a secret.
+ */
+export class RefreshError extends SDKException {
+  constructor(kind, message) {
+    super(`TOKEN_REFRESH_${kind.toUpperCase()}`, message);
+    this.name = "RefreshError";
+    this.kind = kind;
+  }
+
+  /** Whether the same call may succeed later without a new token. */
+  get retryable() {
+    return ["throttled", "transport", "unexpected_response"].includes(this.kind);
+  }
+}
+
+const REFRESH_ADVICE = {
+  rejected:
+    " (a revoked refresh token or wrong client credentials: save a token from a new grant; " +
+    "until then no process sharing the prefix asks Zoho again with these)",
+  throttled: " (Zoho's limit on access tokens per refresh token; the refresh is retried after a backoff)",
+};
+
+/** The SDKException (a RefreshError for a managed refresh) for a native error of `operation`. */
 function sdkError(operation, error) {
   const { kind, message } = nativeParts(error);
+  if (kind.startsWith("auth_")) {
+    const refresh = kind.slice("auth_".length);
+    return new RefreshError(
+      refresh,
+      `Exception in ${operation} - SecretsManagerStore : ${message}${REFRESH_ADVICE[refresh] ?? ""}`,
+    );
+  }
   return storeException(operation, message, kind);
+}
+
+/**
+ * The accounts URL (the full token URL) of the environment the SDK was
+ * initialized with, where the SDK itself would refresh a token whose
+ * api_domain names no Zoho data center; undefined outside an initialized SDK.
+ */
+async function sdkAccountsUrl() {
+  try {
+    const url = (await Initializer.getInitializer())?.getEnvironment?.()?.getAccountsUrl?.();
+    return typeof url === "string" && url ? url : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A string field of an SDK token, or undefined; anything else is refused. */
@@ -154,6 +225,21 @@ export function toSdkToken(stored) {
   return fill(Reflect.construct(OAuthToken, []), stored);
 }
 
+/** The options the constructor takes. */
+const OPTIONS = [
+  "prefix",
+  "endpointUrl",
+  "region",
+  "cacheTtl",
+  "cacheCapacity",
+  "recoveryWindowDays",
+  "attemptTimeout",
+  "operationTimeout",
+  "managedRefresh",
+  "refreshAhead",
+  "accountsUrl",
+];
+
 /** An id as the store takes it, or undefined for one that cannot be stored. */
 function storeId(id) {
   if (typeof id === "string") return id;
@@ -175,6 +261,8 @@ function storeId(id) {
 export class SecretsManagerStore extends TokenStore {
   /** The native store: private, so that inspection never reaches it. */
   #native;
+  /** Whether findToken and findTokenById answer a token refreshed by the store. */
+  #managed;
 
   /**
    * @param {object} [options]
@@ -186,9 +274,17 @@ export class SecretsManagerStore extends TokenStore {
    * @param {number} [options.recoveryWindowDays] schedule deletions with a 7 to 30 day window
    * @param {number} [options.attemptTimeout=3] seconds for one HTTP attempt
    * @param {number} [options.operationTimeout=10] seconds for one call with its retries
+   * @param {boolean} [options.managedRefresh=true] refresh in the store, once for the fleet
+   * @param {number} [options.refreshAhead=300] seconds before expiry a managed refresh renews
+   * @param {string} [options.accountsUrl] accounts URL for tokens whose api_domain is not Zoho's,
+   *   when the SDK's environment names none
    */
   constructor(options = {}) {
     super();
+    const unknown = Object.keys(options ?? {}).filter((name) => !OPTIONS.includes(name));
+    if (unknown.length > 0) {
+      throw storeException("SecretsManagerStore", `unknown option ${unknown.join(", ")}`, "invalid_input");
+    }
     const {
       prefix = "zoho/crm",
       endpointUrl,
@@ -198,7 +294,11 @@ export class SecretsManagerStore extends TokenStore {
       recoveryWindowDays,
       attemptTimeout,
       operationTimeout,
+      managedRefresh = true,
+      refreshAhead,
+      accountsUrl,
     } = options ?? {};
+    this.#managed = Boolean(managedRefresh);
     try {
       this.#native = new NativeStore({
         prefix,
@@ -209,6 +309,8 @@ export class SecretsManagerStore extends TokenStore {
         recoveryWindowDays,
         attemptTimeout,
         operationTimeout,
+        refreshAhead,
+        accountsUrl,
       });
     } catch (error) {
       throw sdkError("SecretsManagerStore", error);
@@ -220,17 +322,22 @@ export class SecretsManagerStore extends TokenStore {
     return this.#native.prefix;
   }
 
-  /** Shows the prefix only: never a token or a credential. */
+  /** Whether findToken and findTokenById answer a token the store refreshed. */
+  get managedRefresh() {
+    return this.#managed;
+  }
+
+  /** Shows the prefix and managedRefresh only: never a token or a credential. */
   toString() {
-    return `SecretsManagerStore(prefix=${JSON.stringify(this.prefix)})`;
+    return `SecretsManagerStore(prefix=${JSON.stringify(this.prefix)}, managedRefresh=${this.#managed})`;
   }
 
-  /** What JSON.stringify shows: the prefix only. */
+  /** What JSON.stringify shows: the prefix and managedRefresh only. */
   toJSON() {
-    return { prefix: this.prefix };
+    return { prefix: this.prefix, managedRefresh: this.#managed };
   }
 
-  /** What util.inspect and console.log show: the prefix only. */
+  /** What util.inspect and console.log show: as toString. */
   [inspect.custom]() {
     return this.toString();
   }
@@ -245,17 +352,50 @@ export class SecretsManagerStore extends TokenStore {
     if (!empty(signature) && !signature.getName?.()) {
       return null; // FileStore: a user signature decides alone, and an empty name matches nothing
     }
+    const query = fromSdkToken(token, { operation: "findToken", strict: false });
     let found;
     try {
-      found = await this.#native.findToken(
-        fromSdkToken(token, { operation: "findToken", strict: false }),
-      );
+      found = this.#managed
+        ? await this.#native.managedFindToken(query, await sdkAccountsUrl())
+        : await this.#native.findToken(query);
     } catch (error) {
-      if (error instanceof SDKException) throw error;
       if (nativeParts(error).kind === "invalid_input") return null; // nothing to match on
       throw sdkError("findToken", error);
     }
-    return found ? fill(token, found) : null;
+    if (!found) return null;
+    if (this.#managed) {
+      if (token.getGrantToken() && !found.user_name && empty(token.getUserSignature())) {
+        found = await this.#nameUser(token, found);
+      }
+      // The access token answered, not one the query carried.
+      token.setAccessToken(found.access_token ?? null);
+      token.setExpiresIn(empty(found.expiry_time) ? null : String(found.expiry_time));
+    }
+    return fill(token, found);
+  }
+
+  /**
+   * After a grant exchange: names the token's CRM user and saves the name,
+   * as the SDK does when it saves a token it generated (its
+   * Utility.getUserName, calls to the CRM API), unless the SDK token was made
+   * with findUser false. A failure leaves the token unnamed (the SDK logs and
+   * goes on too); so does a name that cannot be saved (another stored token
+   * has it).
+   */
+  async #nameUser(token, found) {
+    if (token.findUser === false || !found.access_token) return found;
+    let name;
+    try {
+      name = await new Utility().getUserName(found.access_token);
+    } catch {
+      return found; // the SDK goes on without a name too
+    }
+    if (!name) return found;
+    try {
+      return await this.#native.saveToken({ id: found.id, user_name: name });
+    } catch {
+      return found; // e.g. another stored token already has that user name
+    }
   }
 
   /** A new OAuthToken for the token stored under `id`; rejects when there is none. */
@@ -264,7 +404,9 @@ export class SecretsManagerStore extends TokenStore {
     if (key === undefined) throw storeException("findTokenById", NOT_FOUND, "not_found");
     let found;
     try {
-      found = await this.#native.findTokenById(key);
+      found = this.#managed
+        ? await this.#native.managedFindTokenById(key, await sdkAccountsUrl())
+        : await this.#native.findTokenById(key);
     } catch (error) {
       if (nativeParts(error).kind !== "invalid_input") throw sdkError("findTokenById", error);
       found = null; // a malformed id is never stored

@@ -16,15 +16,23 @@
 //!   for Secrets Manager.
 //! - Every failure is a rejected `Error` whose message is `"{kind}: {text}"`:
 //!   `kind` names the crate's error variant (`invalid_input`, `corrupt`,
-//!   `backend`, `quota_exceeded`, `conflict`, `other`) and `text` is the
-//!   crate's message, which never contains a token's secret values. Nothing
-//!   here panics on bad input: a bad value is an `invalid_input` error.
+//!   `backend`, `quota_exceeded`, `conflict`, `other`; for a managed refresh
+//!   also `auth_rejected`, `auth_throttled`, `auth_transport`,
+//!   `auth_unexpected_response`, `auth_invalid_input`, `auth_not_found`,
+//!   `auth_other`) and `text` is the crate's message, which never contains a
+//!   token's secret values. Nothing here panics on bad input: a bad value is
+//!   an `invalid_input` error.
+//! - Managed refresh (`managedFindToken`, `managedFindTokenById`) answers the
+//!   stored token with a valid access token, refreshed first through the
+//!   crate's `ZohoAuth` on the same store (one refresh per token for every
+//!   process sharing the prefix) when it has less than `refreshAhead` left.
 
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::sync::OnceCell;
+use zoho_token_store::auth::{AccountsFallback, AuthError, ZohoAuth};
 use zoho_token_store::{
     DeletionMode, OAuthToken, SecretsManagerStore, SecretsManagerStoreBuilder, StoreError,
     TokenStore,
@@ -118,6 +126,12 @@ pub struct StoreOptions {
     pub attempt_timeout: Option<f64>,
     /// Seconds for one Secrets Manager call with its retries.
     pub operation_timeout: Option<f64>,
+    /// Seconds before expiry a managed refresh renews an access token
+    /// (default 300; at least 5 is used).
+    pub refresh_ahead: Option<f64>,
+    /// Where a managed refresh sends a token whose `api_domain` names no Zoho
+    /// data center when the SDK's environment names none either.
+    pub accounts_url: Option<String>,
 }
 
 /// The JavaScript error for a store error: `"{kind}: {message}"`.
@@ -129,6 +143,22 @@ fn store_error(error: &StoreError) -> Error {
         StoreError::QuotaExceeded { .. } => "quota_exceeded",
         StoreError::Conflict { .. } => "conflict",
         _ => "other",
+    };
+    Error::new(Status::GenericFailure, format!("{kind}: {error}"))
+}
+
+/// The JavaScript error for a managed refresh's error: `"auth_{kind}: {message}"`,
+/// or the store error's own kind when the store failed.
+fn auth_error(error: &AuthError) -> Error {
+    let kind = match error {
+        AuthError::Store(store) => return store_error(store),
+        AuthError::Rejected { .. } => "auth_rejected",
+        AuthError::Throttled { .. } => "auth_throttled",
+        AuthError::Transport { .. } => "auth_transport",
+        AuthError::UnexpectedResponse { .. } => "auth_unexpected_response",
+        AuthError::InvalidInput { .. } => "auth_invalid_input",
+        AuthError::NotFound { .. } => "auth_not_found",
+        _ => "auth_other",
     };
     Error::new(Status::GenericFailure, format!("{kind}: {error}"))
 }
@@ -159,7 +189,10 @@ pub struct NativeStore {
     builder: SecretsManagerStoreBuilder,
     endpoint_url: Option<String>,
     region: Option<String>,
+    refresh_ahead: Option<Duration>,
+    accounts_url: Option<String>,
     store: OnceCell<SecretsManagerStore>,
+    auth: OnceCell<ZohoAuth>,
 }
 
 impl NativeStore {
@@ -183,6 +216,31 @@ impl NativeStore {
                     .map_err(|e| store_error(&e))
             })
             .await
+    }
+
+    /// The `ZohoAuth` of managed refresh, on the same store (its cache,
+    /// index and fleet-wide refresh lease), built on first use.
+    async fn auth(&self) -> Result<&ZohoAuth> {
+        let store = self.store().await?;
+        self.auth
+            .get_or_try_init(|| async {
+                let mut builder = ZohoAuth::builder(store.clone());
+                if let Some(ahead) = self.refresh_ahead {
+                    builder = builder.refresh_ahead(ahead);
+                }
+                builder.build().map_err(|e| auth_error(&e))
+            })
+            .await
+    }
+
+    /// Where a managed refresh sends a token whose `api_domain` names no
+    /// Zoho data center: the SDK environment's accounts URL, else the
+    /// `accountsUrl` option, else nowhere (the refresh fails, nothing sent).
+    fn fallback(&self, sdk_accounts_url: Option<String>) -> Result<AccountsFallback> {
+        match sdk_accounts_url.or_else(|| self.accounts_url.clone()) {
+            Some(url) => AccountsFallback::token_url(url).map_err(|e| auth_error(&e)),
+            None => Ok(AccountsFallback::Refuse),
+        }
     }
 }
 
@@ -216,6 +274,13 @@ impl NativeStore {
         if let Some(timeout) = options.operation_timeout {
             builder = builder.operation_timeout(seconds("operationTimeout", timeout)?);
         }
+        let refresh_ahead = options
+            .refresh_ahead
+            .map(|ahead| seconds("refreshAhead", ahead))
+            .transpose()?;
+        if let Some(url) = &options.accounts_url {
+            AccountsFallback::token_url(url.as_str()).map_err(|e| auth_error(&e))?;
+        }
         // Build once with a client that is never called, so that a bad
         // prefix or recovery window fails here rather than on first use.
         let unused = aws_sdk_secretsmanager::Client::from_conf(
@@ -233,7 +298,10 @@ impl NativeStore {
             builder,
             endpoint_url: options.endpoint_url,
             region: options.region,
+            refresh_ahead,
+            accounts_url: options.accounts_url,
             store: OnceCell::new(),
+            auth: OnceCell::new(),
         })
     }
 
@@ -316,6 +384,49 @@ impl NativeStore {
             .delete_tokens()
             .await
             .map_err(|e| store_error(&e))
+    }
+
+    /// Managed refresh's `findToken`: the stored token `query` matches, with
+    /// an access token that has more than `refreshAhead` left (refreshed
+    /// first, once for the fleet, when it has less); `null` when none
+    /// matches. A query that matches nothing but carries a grant token and
+    /// its client is exchanged once for the fleet, and the saved token
+    /// answered. `sdkAccountsUrl` is the SDK environment's accounts URL (see
+    /// `fallback`). The answer is the stored token: no field of `query` is
+    /// laid over it.
+    #[napi]
+    pub async fn managed_find_token(
+        &self,
+        query: Token,
+        sdk_accounts_url: Option<String>,
+    ) -> Result<Option<Token>> {
+        let query = OAuthToken::from(query);
+        let fallback = self.fallback(sdk_accounts_url)?;
+        let found = self
+            .auth()
+            .await?
+            .managed_find_token(&query, &fallback)
+            .await
+            .map_err(|e| auth_error(&e))?;
+        Ok(found.map(Token::from))
+    }
+
+    /// Managed refresh's `findTokenById`: the token stored under `id` with a
+    /// valid access token, as `managedFindToken`; `null` when none is stored.
+    #[napi]
+    pub async fn managed_find_token_by_id(
+        &self,
+        id: String,
+        sdk_accounts_url: Option<String>,
+    ) -> Result<Option<Token>> {
+        let fallback = self.fallback(sdk_accounts_url)?;
+        let found = self
+            .auth()
+            .await?
+            .managed_find_token_by_id(&id, &fallback)
+            .await
+            .map_err(|e| auth_error(&e))?;
+        Ok(found.map(Token::from))
     }
 
     /// Shows the prefix only: no token, no credential.

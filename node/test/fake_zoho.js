@@ -28,7 +28,8 @@ function parseForm(body, contentType = "") {
  * The SDK names a token's user `{email}:{zgid}` from the last two.
  *
  * Each token request answers a new access token (`access-1`, `access-2`,
- * ...) that expires in `expiresInSec` seconds, for the refresh token
+ * ...) that expires in `expiresInSec` seconds (a number, or a function of
+ * the request's number, 1 for the first), for the refresh token
  * `refreshToken` and client `clientId`/`clientSecret` only. `tokenRequests`
  * records the fields received (and `kind`: multipart or form);
  * `crmRequests` the Authorization headers of CRM calls.
@@ -83,7 +84,7 @@ export class FakeZoho {
         if (!ok) return this.#answer(response, 200, { error: "invalid_code" });
         return this.#answer(response, 200, {
           access_token: `access-${n}`,
-          expires_in: this.expiresInSec,
+          expires_in: typeof this.expiresInSec === "function" ? this.expiresInSec(n) : this.expiresInSec,
           api_domain: this.crmUrl,
           token_type: "Bearer",
         });

@@ -3,11 +3,14 @@
 // The tests need LocalStack (Secrets Manager) at AWS_ENDPOINT_URL (default
 // http://127.0.0.1:4566; start it with localstack/start at the repository
 // root). Importing this module fails the test file, never skips it, when
-// LocalStack does not answer. Each test works under its own prefix
-// (nodetest/<random>) and deletes every secret under it at the end.
+// LocalStack does not answer. Each test works under its own prefix,
+// nodetest/run-<pid>-<start>/<random> (the process that made it and its start
+// time, so that the repository's localstack/clean can delete what a killed
+// run left), and deletes every secret under it at the end.
 
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
@@ -86,9 +89,23 @@ export async function deleteAll(prefix) {
   assert.deepEqual(await secretNames(prefix), [], `secrets left under ${prefix}`);
 }
 
+/** This process's start time (field 22 of /proc/self/stat), or "0" where there is no /proc. */
+function processStart() {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    // The command name (field 2) may hold spaces: fields after it follow the last ')'.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return "0";
+  }
+}
+
+/** The prefix segment naming this test process: `run-<pid>-<start>`. */
+const RUN = `run-${process.pid}-${processStart()}`;
+
 /** A prefix of the test `t`'s own; every secret under it is deleted after the test. */
 export function newPrefix(t) {
-  const prefix = `nodetest/${randomBytes(6).toString("hex")}`;
+  const prefix = `nodetest/${RUN}/${randomBytes(6).toString("hex")}`;
   t.after(() => deleteAll(prefix));
   return prefix;
 }

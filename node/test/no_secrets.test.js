@@ -17,6 +17,7 @@ const SECRETS = ["SECRET-client-7f3a", "SECRET-refresh-7f3a", "SECRET-access-7f3
 function secretToken(user, id = null) {
   const token = new OAuthToken("1000.C", SECRETS[0], SECRETS[3], SECRETS[1], null, id);
   token.setAccessToken(SECRETS[2]);
+  token.setExpiresIn("1900000000000"); // valid: a managed find serves it without a refresh
   if (user) token.setUserSignature(new UserSignature(user));
   return token;
 }
@@ -49,11 +50,11 @@ test("the store shows its prefix only", async (t) => {
   const store = makeStore(prefix);
   await store.saveToken(secretToken("r@example.com"));
   await store.findToken(secretToken("r@example.com"));
-  const expected = `SecretsManagerStore(prefix=${JSON.stringify(prefix)})`;
+  const expected = `SecretsManagerStore(prefix=${JSON.stringify(prefix)}, managedRefresh=true)`;
   assert.equal(String(store), expected);
   assert.equal(`${store}`, expected);
   assert.equal(inspect(store), expected);
-  assert.equal(JSON.stringify(store), JSON.stringify({ prefix }));
+  assert.equal(JSON.stringify(store), JSON.stringify({ prefix, managedRefresh: true }));
   assertNoSecret(shown(store));
   assertNoSecret(inspect(store, { showHidden: true, depth: Infinity, customInspect: false }));
 });

@@ -26,7 +26,7 @@ test("initialize, then a CRM call, refresh and save through the store (the SDK r
   assert.ok(token.getId());
   assert.equal(token.getAccessToken(), "access-1");
   assert.equal(token.getUserSignature().getName(), USER);
-  const stored = await makeStore(prefix).findTokenById(token.getId());
+  const stored = await makeStore(prefix, { managedRefresh: false }).findTokenById(token.getId());
   assert.equal(stored.getAccessToken(), "access-1");
   assert.equal(stored.getRefreshToken(), REFRESH_TOKEN);
   assert.equal(stored.getUserSignature().getName(), USER);
@@ -45,7 +45,7 @@ test("initialize, then a CRM call, refresh and save through the store (the SDK r
   assert.equal(zoho.crmRequests.at(-1), "Zoho-oauthtoken access-2");
 
   // One stored token, updated in place, as a fresh instance (another Lambda) sees it.
-  const other = makeStore(prefix);
+  const other = makeStore(prefix, { managedRefresh: false });
   const tokens = await other.getTokens();
   assert.deepEqual(
     tokens.map((each) => each.getId()),

@@ -5,7 +5,9 @@
 # skip, without it).
 #
 # 1. npm ci: the committed package-lock.json (napi's CLI, the Zoho SDK, the
-#    AWS SDK for JavaScript used to inspect and clean up LocalStack).
+#    AWS SDK for JavaScript used to inspect and clean up LocalStack), without
+#    lifecycle scripts: the package's own install step builds nothing in a
+#    checkout, and step 2 builds what the tests load.
 # 2. The addon in the dev profile (scripts/build.mjs: cargo build), and the Rust peer the tests
 #    drive; both honour CARGO_TARGET_DIR.
 # 3. node --test with the TAP reporter: its summary ends in "# pass N" and
@@ -14,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 export CARGO_TERM_QUIET=true
-npm ci --no-audit --no-fund --loglevel=error
+npm ci --no-audit --no-fund --loglevel=error --ignore-scripts
 node scripts/build.mjs
 cargo build --quiet --example rust_peer
 node --test --test-reporter=tap --test-concurrency=1 test/*.test.js

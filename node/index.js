@@ -378,7 +378,7 @@ export class SecretsManagerStore extends TokenStore {
    * After a grant exchange: names the token's CRM user and saves the name,
    * as the SDK does when it saves a token it generated (its
    * Utility.getUserName, calls to the CRM API), unless the SDK token was made
-   * with findUser false. A failure leaves the token unnamed (the SDK logs and
+   * with findUser false or the SDK is not initialized. A failure leaves the token unnamed (the SDK logs and
    * goes on too); so does a name that cannot be saved (another stored token
    * has it).
    */
@@ -386,6 +386,8 @@ export class SecretsManagerStore extends TokenStore {
     if (token.findUser === false || !found.access_token) return found;
     let name;
     try {
+      // Outside an initialized SDK there is no CRM to ask (and the SDK would log an error).
+      if (!(await Initializer.getInitializer())) return found;
       name = await new Utility().getUserName(found.access_token);
     } catch {
       return found; // the SDK goes on without a name too

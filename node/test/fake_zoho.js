@@ -31,12 +31,14 @@ function parseForm(body, contentType = "") {
  * ...) that expires in `expiresInSec` seconds (a number, or a function of
  * the request's number, 1 for the first), for the refresh token
  * `refreshToken` and client `clientId`/`clientSecret` only. `tokenRequests`
+ * A grant exchange (`authorization_code`) of `grantToken`, when one is
+ * given, answers `refreshToken` with the access token. `tokenRequests`
  * records the fields received (and `kind`: multipart or form);
  * `crmRequests` the Authorization headers of CRM calls.
  */
 export class FakeZoho {
-  constructor({ clientId, clientSecret, refreshToken, userEmail, expiresInSec = 3600 }) {
-    Object.assign(this, { clientId, clientSecret, refreshToken, userEmail, expiresInSec });
+  constructor({ clientId, clientSecret, refreshToken, userEmail, expiresInSec = 3600, grantToken = null }) {
+    Object.assign(this, { clientId, clientSecret, refreshToken, userEmail, expiresInSec, grantToken });
     this.zgid = "70001";
     this.tokenRequests = [];
     this.crmRequests = [];
@@ -76,6 +78,18 @@ export class FakeZoho {
         const form = parseForm(Buffer.concat(chunks).toString("utf8"), type);
         this.tokenRequests.push({ ...form, kind: type.startsWith("multipart/") ? "multipart" : "form" });
         const n = this.tokenRequests.length;
+        if (form.grant_type === "authorization_code" && this.grantToken) {
+          if (form.code !== this.grantToken || form.client_id !== this.clientId || form.client_secret !== this.clientSecret) {
+            return this.#answer(response, 200, { error: "invalid_code" });
+          }
+          return this.#answer(response, 200, {
+            access_token: `access-${n}`,
+            refresh_token: this.refreshToken,
+            expires_in: 3600,
+            api_domain: this.crmUrl,
+            token_type: "Bearer",
+          });
+        }
         const ok =
           form.grant_type === "refresh_token" &&
           form.refresh_token === this.refreshToken &&

@@ -163,3 +163,30 @@ test("outside an initialized SDK, a token of no Zoho data center needs accountsU
   assert.equal(found.getAccessToken(), "access-1");
   assert.equal(zoho.tokenRequests.length, 1);
 });
+
+test("a grant token that matches nothing is exchanged once, and the saved token answered", async (t) => {
+  const prefix = newPrefix(t);
+  const zoho = await new FakeZoho({
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    refreshToken: REFRESH_TOKEN,
+    userEmail: USER,
+    grantToken: "1000.fleet-grant",
+  }).start();
+  t.after(() => zoho.stop());
+  const store = makeStore(prefix, { accountsUrl: zoho.accountsUrl });
+  const query = () => new OAuthToken(CLIENT_ID, CLIENT_SECRET, "1000.fleet-grant", null);
+  const [first, second] = await Promise.all([store.findToken(query()), store.findToken(query())]);
+  assert.equal(first.getAccessToken(), "access-1");
+  assert.equal(second.getAccessToken(), "access-1");
+  assert.equal(first.getRefreshToken(), REFRESH_TOKEN);
+  assert.equal(first.getId(), second.getId());
+  assert.deepEqual(
+    zoho.tokenRequests.map((request) => request.grant_type),
+    ["authorization_code"],
+  );
+  // Saved: another instance finds it by the grant token, and nothing is exchanged again.
+  const again = await makeStore(prefix, { accountsUrl: zoho.accountsUrl }).findToken(query());
+  assert.equal(again.getId(), first.getId());
+  assert.equal(zoho.tokenRequests.length, 1);
+});

@@ -1,0 +1,437 @@
+//! The native half of the npm package `zoho-token-store`: the crate's
+//! `SecretsManagerStore` behind a small napi-rs class, `NativeStore`.
+//!
+//! The JavaScript class `SecretsManagerStore` (`index.js`) wraps it: that one
+//! extends the Zoho SDK's `TokenStore` (a napi class cannot extend a
+//! JavaScript class) and converts the SDK's `OAuthToken` objects to and from
+//! plain objects, which is all this module sees.
+//!
+//! - Tokens cross the boundary as plain objects keyed by the crate's field
+//!   names (`id`, `user_name`, `client_id`, `client_secret`, `refresh_token`,
+//!   `access_token`, `grant_token`, `expiry_time`, `redirect_url`,
+//!   `api_domain`); `expiry_time` is a number of epoch milliseconds, the
+//!   other values are strings, and an absent field is `undefined` or `null`.
+//! - Every method returns a Promise and runs on napi-rs's one process-wide
+//!   tokio runtime, off the JavaScript thread: the event loop never waits
+//!   for Secrets Manager.
+//! - Every failure is a rejected `Error` whose message is `"{kind}: {text}"`:
+//!   `kind` names the crate's error variant (`invalid_input`, `corrupt`,
+//!   `backend`, `quota_exceeded`, `conflict`, `other`; for a managed refresh
+//!   also `auth_rejected`, `auth_throttled`, `auth_transport`,
+//!   `auth_unexpected_response`, `auth_invalid_input`, `auth_not_found`,
+//!   `auth_other`) and `text` is the crate's message, which never contains a
+//!   token's secret values. Nothing here panics on bad input: a bad value is
+//!   an `invalid_input` error.
+//! - Managed refresh (`managedFindToken`, `managedFindTokenById`) answers the
+//!   stored token with a valid access token, refreshed first through the
+//!   crate's `ZohoAuth` on the same store (one refresh per token for every
+//!   process sharing the prefix) when it has less than `refreshAhead` left.
+
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use tokio::sync::OnceCell;
+use zoho_token_store::auth::{AccountsFallback, AuthError, ZohoAuth};
+use zoho_token_store::{
+    DeletionMode, OAuthToken, SecretsManagerStore, SecretsManagerStoreBuilder, StoreError,
+    TokenStore,
+};
+
+/// A token as JavaScript sees it: the crate's `OAuthToken`, field for field.
+#[napi(object)]
+#[derive(Default)]
+pub struct Token {
+    /// The token's id in the store.
+    pub id: Option<String>,
+    /// The CRM user's name (the SDK's `UserSignature`).
+    #[napi(js_name = "user_name")]
+    pub user_name: Option<String>,
+    /// The OAuth client id.
+    #[napi(js_name = "client_id")]
+    pub client_id: Option<String>,
+    /// The OAuth client secret.
+    #[napi(js_name = "client_secret")]
+    pub client_secret: Option<String>,
+    /// The refresh token.
+    #[napi(js_name = "refresh_token")]
+    pub refresh_token: Option<String>,
+    /// The access token.
+    #[napi(js_name = "access_token")]
+    pub access_token: Option<String>,
+    /// The grant token (authorization code).
+    #[napi(js_name = "grant_token")]
+    pub grant_token: Option<String>,
+    /// The access token's expiry, Unix epoch milliseconds.
+    #[napi(js_name = "expiry_time")]
+    pub expiry_time: Option<i64>,
+    /// The OAuth redirect URL.
+    #[napi(js_name = "redirect_url")]
+    pub redirect_url: Option<String>,
+    /// The CRM API domain the token belongs to.
+    #[napi(js_name = "api_domain")]
+    pub api_domain: Option<String>,
+}
+
+impl From<Token> for OAuthToken {
+    fn from(token: Token) -> Self {
+        Self {
+            id: token.id,
+            user_name: token.user_name,
+            client_id: token.client_id,
+            client_secret: token.client_secret,
+            refresh_token: token.refresh_token,
+            access_token: token.access_token,
+            grant_token: token.grant_token,
+            expiry_time: token.expiry_time,
+            redirect_url: token.redirect_url,
+            api_domain: token.api_domain,
+        }
+    }
+}
+
+impl From<OAuthToken> for Token {
+    fn from(token: OAuthToken) -> Self {
+        Self {
+            id: token.id,
+            user_name: token.user_name,
+            client_id: token.client_id,
+            client_secret: token.client_secret,
+            refresh_token: token.refresh_token,
+            access_token: token.access_token,
+            grant_token: token.grant_token,
+            expiry_time: token.expiry_time,
+            redirect_url: token.redirect_url,
+            api_domain: token.api_domain,
+        }
+    }
+}
+
+/// The options of `new NativeStore(options)`; every one but `prefix` optional.
+#[napi(object)]
+pub struct StoreOptions {
+    /// The namespace of every secret (`{prefix}/tokens/{id}`, `{prefix}/index/...`).
+    pub prefix: String,
+    /// Overrides the Secrets Manager endpoint (otherwise `AWS_ENDPOINT_URL`, ...).
+    pub endpoint_url: Option<String>,
+    /// Overrides the region (otherwise `AWS_REGION`, ...).
+    pub region: Option<String>,
+    /// Seconds a token read is served from cache (never past its own expiry).
+    pub cache_ttl: Option<f64>,
+    /// Tokens the cache holds at most.
+    pub cache_capacity: Option<i64>,
+    /// Schedule deletions with this recovery window (7 to 30 days).
+    pub recovery_window_days: Option<u32>,
+    /// Seconds for one HTTP attempt to Secrets Manager.
+    pub attempt_timeout: Option<f64>,
+    /// Seconds for one Secrets Manager call with its retries.
+    pub operation_timeout: Option<f64>,
+    /// Seconds before expiry a managed refresh renews an access token
+    /// (default 300; at least 5 is used).
+    pub refresh_ahead: Option<f64>,
+    /// Where a managed refresh sends a token whose `api_domain` names no Zoho
+    /// data center when the SDK's environment names none either.
+    pub accounts_url: Option<String>,
+}
+
+/// The JavaScript error for a store error: `"{kind}: {message}"`.
+fn store_error(error: &StoreError) -> Error {
+    let kind = match error {
+        StoreError::InvalidInput { .. } => "invalid_input",
+        StoreError::Corrupt { .. } => "corrupt",
+        StoreError::Backend { .. } => "backend",
+        StoreError::QuotaExceeded { .. } => "quota_exceeded",
+        StoreError::Conflict { .. } => "conflict",
+        _ => "other",
+    };
+    Error::new(Status::GenericFailure, format!("{kind}: {error}"))
+}
+
+/// The JavaScript error for a managed refresh's error: `"auth_{kind}: {message}"`,
+/// or the store error's own kind when the store failed.
+fn auth_error(error: &AuthError) -> Error {
+    let kind = match error {
+        AuthError::Store(store) => return store_error(store),
+        AuthError::Rejected { .. } => "auth_rejected",
+        AuthError::Throttled { .. } => "auth_throttled",
+        AuthError::Transport { .. } => "auth_transport",
+        AuthError::UnexpectedResponse { .. } => "auth_unexpected_response",
+        AuthError::InvalidInput { .. } => "auth_invalid_input",
+        AuthError::NotFound { .. } => "auth_not_found",
+        _ => "auth_other",
+    };
+    Error::new(Status::GenericFailure, format!("{kind}: {error}"))
+}
+
+/// An `invalid_input` error for a bad option.
+fn invalid_option(message: String) -> Error {
+    Error::new(Status::InvalidArg, format!("invalid_input: {message}"))
+}
+
+/// `value` seconds as a `Duration`, or an `invalid_input` error naming `name`.
+fn seconds(name: &str, value: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        invalid_option(format!(
+            "{name} must be a finite number of seconds >= 0, not {value}"
+        ))
+    })
+}
+
+/// The crate's `SecretsManagerStore`, with methods that take and return
+/// plain token objects. Use it through `SecretsManagerStore` of `index.js`.
+///
+/// The AWS configuration is loaded, and the store built, on the first call
+/// (the constructor checks the options but makes no network call and never
+/// blocks the event loop).
+#[napi]
+pub struct NativeStore {
+    prefix: String,
+    builder: SecretsManagerStoreBuilder,
+    endpoint_url: Option<String>,
+    region: Option<String>,
+    refresh_ahead: Option<Duration>,
+    accounts_url: Option<String>,
+    store: OnceCell<SecretsManagerStore>,
+    auth: OnceCell<ZohoAuth>,
+}
+
+impl NativeStore {
+    /// The store, built on first use from the AWS configuration of the
+    /// environment and the options.
+    async fn store(&self) -> Result<&SecretsManagerStore> {
+        self.store
+            .get_or_try_init(|| async {
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+                if let Some(url) = &self.endpoint_url {
+                    loader = loader.endpoint_url(url);
+                }
+                if let Some(region) = &self.region {
+                    loader = loader.region(aws_config::Region::new(region.clone()));
+                }
+                let config = loader.load().await;
+                self.builder
+                    .clone()
+                    .sdk_config(&config)
+                    .build()
+                    .map_err(|e| store_error(&e))
+            })
+            .await
+    }
+
+    /// The `ZohoAuth` of managed refresh, on the same store (its cache,
+    /// index and fleet-wide refresh lease), built on first use.
+    async fn auth(&self) -> Result<&ZohoAuth> {
+        let store = self.store().await?;
+        self.auth
+            .get_or_try_init(|| async {
+                let mut builder = ZohoAuth::builder(store.clone());
+                if let Some(ahead) = self.refresh_ahead {
+                    builder = builder.refresh_ahead(ahead);
+                }
+                builder.build().map_err(|e| auth_error(&e))
+            })
+            .await
+    }
+
+    /// Where a managed refresh sends a token whose `api_domain` names no
+    /// Zoho data center: the SDK environment's accounts URL, else the
+    /// `accountsUrl` option, else nowhere (the refresh fails, nothing sent).
+    fn fallback(&self, sdk_accounts_url: Option<String>) -> Result<AccountsFallback> {
+        match sdk_accounts_url.or_else(|| self.accounts_url.clone()) {
+            Some(url) => AccountsFallback::token_url(url).map_err(|e| auth_error(&e)),
+            None => Ok(AccountsFallback::Refuse),
+        }
+    }
+}
+
+#[napi]
+impl NativeStore {
+    /// Checks the options; makes no network call. A bad option (prefix,
+    /// timeout, recovery window) throws an `invalid_input` error.
+    #[napi(constructor)]
+    pub fn new(options: StoreOptions) -> Result<Self> {
+        let mut builder = SecretsManagerStore::builder().prefix(options.prefix.clone());
+        if let Some(ttl) = options.cache_ttl {
+            builder = builder.cache_ttl(seconds("cacheTtl", ttl)?);
+        }
+        if let Some(capacity) = options.cache_capacity {
+            let capacity = u64::try_from(capacity).map_err(|_| {
+                invalid_option(format!("cacheCapacity must be >= 0, not {capacity}"))
+            })?;
+            builder = builder.cache_capacity(capacity);
+        }
+        if let Some(days) = options.recovery_window_days {
+            let days = u8::try_from(days).map_err(|_| {
+                invalid_option(format!(
+                    "recoveryWindowDays of {days} days: Secrets Manager takes 7 to 30"
+                ))
+            })?;
+            builder = builder.deletion_mode(DeletionMode::RecoveryWindow { days });
+        }
+        if let Some(timeout) = options.attempt_timeout {
+            builder = builder.attempt_timeout(seconds("attemptTimeout", timeout)?);
+        }
+        if let Some(timeout) = options.operation_timeout {
+            builder = builder.operation_timeout(seconds("operationTimeout", timeout)?);
+        }
+        let refresh_ahead = options
+            .refresh_ahead
+            .map(|ahead| seconds("refreshAhead", ahead))
+            .transpose()?;
+        if let Some(url) = &options.accounts_url {
+            AccountsFallback::token_url(url.as_str()).map_err(|e| auth_error(&e))?;
+        }
+        // Build once with a client that is never called, so that a bad
+        // prefix or recovery window fails here rather than on first use.
+        let unused = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::Config::builder()
+                .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+                .build(),
+        );
+        builder
+            .clone()
+            .client(unused)
+            .build()
+            .map_err(|e| store_error(&e))?;
+        Ok(Self {
+            prefix: options.prefix,
+            builder,
+            endpoint_url: options.endpoint_url,
+            region: options.region,
+            refresh_ahead,
+            accounts_url: options.accounts_url,
+            store: OnceCell::new(),
+            auth: OnceCell::new(),
+        })
+    }
+
+    /// The prefix of the store's secrets.
+    #[napi(getter)]
+    pub fn prefix(&self) -> String {
+        self.prefix.clone()
+    }
+
+    /// The stored token that `query` matches, with every field `query` sets
+    /// taken from `query`; `null` when none matches. A query with nothing to
+    /// match on is an `invalid_input` error.
+    #[napi]
+    pub async fn find_token(&self, query: Token) -> Result<Option<Token>> {
+        let query = OAuthToken::from(query);
+        let found = self
+            .store()
+            .await?
+            .find_token(&query)
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(found.map(Token::from))
+    }
+
+    /// The token stored under `id`, or `null`.
+    #[napi]
+    pub async fn find_token_by_id(&self, id: String) -> Result<Option<Token>> {
+        let found = self
+            .store()
+            .await?
+            .find_token_by_id(&id)
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(found.map(Token::from))
+    }
+
+    /// Saves `token` (an upsert) and returns what is stored, `id` included.
+    #[napi]
+    pub async fn save_token(&self, token: Token) -> Result<Token> {
+        let mut token = OAuthToken::from(token);
+        self.store()
+            .await?
+            .save_token(&mut token)
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(Token::from(token))
+    }
+
+    /// Deletes the token stored under `id`; answers whether one was stored
+    /// (the deletion itself is idempotent).
+    #[napi]
+    pub async fn delete_token(&self, id: String) -> Result<bool> {
+        let store = self.store().await?;
+        let existed = store
+            .find_token_by_id(&id)
+            .await
+            .map_err(|e| store_error(&e))?
+            .is_some();
+        store.delete_token(&id).await.map_err(|e| store_error(&e))?;
+        Ok(existed)
+    }
+
+    /// Every stored token, in no particular order.
+    #[napi]
+    pub async fn get_tokens(&self) -> Result<Vec<Token>> {
+        let tokens = self
+            .store()
+            .await?
+            .get_tokens()
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(tokens.into_iter().map(Token::from).collect())
+    }
+
+    /// Deletes every stored token.
+    #[napi]
+    pub async fn delete_tokens(&self) -> Result<()> {
+        self.store()
+            .await?
+            .delete_tokens()
+            .await
+            .map_err(|e| store_error(&e))
+    }
+
+    /// Managed refresh's `findToken`: the stored token `query` matches, with
+    /// an access token that has more than `refreshAhead` left (refreshed
+    /// first, once for the fleet, when it has less); `null` when none
+    /// matches. A query that matches nothing but carries a grant token and
+    /// its client is exchanged once for the fleet, and the saved token
+    /// answered. `sdkAccountsUrl` is the SDK environment's accounts URL (see
+    /// `fallback`). The answer is the stored token: no field of `query` is
+    /// laid over it.
+    #[napi]
+    pub async fn managed_find_token(
+        &self,
+        query: Token,
+        sdk_accounts_url: Option<String>,
+    ) -> Result<Option<Token>> {
+        let query = OAuthToken::from(query);
+        let fallback = self.fallback(sdk_accounts_url)?;
+        let found = self
+            .auth()
+            .await?
+            .managed_find_token(&query, &fallback)
+            .await
+            .map_err(|e| auth_error(&e))?;
+        Ok(found.map(Token::from))
+    }
+
+    /// Managed refresh's `findTokenById`: the token stored under `id` with a
+    /// valid access token, as `managedFindToken`; `null` when none is stored.
+    #[napi]
+    pub async fn managed_find_token_by_id(
+        &self,
+        id: String,
+        sdk_accounts_url: Option<String>,
+    ) -> Result<Option<Token>> {
+        let fallback = self.fallback(sdk_accounts_url)?;
+        let found = self
+            .auth()
+            .await?
+            .managed_find_token_by_id(&id, &fallback)
+            .await
+            .map_err(|e| auth_error(&e))?;
+        Ok(found.map(Token::from))
+    }
+
+    /// Shows the prefix only: no token, no credential.
+    #[napi(js_name = "toString")]
+    pub fn describe(&self) -> String {
+        format!("NativeStore(prefix={:?})", self.prefix)
+    }
+}

@@ -9,6 +9,7 @@ use futures::StreamExt;
 
 use super::api::{Created, Put};
 use super::index::{Entry, UpdateError};
+use super::layout::user_token_id;
 use super::{CONCURRENCY, Resolved, SecretsManagerStore};
 use crate::error::StoreError;
 use crate::id::validate_id;
@@ -76,6 +77,7 @@ impl SecretsManagerStore {
                 let token = &tokens[at];
                 let snapshot = &snapshot;
                 async move {
+                    let mut derived = None;
                     let target = match (&token.id, LookupKey::of(token)) {
                         (Some(id), _) => self.get(id).await?.map(|c| c.token.clone()),
                         (None, Some(key)) => match self.resolve_in(snapshot, &key).await? {
@@ -83,11 +85,25 @@ impl SecretsManagerStore {
                             // A user name whose token is gone: the single
                             // save knows how to take it over.
                             Resolved::Reserved(_) => return Ok(Err(at)),
-                            Resolved::Missing => None,
+                            Resolved::Missing { .. } => {
+                                // A new token takes its user's derived id
+                                // unless the (fresh, whole) index lists it.
+                                derived = token
+                                    .user_name
+                                    .as_deref()
+                                    .filter(|u| !u.is_empty())
+                                    .map(user_token_id)
+                                    .filter(|id| snapshot.entry(id).is_none());
+                                None
+                            }
                         },
                         (None, None) => None,
                     };
-                    let (id, updated) = prepare_save(token, target.as_ref())?;
+                    let request = derived.map(|id| OAuthToken {
+                        id: Some(id),
+                        ..token.clone()
+                    });
+                    let (id, updated) = prepare_save(request.as_ref().unwrap_or(token), target.as_ref())?;
                     Ok::<_, StoreError>(Ok(Decided {
                         at,
                         id,

@@ -1,5 +1,7 @@
 //! Secret names: where each token and index shard lives under the prefix.
 
+use sha2::{Digest, Sha256};
+
 use crate::error::StoreError;
 
 /// The longest prefix accepted: secret names are at most 512 characters, and
@@ -59,9 +61,38 @@ impl Layout {
     }
 }
 
+/// The id a new token for user name `user` is created under, when the store
+/// generates it: 32 hex digits of a SHA-256 of the user name, shaped like a
+/// random id ([`generate_id`](crate::generate_id)) and as opaque in a secret
+/// name (no user name in clear).
+///
+/// A cold lookup by user name reads this one secret and, when it holds that
+/// user's token, needs no index read: one round trip. It is only a guess the
+/// index stays the judge of: ids never change, so a token whose user name
+/// changed, or one saved under an id of its own (imported, or given by the
+/// caller), is found through the index as before.
+pub(crate) fn user_token_id(user: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"zoho-token-store user token id\0")
+        .chain_update(user.as_bytes())
+        .finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_token_ids_are_stable_opaque_and_valid() {
+        let id = user_token_id("ada@example.com");
+        assert_eq!(id, user_token_id("ada@example.com"));
+        assert_ne!(id, user_token_id("Ada@example.com"));
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!id.contains("ada"));
+        crate::validate_id(&id).unwrap();
+    }
 
     #[test]
     fn names() {

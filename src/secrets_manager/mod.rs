@@ -160,8 +160,25 @@ enum Resolved {
     /// The index gives the key's user name to this id, but its secret does
     /// not exist (yet, or any more): a save for that user takes the id over.
     Reserved(String),
-    /// Nothing matches.
-    Missing,
+    /// Nothing matches. For a user name, `free_user_id` is the id a new
+    /// token for it would take ([`layout::user_token_id`]) when the lookup
+    /// saw that no secret has it.
+    Missing { free_user_id: Option<String> },
+}
+
+/// What the secret of a user name's derived id holds.
+enum Probe {
+    /// That user's token.
+    Found(Box<OAuthToken>),
+    /// No secret has the id (this one): a new token for the user may take it.
+    Free(String),
+    /// Another token has the id (its user name changed since), or a value
+    /// that cannot be decoded.
+    Taken,
+}
+
+impl Resolved {
+    const MISSING: Self = Self::Missing { free_user_id: None };
 }
 
 impl SecretsManagerStore {
@@ -245,7 +262,7 @@ impl SecretsManagerStore {
                 _ => {}
             }
         }
-        Ok(reserved.map_or(Resolved::Missing, Resolved::Reserved))
+        Ok(reserved.map_or(Resolved::MISSING, Resolved::Reserved))
     }
 
     /// The stored token `key` matches. With `recheck`, a miss in a cached
@@ -262,35 +279,82 @@ impl SecretsManagerStore {
             return Ok(tokens
                 .into_iter()
                 .find(|t| key.matches(t))
-                .map_or(Resolved::Missing, |t| Resolved::Found(Box::new(t))));
+                .map_or(Resolved::MISSING, |t| Resolved::Found(Box::new(t))));
+        }
+        if let LookupKey::UserName(user) = key {
+            return self.resolve_user(user, key, recheck).await;
         }
         let index = &self.inner.index;
-        let resolved = if let LookupKey::UserName(user) = key {
-            // One path of the index tree, not all of it, unless cached.
-            let (snapshot, from_cache) = index.for_user(user, false).await?;
-            match self.resolve_in(&snapshot, key).await? {
-                Resolved::Missing if from_cache && recheck => {
-                    let snapshot = index.for_user(user, true).await?.0;
-                    self.resolve_in(&snapshot, key).await?
-                }
-                resolved => resolved,
+        let (snapshot, from_cache) = index.current().await?;
+        match self.resolve_in(&snapshot, key).await? {
+            Resolved::Missing { .. } if from_cache && recheck => {
+                let snapshot = index.load().await?;
+                self.resolve_in(&snapshot, key).await
             }
-        } else {
-            let (snapshot, from_cache) = index.current().await?;
-            match self.resolve_in(&snapshot, key).await? {
-                Resolved::Missing if from_cache && recheck => {
-                    let snapshot = index.load().await?;
-                    self.resolve_in(&snapshot, key).await?
-                }
-                resolved => resolved,
+            resolved => Ok(resolved),
+        }
+    }
+
+    /// [`resolve`](Self::resolve) for a user name: a young cached index that
+    /// names the user's token, else the secret of the user's derived id
+    /// ([`layout::user_token_id`]: one call for a token this store created),
+    /// else one path of the index tree.
+    async fn resolve_user(
+        &self,
+        user: &str,
+        key: &LookupKey<'_>,
+        recheck: bool,
+    ) -> Result<Resolved, StoreError> {
+        let index = &self.inner.index;
+        let resolved = match index.young() {
+            Some(snapshot) if snapshot.user_holder(user).is_some() => {
+                self.resolve_in(&snapshot, key).await?
             }
+            _ => Resolved::MISSING,
         };
-        if let (LookupKey::UserName(user), Resolved::Found(token)) = (key, &resolved)
+        let resolved = match resolved {
+            Resolved::Missing { .. } => match self.probe_user_id(user, key).await? {
+                Probe::Found(token) => Resolved::Found(token),
+                probe => {
+                    let (snapshot, from_cache) = index.for_user(user, false).await?;
+                    let resolved = match self.resolve_in(&snapshot, key).await? {
+                        Resolved::Missing { .. } if from_cache && recheck => {
+                            let snapshot = index.for_user(user, true).await?.0;
+                            self.resolve_in(&snapshot, key).await?
+                        }
+                        resolved => resolved,
+                    };
+                    match (resolved, probe) {
+                        (Resolved::Missing { .. }, Probe::Free(id)) => Resolved::Missing {
+                            free_user_id: Some(id),
+                        },
+                        (resolved, _) => resolved,
+                    }
+                }
+            },
+            resolved => resolved,
+        };
+        if let Resolved::Found(token) = &resolved
             && let Some(id) = &token.id
         {
             self.inner.users.put(user, id);
         }
         Ok(resolved)
+    }
+
+    /// Reads the secret of `user`'s derived id ([`layout::user_token_id`]).
+    async fn probe_user_id(&self, user: &str, key: &LookupKey<'_>) -> Result<Probe, StoreError> {
+        let id = layout::user_token_id(user);
+        match self.get(&id).await {
+            Ok(Some(cached)) if key.matches(&cached.token) => {
+                Ok(Probe::Found(Box::new(cached.token.clone())))
+            }
+            // Not this user's token: the index decides, and a lookup by
+            // user name does not fail on another token's bad value.
+            Ok(Some(_)) | Err(StoreError::Corrupt { .. }) => Ok(Probe::Taken),
+            Ok(None) => Ok(Probe::Free(id)),
+            Err(error) => Err(error),
+        }
     }
 
     /// Every indexed token, read in batches of 20 from a fresh index.
@@ -348,7 +412,7 @@ impl SecretsManagerStore {
         Box::pin(self.traced("find_token", None, async move {
             match self.resolve(&key, true).await? {
                 Resolved::Found(stored) => Ok(Some(token.merged_over(&stored))),
-                Resolved::Reserved(_) | Resolved::Missing => Ok(None),
+                Resolved::Reserved(_) | Resolved::Missing { .. } => Ok(None),
             }
         }))
     }

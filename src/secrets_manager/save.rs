@@ -17,6 +17,7 @@ impl SecretsManagerStore {
         takeover: &mut Option<String>,
     ) -> Result<Option<OAuthToken>, StoreError> {
         let inner = &self.inner;
+        let mut derived = None;
         // The stored token this save updates, if any.
         let target = match (&token.id, takeover.as_ref()) {
             (Some(id), _) => self.get(id).await?.map(|c| c.token.clone()),
@@ -36,14 +37,20 @@ impl SecretsManagerStore {
                             *takeover = Some(id);
                             None
                         }
-                        Resolved::Missing => None,
+                        Resolved::Missing { free_user_id } => {
+                            // A new token: under its user's derived id
+                            // when no secret has it, so that a cold
+                            // lookup by user name finds it in one call.
+                            derived = free_user_id;
+                            None
+                        }
                     }
                 }
             },
         };
         let mut request = token.clone();
         if request.id.is_none() {
-            request.id.clone_from(takeover);
+            request.id = takeover.clone().or(derived);
         }
         let (id, updated) = prepare_save(&request, target.as_ref())?;
         let json = encode_token(&updated)?;

@@ -166,7 +166,8 @@ impl Index {
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot);
     }
 
-    fn young(&self) -> Option<Arc<Snapshot>> {
+    /// The cached snapshot while it is younger than the TTL.
+    pub(crate) fn young(&self) -> Option<Arc<Snapshot>> {
         self.cached().filter(|s| s.loaded_at.elapsed() < self.ttl)
     }
 

@@ -7,6 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
+use zoho_token_store::auth::ZohoAuth;
 use zoho_token_store::conformance::sample_token;
 use zoho_token_store::{OAuthToken, SecretsManagerStore, TokenStore};
 
@@ -114,6 +115,100 @@ async fn cold_find_by_key_reads_index_then_token() {
         h.counter.total() <= 1 + shards,
         "{:?}",
         h.counter.snapshot()
+    );
+    h.assert_within_version_quota();
+}
+
+/// A new instance's first `access_token` (and `find_token`) by user name,
+/// for a token `n` saved by this crate without an id, counted.
+async fn cold_first_token_calls(h: &common::Harness, n: usize) -> Vec<(String, u64)> {
+    let user = format!("user{n}@example.com");
+    let auth = ZohoAuth::builder(h.instance())
+        .accounts_url("http://127.0.0.1:9")
+        .build()
+        .unwrap();
+    h.counter.reset();
+    let token = auth
+        .access_token(&OAuthToken::for_user(&user))
+        .await
+        .unwrap();
+    assert_eq!(token.as_str(), format!("1000.access-{n}"));
+    let by_auth = h.counter.snapshot().into_iter().collect::<Vec<_>>();
+    let cold = h.instance();
+    h.counter.reset();
+    let found = cold.find_token(&OAuthToken::for_user(&user)).await.unwrap();
+    assert_eq!(found.unwrap().user_name.as_deref(), Some(user.as_str()));
+    let by_store = h.counter.snapshot().into_iter().collect::<Vec<_>>();
+    assert_eq!(by_auth, by_store, "access_token and find_token differ");
+    by_auth
+}
+
+fn one_get() -> Vec<(String, u64)> {
+    vec![("GetSecretValue".to_owned(), 1)]
+}
+
+/// A cold first token by user name is one `GetSecretValue` for a token this
+/// crate saved, whatever the token count: its id derives from the user name,
+/// so no index read comes first. Saved one at a time or in bulk alike.
+#[tokio::test]
+async fn cold_first_token_by_user_is_one_call_at_1_and_1000_tokens() {
+    let h = common::harness().await;
+    saved(&h.store, 0).await;
+    assert_eq!(cold_first_token_calls(&h, 0).await, one_get());
+
+    let mut tokens: Vec<OAuthToken> = (1..1000).map(sample_token).collect();
+    h.store.save_tokens(&mut tokens).await.unwrap();
+    assert_eq!(h.store.index_stats().await.unwrap().tokens, 1000);
+    for n in [0, 1, 500, 999] {
+        assert_eq!(cold_first_token_calls(&h, n).await, one_get(), "token {n}");
+    }
+    h.assert_within_version_quota();
+}
+
+/// Where the id is not the user's derived one (an explicit or imported id,
+/// or a user name that moved to another token), the derived id's read
+/// misses and the index path answers: counted, and the right token found.
+#[tokio::test]
+async fn cold_lookup_by_user_falls_back_to_the_index() {
+    let h = common::harness().await;
+    // An imported token keeps its id.
+    let mut imported = sample_token(1).with_id("imported-1");
+    h.store.save_token(&mut imported).await.unwrap();
+    let fallback = vec![
+        ("BatchGetSecretValue".to_owned(), 1),
+        ("GetSecretValue".to_owned(), 2),
+    ];
+    assert_eq!(cold_first_token_calls(&h, 1).await, fallback);
+
+    // A token saved for user2, renamed to user3: its id stays user2's
+    // derived one, so a new user2 token gets a random id.
+    let renamed = saved(&h.store, 2).await;
+    let mut moved = OAuthToken {
+        user_name: Some("user3@example.com".into()),
+        access_token: Some("1000.access-3".into()),
+        ..renamed.clone()
+    };
+    h.store.save_token(&mut moved).await.unwrap();
+    assert_eq!(moved.id, renamed.id);
+    let again = saved(&h.store, 2).await;
+    assert_ne!(again.id, renamed.id);
+    assert_eq!(cold_first_token_calls(&h, 2).await, fallback);
+    assert_eq!(cold_first_token_calls(&h, 3).await, fallback);
+    let cold = h.instance();
+    let user2 = OAuthToken::for_user("user2@example.com");
+    assert_eq!(cold.find_token(&user2).await.unwrap().unwrap().id, again.id);
+
+    // No token at all: the same reads, and `None`.
+    h.counter.reset();
+    let cold = h.instance();
+    let nobody = OAuthToken::for_user("nobody@example.com");
+    assert_eq!(cold.find_token(&nobody).await.unwrap(), None);
+    assert_eq!(
+        h.counter.snapshot().into_iter().collect::<Vec<_>>(),
+        vec![
+            ("BatchGetSecretValue".to_owned(), 1),
+            ("GetSecretValue".to_owned(), 1)
+        ]
     );
     h.assert_within_version_quota();
 }

@@ -103,7 +103,8 @@ impl SecretsManagerStore {
                         id: Some(id),
                         ..token.clone()
                     });
-                    let (id, updated) = prepare_save(request.as_ref().unwrap_or(token), target.as_ref())?;
+                    let (id, updated) =
+                        prepare_save(request.as_ref().unwrap_or(token), target.as_ref())?;
                     Ok::<_, StoreError>(Ok(Decided {
                         at,
                         id,

@@ -42,6 +42,20 @@ impl AccessToken {
     }
 }
 
+impl AccessToken {
+    /// The same token in an allocation of its own, so that the threads that
+    /// serve it each count references on their own copy.
+    pub(super) fn private_copy(&self) -> Self {
+        let parts = &self.0;
+        Self(Arc::new(Parts {
+            bearer: Arc::clone(&parts.bearer),
+            expiry_time: parts.expiry_time,
+            id: Arc::clone(&parts.id),
+            api_domain: parts.api_domain.clone(),
+        }))
+    }
+}
+
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessToken")

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use super::refresh::LEASE_MARGIN;
+use super::warm::{self, WarmMap};
 use super::{
     AuthError, Clock, DEFAULT_REFRESH_AHEAD, DEFAULT_TIMEOUT, DataCenter, Inner, MIN_VALIDITY,
     ZohoAuth, millis,
@@ -120,9 +121,13 @@ impl ZohoAuthBuilder {
                 refresh_ahead: millis(refresh_ahead),
                 lease: self.timeout.saturating_add(LEASE_MARGIN),
                 holder: uuid::Uuid::new_v4().simple().to_string(),
+                warm_clock: self
+                    .clock
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(warm::coarse_now)),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
                 slots: RwLock::new(HashMap::new()),
-                warm: RwLock::new(HashMap::with_hasher(Default::default())),
+                warm: WarmMap::default(),
                 flights: Mutex::new(HashMap::new()),
                 lookups: Mutex::new(HashMap::new()),
                 grant_flights: Mutex::new(HashMap::new()),

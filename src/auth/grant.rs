@@ -249,10 +249,7 @@ impl Inner {
         self.failures().remove(id);
         // The token's access token changed: served by user name, it must be
         // read again.
-        self.warm
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, warm| &*warm.token.0.id != id);
+        self.warm.forget_all();
         Ok(saved)
     }
 }

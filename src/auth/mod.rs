@@ -142,6 +142,7 @@ mod error;
 mod grant;
 mod managed;
 mod refresh;
+mod warm;
 mod zoho;
 
 use std::collections::HashMap;
@@ -161,6 +162,7 @@ use crate::token::OAuthToken;
 use builder::{endpoint, token_url};
 use grant::GrantFlight;
 use refresh::{Failure, Flight};
+use warm::WarmMap;
 
 /// The default [`refresh_ahead`](ZohoAuthBuilder::refresh_ahead): 5 minutes.
 pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(300);
@@ -179,9 +181,6 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2 * 60 * 60);
 /// there): a token deleted or replaced in the store stops being served
 /// within this long.
 pub const WARM_RECHECK: Duration = Duration::from_secs(1);
-/// At most this many user names are kept in that map (it is emptied when
-/// full: the next calls ask the store again).
-const WARM_CAPACITY: usize = 10_000;
 
 /// Where a `ZohoAuth` reads the time of day.
 type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -222,16 +221,6 @@ struct Slot {
     invalidated: Option<Arc<str>>,
 }
 
-/// An access token served by user name, servable again until `until`
-/// (Unix ms): the earlier of its refresh time and the next store check.
-struct Warm {
-    token: AccessToken,
-    until: i64,
-}
-
-/// The hasher of the warm map: foldhash, seeded at random per map.
-type WarmHash = foldhash::fast::RandomState;
-
 struct Inner {
     store: Arc<dyn TokenStore>,
     http: reqwest::Client,
@@ -244,9 +233,12 @@ struct Inner {
     /// This `ZohoAuth`'s lease holder id.
     holder: String,
     clock: Clock,
+    /// The warm map's clock: the builder's clock if it has one, else the
+    /// coarse clock (no system call on the hot path).
+    warm_clock: Clock,
     slots: RwLock<HashMap<String, Slot>>,
     /// The hot path: access tokens served by user name.
-    warm: RwLock<HashMap<Box<str>, Warm, WarmHash>>,
+    warm: WarmMap,
     flights: Mutex<HashMap<String, Flight>>,
     /// Lookups by user name in flight (past the warm map).
     lookups: Mutex<HashMap<Box<str>, Flight>>,
@@ -335,11 +327,7 @@ impl ZohoAuth {
     /// supports [leases](TokenStore::refresh_lease)) and serves a newer
     /// access token stored by another process, or refreshes.
     pub async fn invalidate(&self, token: &AccessToken) {
-        self.inner
-            .warm
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, warm| warm.token.0.bearer != token.0.bearer);
+        self.inner.warm.forget_all();
         let mut slots = self.inner.slots.write().unwrap_or_else(|p| p.into_inner());
         let slot = slots.entry(token.0.id.to_string()).or_default();
         slot.invalidated = Some(Arc::clone(&token.0.bearer));
@@ -418,35 +406,25 @@ impl Inner {
     /// asking the store.
     #[inline]
     fn warm_hit(&self, user: &str) -> Option<AccessToken> {
-        let now = self.now_millis();
-        let warm = self.warm.read().unwrap_or_else(|p| p.into_inner());
-        warm.get(user)
-            .filter(|w| w.until > now)
-            .map(|w| w.token.clone())
+        let now = (self.warm_clock)()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, millis);
+        self.warm.hit(user, now)
     }
 
     /// Remembers `token` as served for `user`, until its refresh time or
-    /// the next store check, whichever comes first.
+    /// the next store check, whichever comes first (less the coarse clock's
+    /// lag, so that the rules on expiry hold).
     fn warm_insert(&self, user: &str, token: &AccessToken) {
         let now = self.now_millis();
         let until = token
             .expiry_time()
             .saturating_sub(self.refresh_ahead)
-            .min(now.saturating_add(millis(WARM_RECHECK)));
-        if until <= now {
-            return;
+            .min(now.saturating_add(millis(WARM_RECHECK)))
+            .saturating_sub(warm::COARSE_CLOCK_SLACK_MS);
+        if until > now {
+            self.warm.insert(user, token, until);
         }
-        let mut warm = self.warm.write().unwrap_or_else(|p| p.into_inner());
-        if warm.len() >= WARM_CAPACITY && !warm.contains_key(user) {
-            warm.clear();
-        }
-        warm.insert(
-            user.into(),
-            Warm {
-                token: token.clone(),
-                until,
-            },
-        );
     }
 
     /// Now, Unix ms, by this `ZohoAuth`'s clock.

@@ -46,31 +46,54 @@ impl SecretsManagerStore {
             encode_token(token)?;
         }
         // Tokens left to `save_token`, by their place in the batch.
-        let mut one_by_one: BTreeSet<usize> = BTreeSet::new();
-        let mut bulk: Vec<usize> = Vec::new();
-        let mut claimed: HashSet<String> = HashSet::new();
-        for (at, token) in tokens.iter().enumerate() {
-            let mut names = Vec::new();
-            if let Some(id) = &token.id {
-                names.push(format!("i:{id}"));
+        let (bulk, mut one_by_one) = partition(tokens);
+        let decided = self.decide_all(tokens, bulk, &mut one_by_one).await?;
+        let mut refused = self.index_all(&decided).await?;
+
+        // Unchanged tokens write nothing (no version spent) once their
+        // secrets confirm it: the copies compared may be cached ones.
+        let unchanged: Vec<usize> = (0..decided.len())
+            .filter(|n| {
+                !refused.contains(n) && decided[*n].target.as_ref() == Some(&decided[*n].updated)
+            })
+            .collect();
+        let confirmed = self.confirm_unchanged(&decided, &unchanged).await?;
+        for &n in &unchanged {
+            if !confirmed.contains(&decided[n].id) {
+                refused.insert(n);
             }
-            match LookupKey::of(token) {
-                // Access tokens are not indexed: such saves scan, one by one.
-                Some(LookupKey::AccessToken(_)) => {
-                    one_by_one.insert(at);
-                    continue;
+        }
+        let to_write: Vec<usize> = (0..decided.len())
+            .filter(|n| !refused.contains(n) && !unchanged.contains(n))
+            .collect();
+        one_by_one.extend(self.write_all(&decided, to_write).await?);
+        for (n, d) in decided.into_iter().enumerate() {
+            if refused.contains(&n) {
+                one_by_one.insert(d.at);
+            } else if !one_by_one.contains(&d.at) {
+                self.inner.cache.put(&d.id, d.updated.clone());
+                if let Some(user) = d.updated.user_name.as_deref().filter(|u| !u.is_empty()) {
+                    self.inner.users.put(user, &d.id);
                 }
-                Some(key) => names.push(format!("{}:{}", key.field_name(), key_value(&key))),
-                None => {}
-            }
-            if names.iter().any(|n| claimed.contains(n)) {
-                one_by_one.insert(at);
-            } else {
-                claimed.extend(names);
-                bulk.push(at);
+                tokens[d.at] = d.updated;
             }
         }
 
+        // In batch order, as saving them one after the other would.
+        for at in one_by_one {
+            self.save_token(&mut tokens[at]).await?;
+        }
+        Ok(())
+    }
+
+    /// Decides the tokens at `bulk` against one fresh index read; those that
+    /// need the single save's takeover of a user name go to `one_by_one`.
+    async fn decide_all(
+        &self,
+        tokens: &[OAuthToken],
+        bulk: Vec<usize>,
+        one_by_one: &mut BTreeSet<usize>,
+    ) -> Result<Vec<Decided>, StoreError> {
         let snapshot = self.inner.index.load().await?;
         let decisions = futures::stream::iter(bulk)
             .map(|at| {
@@ -125,7 +148,13 @@ impl SecretsManagerStore {
                 }
             }
         }
+        Ok(decided)
+    }
 
+    /// Commits the index entries of the decided tokens whose keys are new or
+    /// changed, all at once; the decisions (by place in `decided`) refused
+    /// because another token holds the user name.
+    async fn index_all(&self, decided: &[Decided]) -> Result<HashSet<usize>, StoreError> {
         // Index first, all at once: it reserves the new user names.
         let changed: Vec<usize> = (0..decided.len())
             .filter(|&n| {
@@ -152,55 +181,32 @@ impl SecretsManagerStore {
                 Err(UpdateError::Store(error)) => return Err(error),
             }
         }
+        Ok(refused)
+    }
 
-        // Unchanged tokens write nothing (no version spent) once their
-        // secrets confirm it: the copies compared may be cached ones.
-        let unchanged: Vec<usize> = (0..decided.len())
-            .filter(|n| {
-                !refused.contains(n) && decided[*n].target.as_ref() == Some(&decided[*n].updated)
-            })
-            .collect();
-        let confirmed = self.confirm_unchanged(&decided, &unchanged).await?;
-        for &n in &unchanged {
-            if !confirmed.contains(&decided[n].id) {
-                refused.insert(n);
-            }
-        }
-        let to_write: Vec<usize> = (0..decided.len())
-            .filter(|n| !refused.contains(n) && !unchanged.contains(n))
-            .collect();
-        let decided_ref = &decided;
+    /// Writes the secrets of `decided[to_write]`; the batch places of those
+    /// whose secret was not what the decision assumed.
+    async fn write_all(
+        &self,
+        decided: &[Decided],
+        to_write: Vec<usize>,
+    ) -> Result<Vec<usize>, StoreError> {
         let writes = futures::stream::iter(to_write)
             .map(|n| async move {
-                let d = &decided_ref[n];
+                let d = &decided[n];
                 Ok::<_, StoreError>((d.at, self.write_decided(d).await?))
             })
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
+        let mut unwritten = Vec::new();
         for write in writes {
             let (at, written) = write?;
             if !written {
-                one_by_one.insert(at);
+                unwritten.push(at);
             }
         }
-        for (n, d) in decided.into_iter().enumerate() {
-            if refused.contains(&n) {
-                one_by_one.insert(d.at);
-            } else if !one_by_one.contains(&d.at) {
-                self.inner.cache.put(&d.id, d.updated.clone());
-                if let Some(user) = d.updated.user_name.as_deref().filter(|u| !u.is_empty()) {
-                    self.inner.users.put(user, &d.id);
-                }
-                tokens[d.at] = d.updated;
-            }
-        }
-
-        // In batch order, as saving them one after the other would.
-        for at in one_by_one {
-            self.save_token(&mut tokens[at]).await?;
-        }
-        Ok(())
+        Ok(unwritten)
     }
 
     /// The ids among `decided[unchanged]` whose secrets hold exactly what
@@ -263,6 +269,37 @@ impl SecretsManagerStore {
             }
         }
     }
+}
+
+/// Splits a batch: the places of tokens saved in bulk, and of those left to
+/// `save_token` (access-token lookups, which scan, and tokens that share an
+/// id or lookup key with an earlier one of the batch).
+fn partition(tokens: &[OAuthToken]) -> (Vec<usize>, BTreeSet<usize>) {
+    let mut one_by_one: BTreeSet<usize> = BTreeSet::new();
+    let mut bulk: Vec<usize> = Vec::new();
+    let mut claimed: HashSet<String> = HashSet::new();
+    for (at, token) in tokens.iter().enumerate() {
+        let mut names = Vec::new();
+        if let Some(id) = &token.id {
+            names.push(format!("i:{id}"));
+        }
+        match LookupKey::of(token) {
+            // Access tokens are not indexed: such saves scan, one by one.
+            Some(LookupKey::AccessToken(_)) => {
+                one_by_one.insert(at);
+                continue;
+            }
+            Some(key) => names.push(format!("{}:{}", key.field_name(), key_value(&key))),
+            None => {}
+        }
+        if names.iter().any(|n| claimed.contains(n)) {
+            one_by_one.insert(at);
+        } else {
+            claimed.extend(names);
+            bulk.push(at);
+        }
+    }
+    (bulk, one_by_one)
 }
 
 /// The value a lookup key matches on (to spot two tokens of one batch that

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use futures::{StreamExt, TryStreamExt};
 
-use super::index::{Entry, UpdateError};
+use super::index::{Entry, Snapshot, UpdateError};
 use super::{BATCH, CONCURRENCY, SecretsManagerStore};
 use crate::error::StoreError;
 use crate::token::decode_token;
@@ -57,12 +57,48 @@ pub(super) async fn repair(
         .map(|s| s.ids().into_iter().collect())
         .unwrap_or_default();
 
-    // Read every candidate: the listing lags, so existence is what
-    // BatchGetSecretValue returns, not what ListSecrets said.
-    let names: Vec<String> = listed_ids
-        .union(&indexed)
-        .map(|id| inner.layout.token(id))
+    let entries = read_entries(store, listed_ids.union(&indexed), &mut report).await?;
+    report.dropped = indexed
+        .iter()
+        .filter(|id| !entries.contains_key(*id))
+        .cloned()
         .collect();
+    report.indexed = entries
+        .keys()
+        .filter(|id| !indexed.contains(*id))
+        .cloned()
+        .collect();
+    report.indexed.sort();
+    report.corrupt.sort();
+
+    match &snapshot {
+        None => rebuild(store, entries, &mut report, apply).await?,
+        Some(snapshot) if !apply => refused_upserts(snapshot, &entries, &mut report),
+        Some(_) => upsert_and_drop(store, &entries, &mut report).await?,
+    }
+    report
+        .indexed
+        .retain(|id| !report.duplicate_users.contains(id));
+    if apply {
+        inner.cache.invalidate_all();
+        report.tokens = inner.index.load().await?.len();
+    } else if snapshot.is_some() {
+        report.tokens = indexed.len() - report.dropped.len() + report.indexed.len();
+    }
+    Ok(report)
+}
+
+/// The index entry of every token secret among `ids` that exists (read,
+/// since the listing lags: existence is what `BatchGetSecretValue`
+/// returns, not what `ListSecrets` said). Corrupt ones are reported, and
+/// get an entry with no keys.
+async fn read_entries(
+    store: &SecretsManagerStore,
+    ids: impl Iterator<Item = &String>,
+    report: &mut RepairReport,
+) -> Result<HashMap<String, Entry>, StoreError> {
+    let inner = &store.inner;
+    let names: Vec<String> = ids.map(|id| inner.layout.token(id)).collect();
     let found = futures::stream::iter(names.chunks(BATCH).map(<[String]>::to_vec))
         .map(|batch| inner.api.batch_get(batch))
         .buffer_unordered(CONCURRENCY)
@@ -85,87 +121,81 @@ pub(super) async fn repair(
         };
         entries.insert(id.to_owned(), entry);
     }
-    report.dropped = indexed
-        .iter()
-        .filter(|id| !entries.contains_key(*id))
-        .cloned()
-        .collect();
-    report.indexed = entries
-        .keys()
-        .filter(|id| !indexed.contains(*id))
-        .cloned()
-        .collect();
-    report.indexed.sort();
-    report.corrupt.sort();
+    Ok(entries)
+}
 
-    match &snapshot {
-        None => {
-            // The index is unreadable: rebuild it whole, keeping one token per user.
-            report.index_rebuilt = true;
-            let mut users = HashMap::new();
-            let mut kept = Vec::new();
-            let mut sorted: Vec<Entry> = entries.into_values().collect();
-            sorted.sort_by(|a, b| a.id.cmp(&b.id));
-            for entry in sorted {
-                if let Some(user) = &entry.user
-                    && users.insert(user.clone(), entry.id.clone()).is_some()
-                {
-                    report.duplicate_users.push(entry.id.clone());
-                    continue;
-                }
-                kept.push(entry);
-            }
-            report
-                .indexed
-                .retain(|id| !report.duplicate_users.contains(id));
-            report.tokens = kept.len();
-            if apply {
-                inner.index.rewrite(kept).await?;
-            }
+/// The index is unreadable: rebuilds it whole from `entries` (with
+/// `apply`), keeping one token per user name (the first by id).
+async fn rebuild(
+    store: &SecretsManagerStore,
+    entries: HashMap<String, Entry>,
+    report: &mut RepairReport,
+    apply: bool,
+) -> Result<(), StoreError> {
+    report.index_rebuilt = true;
+    let mut users = HashMap::new();
+    let mut kept = Vec::new();
+    let mut sorted: Vec<Entry> = entries.into_values().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    for entry in sorted {
+        if let Some(user) = &entry.user
+            && users.insert(user.clone(), entry.id.clone()).is_some()
+        {
+            report.duplicate_users.push(entry.id.clone());
+            continue;
         }
-        Some(snapshot) if !apply => {
-            // What the upserts below would refuse: a user name the index
-            // gives to another id (or to an earlier orphan of this repair).
-            let mut claimed: HashMap<&str, &str> = HashMap::new();
-            for id in &report.indexed {
-                let Some(user) = entries[id].user.as_deref() else {
-                    continue;
-                };
-                let holder = snapshot
-                    .user_holder(user)
-                    .filter(|holder| !report.dropped.iter().any(|d| d == holder))
-                    .or_else(|| claimed.get(user).copied());
-                match holder {
-                    Some(holder) if holder != id => report.duplicate_users.push(id.clone()),
-                    _ => {
-                        claimed.insert(user, id);
-                    }
-                }
-            }
-            report
-                .indexed
-                .retain(|id| !report.duplicate_users.contains(id));
-            report.tokens = indexed.len() - report.dropped.len() + report.indexed.len();
-        }
-        Some(_) => {
-            if !report.dropped.is_empty() {
-                inner.index.remove(&report.dropped).await?;
-            }
-            for id in report.indexed.clone() {
-                match inner.index.upsert(entries[&id].clone()).await {
-                    Ok(()) => {}
-                    Err(UpdateError::UserTaken(_)) => report.duplicate_users.push(id),
-                    Err(UpdateError::Store(error)) => return Err(error),
-                }
-            }
-            report
-                .indexed
-                .retain(|id| !report.duplicate_users.contains(id));
-        }
+        kept.push(entry);
     }
+    report.tokens = kept.len();
     if apply {
-        inner.cache.invalidate_all();
-        report.tokens = inner.index.load().await?.len();
+        store.inner.index.rewrite(kept).await?;
     }
-    Ok(report)
+    Ok(())
+}
+
+/// For a dry run: the orphans whose upsert would be refused, because the
+/// index gives their user name to another id (or to an earlier orphan of
+/// this repair), go to `duplicate_users`.
+fn refused_upserts(
+    snapshot: &Snapshot,
+    entries: &HashMap<String, Entry>,
+    report: &mut RepairReport,
+) {
+    let mut claimed: HashMap<&str, &str> = HashMap::new();
+    for id in &report.indexed {
+        let Some(user) = entries[id].user.as_deref() else {
+            continue;
+        };
+        let holder = snapshot
+            .user_holder(user)
+            .filter(|holder| !report.dropped.iter().any(|d| d == holder))
+            .or_else(|| claimed.get(user).copied());
+        match holder {
+            Some(holder) if holder != id => report.duplicate_users.push(id.clone()),
+            _ => {
+                claimed.insert(user, id);
+            }
+        }
+    }
+}
+
+/// Drops the entries without a secret, then indexes the orphans (those
+/// whose user name another token holds go to `duplicate_users`).
+async fn upsert_and_drop(
+    store: &SecretsManagerStore,
+    entries: &HashMap<String, Entry>,
+    report: &mut RepairReport,
+) -> Result<(), StoreError> {
+    let index = &store.inner.index;
+    if !report.dropped.is_empty() {
+        index.remove(&report.dropped).await?;
+    }
+    for id in report.indexed.clone() {
+        match index.upsert(entries[&id].clone()).await {
+            Ok(()) => {}
+            Err(UpdateError::UserTaken(_)) => report.duplicate_users.push(id),
+            Err(UpdateError::Store(error)) => return Err(error),
+        }
+    }
+    Ok(())
 }

@@ -8,6 +8,18 @@ use crate::error::StoreError;
 use crate::store::{LookupKey, check_unique_user, prepare_save};
 use crate::token::{OAuthToken, encode_token};
 
+/// What one save attempt decided to store.
+struct Decision {
+    /// The stored token it updates; `None` for a new token.
+    target: Option<OAuthToken>,
+    /// The id it is stored under.
+    id: String,
+    /// What will be stored.
+    updated: OAuthToken,
+    /// `updated`, encoded.
+    json: String,
+}
+
 impl SecretsManagerStore {
     /// One attempt at a save: `Ok(None)` when a concurrent writer changed what
     /// it decided on and it should be tried again.
@@ -16,9 +28,29 @@ impl SecretsManagerStore {
         token: &OAuthToken,
         takeover: &mut Option<String>,
     ) -> Result<Option<OAuthToken>, StoreError> {
-        let inner = &self.inner;
+        let decision = self.decide(token, takeover).await?;
+        let done = if decision.target.as_ref() == Some(&decision.updated) {
+            self.confirms_unchanged(&decision.id, &decision.updated)
+                .await?
+        } else {
+            // Index first: it reserves a new user name before anything is written.
+            self.index_keys(&decision, token).await? && self.write_token(&decision, token).await?
+        };
+        if !done {
+            *takeover = None;
+            return Ok(None);
+        }
+        self.remember(&decision);
+        Ok(Some(decision.updated))
+    }
+
+    /// Which stored token `token` updates, if any, and what the save stores.
+    async fn decide(
+        &self,
+        token: &OAuthToken,
+        takeover: &mut Option<String>,
+    ) -> Result<Decision, StoreError> {
         let mut derived = None;
-        // The stored token this save updates, if any.
         let target = match (&token.id, takeover.as_ref()) {
             (Some(id), _) => self.get(id).await?.map(|c| c.token.clone()),
             (None, Some(_)) => None,
@@ -29,9 +61,8 @@ impl SecretsManagerStore {
                 // index commit's compare-and-swap on the user's leaf fails,
                 // and the next attempt finds that token.
                 Some(key) => {
-                    match Box::pin(self.resolve(&key, !matches!(key, LookupKey::UserName(_))))
-                        .await?
-                    {
+                    let recheck = !matches!(key, LookupKey::UserName(_));
+                    match Box::pin(self.resolve(&key, recheck)).await? {
                         Resolved::Found(stored) => Some(*stored),
                         Resolved::Reserved(id) => {
                             *takeover = Some(id);
@@ -54,87 +85,112 @@ impl SecretsManagerStore {
         }
         let (id, updated) = prepare_save(&request, target.as_ref())?;
         let json = encode_token(&updated)?;
-        if target.as_ref() == Some(&updated) {
-            // Nothing would change: write nothing (a version saved is a
-            // version of the secret's daily quota kept), once the secret
-            // itself confirms it, since the copy compared may be a cached
-            // one that another instance has since changed or deleted.
-            return match self.fetch(&id).await? {
-                Some(stored) if stored == updated => {
-                    inner.cache.put(&id, updated.clone());
-                    Ok(Some(updated))
-                }
-                _ => {
-                    inner.cache.invalidate(&id);
-                    *takeover = None;
-                    Ok(None)
-                }
-            };
-        }
+        Ok(Decision {
+            target,
+            id,
+            updated,
+            json,
+        })
+    }
 
-        // Index first: it reserves a new user name before anything is written.
-        let entry = Entry::of(&id, &updated);
-        let keys_unchanged = target
-            .as_ref()
-            .is_some_and(|t| Entry::of(&id, t).same_keys(&entry));
-        if target.is_none() {
+    /// A save that changes nothing writes nothing (a version saved is a
+    /// version of the secret's daily quota kept), once the secret itself
+    /// confirms it, since the copy compared may be a cached one that
+    /// another instance has since changed or deleted. `Ok(false)`: decide again.
+    async fn confirms_unchanged(&self, id: &str, updated: &OAuthToken) -> Result<bool, StoreError> {
+        let same = self.fetch(id).await?.is_some_and(|s| &s == updated);
+        if !same {
+            self.inner.cache.invalidate(id);
+        }
+        Ok(same)
+    }
+
+    /// Indexes the save's lookup keys when they are new or changed.
+    /// `Ok(false)` when another token holds the user name: decide again.
+    async fn index_keys(
+        &self,
+        decision: &Decision,
+        token: &OAuthToken,
+    ) -> Result<bool, StoreError> {
+        let Decision {
+            target,
+            id,
+            updated,
+            ..
+        } = decision;
+        let entry = Entry::of(id, updated);
+        match target {
             // A new secret: the entry must really be in the index, whatever
             // the cached index says (another instance may have removed it).
-            if !self
-                .index_entry(entry.clone(), true, token, &updated)
-                .await?
-            {
-                *takeover = None;
-                return Ok(None);
-            }
-        } else if !keys_unchanged
-            && !self
-                .index_entry(entry.clone(), false, token, &updated)
-                .await?
-        {
-            *takeover = None;
-            return Ok(None);
+            None => self.index_entry(entry, true, token, updated).await,
+            Some(t) if Entry::of(id, t).same_keys(&entry) => Ok(true),
+            Some(_) => self.index_entry(entry, false, token, updated).await,
         }
+    }
 
-        let name = inner.layout.token(&id);
-        let request_token = uuid::Uuid::new_v4().to_string();
+    /// Writes the token's secret: a new version of an existing one, or a
+    /// new secret. `Ok(false)` when what is there is not what the save
+    /// decided on (someone else created it first, or deleted it and the
+    /// user name went to another token): decide again.
+    async fn write_token(
+        &self,
+        decision: &Decision,
+        token: &OAuthToken,
+    ) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let Decision {
+            target,
+            id,
+            updated,
+            json,
+        } = decision;
+        let name = inner.layout.token(id);
         let written = if target.is_some() {
-            match inner.api.put(&name, &json, &request_token, None).await? {
+            let request_token = uuid::Uuid::new_v4().to_string();
+            match inner.api.put(&name, json, &request_token, None).await? {
                 Put::Yes(_) => true,
                 // Deleted meanwhile, by another instance, which removed its
                 // index entry too (this instance's cache did not know):
                 // index it again, then create it anew.
                 gone @ (Put::Absent | Put::Deleted) => {
-                    inner.cache.invalidate(&id);
-                    if !self.index_entry(entry, true, token, &updated).await? {
-                        *takeover = None;
-                        return Ok(None);
+                    inner.cache.invalidate(id);
+                    let entry = Entry::of(id, updated);
+                    if !self.index_entry(entry, true, token, updated).await? {
+                        return Ok(false);
                     }
                     match gone {
-                        Put::Deleted => self.restore_and_put(&name, &json).await?,
-                        _ => self.create(&name, &json).await?,
+                        Put::Deleted => self.restore_and_put(&name, json).await?,
+                        _ => self.create(&name, json).await?,
                     }
                 }
             }
         } else {
-            self.create(&name, &json).await?
+            self.create(&name, json).await?
         };
         if !written {
-            // Someone else created it first: decide again with what is there.
-            inner.cache.invalidate(&id);
-            *takeover = None;
-            return Ok(None);
+            inner.cache.invalidate(id);
         }
-        inner.cache.put(&id, updated.clone());
+        Ok(written)
+    }
+
+    /// Caches what a save stored, and which id its user name now has.
+    fn remember(&self, decision: &Decision) {
+        let inner = &self.inner;
+        let Decision {
+            target,
+            id,
+            updated,
+            ..
+        } = decision;
+        inner.cache.put(id, updated.clone());
         if let Some(user) = target.as_ref().and_then(|t| t.user_name.as_deref())
             && updated.user_name.as_deref() != Some(user)
         {
             inner.users.forget(user);
         }
         if let Some(user) = updated.user_name.as_deref().filter(|u| !u.is_empty()) {
-            inner.users.put(user, &id);
+            inner.users.put(user, id);
         }
-        Ok(Some(updated))
     }
 
     /// Puts `entry` in the index (`verify`: see [`Index::ensure`]) for a

@@ -357,159 +357,226 @@ impl Index {
 
     /// Applies `batch` (in order, as if one after the other) and answers
     /// each of its callers. Runs under the write lock.
+    ///
+    /// Each round plans what is open against the snapshot, then either
+    /// splits full leaves, or confirms changes the index seems to have
+    /// already, or writes the planned nodes by compare-and-swap; what a
+    /// round leaves open goes to the next.
     async fn apply(&self, batch: Vec<Pending>) {
         let mut open = batch;
-        // The nodes of `snapshot` read (or written) by this call, as opposed
-        // to cached before it: only they can confirm a change to verify.
-        let (mut snapshot, mut fresh) = match self.current().await {
-            Ok((snapshot, true)) => (snapshot, Fresh::none()),
-            Ok((snapshot, false)) => (snapshot, Fresh::All),
+        let mut state = match self.current().await {
+            Ok((snapshot, cached)) => Applying {
+                snapshot,
+                fresh: if cached { Fresh::none() } else { Fresh::All },
+                lost: HashMap::new(),
+                failures: 0,
+            },
             Err(error) => return fail_all(open, &error),
         };
-        // Versions of this writer's lost attempts, per node, to record with
-        // its next write there.
-        let mut lost: HashMap<NodeKey, u32> = HashMap::new();
-        let mut failures = 0;
         while !open.is_empty() {
             let limits = self.limits();
-            let round = plan(&snapshot, open, &fresh, limits, &lost);
+            let round = plan(&state.snapshot, open, &state.fresh, limits, &state.lost);
             for (pending, holder) in round.taken {
                 let _ = pending.reply.send(Err(UpdateError::UserTaken(holder)));
             }
-            if !round.splits.is_empty() {
-                let mut committed = true;
-                let split = round.splits.clone();
-                for key in round.splits {
-                    let seen = snapshot.node(key).cloned().unwrap_or_else(Node::absent);
-                    match self.split(key, &seen, limits.now, &mut lost).await {
-                        Ok(true) => {}
-                        Ok(false) => committed = false,
-                        Err(error) => return fail_all(round.later, &error),
-                    }
-                }
-                if !committed {
-                    failures += 1;
-                    if failures >= MAX_ATTEMPTS {
-                        return fail_all(round.later, &conflict(failures));
-                    }
-                    backoff(failures).await;
-                }
-                // The split leaves (and their new children), as they are now.
-                snapshot = match self.refreshed(&snapshot, split, &mut fresh).await {
-                    Ok(snapshot) => snapshot,
-                    Err(error) => return fail_all(round.later, &error),
-                };
-                open = round.later;
-                continue;
+            let next = if !round.splits.is_empty() {
+                self.split_round(&mut state, round.splits, round.later, limits.now)
+                    .await
+            } else if round.writes.is_empty() {
+                self.confirm_round(&mut state, round.stepped, round.later)
+                    .await
+            } else {
+                let writes = (round.writes, round.stepped, round.later);
+                self.write_round(&mut state, writes, limits.now).await
+            };
+            match next {
+                Ok(next) => open = next,
+                Err((pending, error)) => return fail_all(pending, &error),
             }
-            if round.writes.is_empty() {
-                // Nothing to write: every stepped change is in already...
-                for (pending, _, _) in round.stepped {
-                    let _ = pending.reply.send(Ok(()));
-                }
-                if round.later.is_empty() {
-                    return;
-                }
-                // ...as far as the cached index says: read their leaves
-                // again to make sure (they may be cached, even when other
-                // leaves were read again after a lost swap).
-                let leaves = planner::leaves_of(&snapshot, &round.later);
-                if fresh.covers(leaves.as_deref()) {
-                    return fail_all(round.later, &conflict(failures));
-                }
-                let reread = match leaves {
-                    Some(leaves) => self.refreshed(&snapshot, leaves, &mut fresh).await,
-                    None => {
-                        fresh = Fresh::All;
-                        self.load().await
-                    }
-                };
-                snapshot = match reread {
-                    Ok(snapshot) => snapshot,
-                    Err(error) => return fail_all(round.later, &error),
-                };
-                open = round.later;
-                continue;
-            }
-            // A node version cached a while ago may have moved: checking it
-            // costs a read, losing the swap would cost a version.
-            let stale = snapshot.loaded_at.elapsed() > PRECHECK_AFTER;
-            let fresh_now = &fresh;
-            let writes = futures::stream::iter(round.writes)
-                .map(|(key, body)| {
-                    let precheck = stale && !fresh_now.covers(Some(&[key]));
-                    let previous = snapshot.node(key).cloned().unwrap_or_else(Node::absent);
-                    let versions = 1 + lost.get(&key).copied().unwrap_or(0);
-                    let body = body.stamped(&previous.body, limits.now, versions);
-                    async move {
-                        let outcome = self
-                            .cas_node(key, previous.version.as_deref(), &body, precheck)
-                            .await;
-                        (key, body, outcome)
-                    }
-                })
-                .buffer_unordered(CONCURRENCY)
-                .collect::<Vec<_>>()
-                .await;
-            let mut won: HashMap<NodeKey, Node> = HashMap::new();
-            let mut lost_nodes: Vec<NodeKey> = Vec::new();
-            let mut error = None;
-            for (key, body, outcome) in writes {
-                match outcome {
-                    Ok(Cas::Won(version)) => {
-                        lost.remove(&key);
-                        won.insert(
-                            key,
-                            Node {
-                                version: Some(version),
-                                body: Arc::new(body),
-                            },
-                        );
-                    }
-                    Ok(Cas::Lost { versioned }) => {
-                        lost_nodes.push(key);
-                        *lost.entry(key).or_default() += u32::from(versioned);
-                    }
-                    Err(e) => error = Some(e),
-                }
-            }
-            if !won.is_empty() {
-                snapshot = Arc::new(snapshot.with_nodes(won.iter().map(|(k, n)| (*k, n.clone()))));
-                self.set_cached(Arc::clone(&snapshot));
-                // Known exactly: this call just made their current versions.
-                fresh.add(won.keys().copied());
-            }
-            let mut next: Vec<Pending> = Vec::new();
-            for (mut pending, nodes, complete) in round.stepped {
-                if nodes.iter().all(|key| won.contains_key(key)) {
-                    if complete {
-                        let _ = pending.reply.send(Ok(()));
-                        continue;
-                    }
-                    pending.stepped = true;
-                }
-                next.push(pending);
-            }
-            next.extend(round.later);
-            next.sort_by_key(|p| p.seq);
-            if let Some(error) = error {
-                return fail_all(next, &error);
-            }
-            if !lost_nodes.is_empty() {
-                // Lost to another writer: plan what is left on those nodes
-                // as they are now (not the whole tree again).
-                failures += 1;
-                if failures >= MAX_ATTEMPTS {
-                    return fail_all(next, &conflict(failures));
-                }
-                backoff(failures).await;
-                snapshot = match self.refreshed(&snapshot, lost_nodes, &mut fresh).await {
-                    Ok(snapshot) => snapshot,
-                    Err(error) => return fail_all(next, &error),
-                };
-            }
-            open = next;
         }
+    }
+
+    /// A round that splits `splits` (full leaves, or out of versions for the
+    /// day); `later` waits for the next round, on the split leaves as they
+    /// are now.
+    async fn split_round(
+        &self,
+        state: &mut Applying,
+        splits: Vec<NodeKey>,
+        later: Vec<Pending>,
+        now: u64,
+    ) -> RoundResult {
+        let mut committed = true;
+        for &key in &splits {
+            let seen = state
+                .snapshot
+                .node(key)
+                .cloned()
+                .unwrap_or_else(Node::absent);
+            match self.split(key, &seen, now, &mut state.lost).await {
+                Ok(true) => {}
+                Ok(false) => committed = false,
+                Err(error) => return Err((later, error)),
+            }
+        }
+        if !committed {
+            if let Err(error) = state.lost_a_swap().await {
+                return Err((later, error));
+            }
+        }
+        // The split leaves (and their new children), as they are now.
+        match self
+            .refreshed(&state.snapshot, splits, &mut state.fresh)
+            .await
+        {
+            Ok(snapshot) => state.snapshot = snapshot,
+            Err(error) => return Err((later, error)),
+        }
+        Ok(later)
+    }
+
+    /// A round with nothing to write: every stepped change is in already,
+    /// and so is every `later` one as far as the cached index says. Their
+    /// leaves are read again to make sure (they may be cached, even when
+    /// other leaves were read again after a lost swap).
+    async fn confirm_round(
+        &self,
+        state: &mut Applying,
+        stepped: Vec<(Pending, Vec<NodeKey>, bool)>,
+        later: Vec<Pending>,
+    ) -> RoundResult {
+        for (pending, _, _) in stepped {
+            let _ = pending.reply.send(Ok(()));
+        }
+        if later.is_empty() {
+            return Ok(later);
+        }
+        let leaves = planner::leaves_of(&state.snapshot, &later);
+        if state.fresh.covers(leaves.as_deref()) {
+            let failures = state.failures;
+            return Err((later, conflict(failures)));
+        }
+        let reread = match leaves {
+            Some(leaves) => {
+                self.refreshed(&state.snapshot, leaves, &mut state.fresh)
+                    .await
+            }
+            None => {
+                state.fresh = Fresh::All;
+                self.load().await
+            }
+        };
+        match reread {
+            Ok(snapshot) => state.snapshot = snapshot,
+            Err(error) => return Err((later, error)),
+        }
+        Ok(later)
+    }
+
+    /// A round that writes the planned nodes by compare-and-swap, answers
+    /// the changes all of whose nodes it won, and leaves the rest (on the
+    /// lost nodes as they are now) to the next round.
+    async fn write_round(
+        &self,
+        state: &mut Applying,
+        (writes, stepped, later): PlannedWrites,
+        now: u64,
+    ) -> RoundResult {
+        let outcomes = self.write_nodes(state, writes, now).await;
+        let mut won: HashMap<NodeKey, Node> = HashMap::new();
+        let mut lost_nodes: Vec<NodeKey> = Vec::new();
+        let mut error = None;
+        for (key, body, outcome) in outcomes {
+            match outcome {
+                Ok(Cas::Won(version)) => {
+                    state.lost.remove(&key);
+                    let body = Arc::new(body);
+                    won.insert(
+                        key,
+                        Node {
+                            version: Some(version),
+                            body,
+                        },
+                    );
+                }
+                Ok(Cas::Lost { versioned }) => {
+                    lost_nodes.push(key);
+                    *state.lost.entry(key).or_default() += u32::from(versioned);
+                }
+                Err(e) => error = Some(e),
+            }
+        }
+        if !won.is_empty() {
+            let written = won.iter().map(|(k, n)| (*k, n.clone()));
+            state.snapshot = Arc::new(state.snapshot.with_nodes(written));
+            self.set_cached(Arc::clone(&state.snapshot));
+            // Known exactly: this call just made their current versions.
+            state.fresh.add(won.keys().copied());
+        }
+        let mut next: Vec<Pending> = Vec::new();
+        for (mut pending, nodes, complete) in stepped {
+            if nodes.iter().all(|key| won.contains_key(key)) {
+                if complete {
+                    let _ = pending.reply.send(Ok(()));
+                    continue;
+                }
+                pending.stepped = true;
+            }
+            next.push(pending);
+        }
+        next.extend(later);
+        next.sort_by_key(|p| p.seq);
+        if let Some(error) = error {
+            return Err((next, error));
+        }
+        if !lost_nodes.is_empty() {
+            // Lost to another writer: plan what is left on those nodes as
+            // they are now (not the whole tree again).
+            if let Err(error) = state.lost_a_swap().await {
+                return Err((next, error));
+            }
+            match self
+                .refreshed(&state.snapshot, lost_nodes, &mut state.fresh)
+                .await
+            {
+                Ok(snapshot) => state.snapshot = snapshot,
+                Err(error) => return Err((next, error)),
+            }
+        }
+        Ok(next)
+    }
+
+    /// Writes `writes` by compare-and-swap, [`CONCURRENCY`] at a time: each
+    /// node, the body written, and the outcome.
+    async fn write_nodes(
+        &self,
+        state: &Applying,
+        writes: Vec<(NodeKey, NodeBody)>,
+        now: u64,
+    ) -> Vec<(NodeKey, NodeBody, Result<Cas, StoreError>)> {
+        // A node version cached a while ago may have moved: checking it
+        // costs a read, losing the swap would cost a version.
+        let stale = state.snapshot.loaded_at.elapsed() > PRECHECK_AFTER;
+        futures::stream::iter(writes)
+            .map(|(key, body)| {
+                let precheck = stale && !state.fresh.covers(Some(&[key]));
+                let previous = state
+                    .snapshot
+                    .node(key)
+                    .cloned()
+                    .unwrap_or_else(Node::absent);
+                let versions = 1 + state.lost.get(&key).copied().unwrap_or(0);
+                let body = body.stamped(&previous.body, now, versions);
+                async move {
+                    let outcome = self
+                        .cas_node(key, previous.version.as_deref(), &body, precheck)
+                        .await;
+                    (key, body, outcome)
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
     }
 
     /// Replaces the whole index with `entries` (used by `repair`): a tree
@@ -590,6 +657,44 @@ fn layout_subtree(key: NodeKey, entries: Vec<Entry>, out: &mut Vec<(NodeKey, Vec
     layout_subtree(key.child(0), left, out);
     layout_subtree(key.child(1), right, out);
 }
+
+/// The state of one [`Index::apply`] call across its rounds.
+struct Applying {
+    snapshot: Arc<Snapshot>,
+    /// The nodes of `snapshot` read (or written) by this call, as opposed
+    /// to cached before it: only they can confirm a change to verify.
+    fresh: Fresh,
+    /// Versions of this writer's lost attempts, per node, to record with
+    /// its next write there.
+    lost: HashMap<NodeKey, u32>,
+    /// Rounds lost to other writers.
+    failures: u32,
+}
+
+impl Applying {
+    /// Counts a round lost to another writer and backs off; the conflict
+    /// error once there were [`MAX_ATTEMPTS`].
+    async fn lost_a_swap(&mut self) -> Result<(), StoreError> {
+        self.failures += 1;
+        if self.failures >= MAX_ATTEMPTS {
+            return Err(conflict(self.failures));
+        }
+        backoff(self.failures).await;
+        Ok(())
+    }
+}
+
+/// A round's planned node writes, the changes stepped by them, and those
+/// waiting for a later round.
+type PlannedWrites = (
+    Vec<(NodeKey, NodeBody)>,
+    Vec<(Pending, Vec<NodeKey>, bool)>,
+    Vec<Pending>,
+);
+
+/// What a round of [`Index::apply`] leaves open, or the error to answer
+/// those changes with.
+type RoundResult = Result<Vec<Pending>, (Vec<Pending>, StoreError)>;
 
 fn conflict(attempts: u32) -> StoreError {
     StoreError::Conflict {

@@ -43,7 +43,9 @@ EOF
 cargo build --release --manifest-path "$CRATE/Cargo.toml" --target-dir "$TARGET" >&2
 cp "$TARGET/release/lambda-user" "$OUT"
 echo "stripped size: $(stat -c %s "$OUT") bytes ($OUT)"
+tree="$(cargo tree --manifest-path "$CRATE/Cargo.toml" -e normal,build --prefix none 2>/dev/null |
+  awk '{print $1, $2}' | sort -u)"
 for crate in ring rustls aws-lc-rs aws-lc-sys; do
-  versions="$(cargo tree --manifest-path "$CRATE/Cargo.toml" -e normal,build -i "$crate" --depth 0 2>/dev/null | awk '{print $2}' | sort -u | tr '\n' ' ')"
+  versions="$(printf '%s\n' "$tree" | awk -v c="$crate" '$1 == c {print $2}' | tr '\n' ' ')"
   echo "$crate: ${versions:-not linked}"
 done

@@ -62,7 +62,10 @@
 //! # Choices where the Zoho SDK is silent or wrong
 //!
 //! - Reads and deletes of an absent id answer `Ok(None)` / `Ok(())`.
-//! - Ids are random (never `max(id) + 1`, which concurrent writers compute alike).
+//! - Generated ids are opaque and unique, never `max(id) + 1` (which
+//!   concurrent writers compute alike): random in [`MemoryStore`]; in
+//!   `SecretsManagerStore`, a hash of the user name for a new token that has
+//!   one, so that a new instance finds it by user name in one read.
 //! - A given id decides alone: a save with an id that is not stored creates a
 //!   token under that id (unless its user name belongs to another token, which
 //!   is [`StoreError::InvalidInput`]); it is not merged with a token that

@@ -336,11 +336,17 @@ async fn a_lagging_batch_read_may_hide_a_new_token_for_a_moment_but_never_loses_
             out.version_id().unwrap().to_owned(),
         )
     };
-    // Another instance saves b into r0.
+    // Another instance saves b into r0, under an id of its own (as an import
+    // keeps), so that a lookup of b by user name goes through the index;
+    // and c, under the id derived from its user name.
     let b_user = user_in("r0", "b");
-    let mut b = token_for(&b_user);
+    let mut b = token_for(&b_user).with_id("b-own-id");
     store_on(&direct, &prefix).save_token(&mut b).await.unwrap();
     let b_id = b.id.clone().unwrap();
+    let c_user = user_in("r0", "c");
+    let mut c = token_for(&c_user);
+    store_on(&direct, &prefix).save_token(&mut c).await.unwrap();
+    let c_id = c.id.clone().unwrap();
 
     let proxy = Proxy::start(common::localstack().await, Duration::from_secs(1)).await;
     proxy.lag_batch_reads(&leaf, &old_value, &old_version);
@@ -361,10 +367,18 @@ async fn a_lagging_batch_read_may_hide_a_new_token_for_a_moment_but_never_loses_
             .unwrap(),
         None
     );
-    // ...an exact read by id finds it...
+    // ...an exact read by id finds it, and so does a lookup by user name of
+    // a token under its user's derived id (an exact read too)...
     assert_eq!(
         lagging.find_token_by_id(&b_id).await.unwrap(),
         Some(b.clone())
+    );
+    assert_eq!(
+        lagging
+            .find_token(&OAuthToken::for_user(&c_user))
+            .await
+            .unwrap(),
+        Some(c.clone())
     );
     // ...and a write to r0 from the older version keeps b's entry.
     let a_user = user_in("r0", "a");
@@ -375,9 +389,10 @@ async fn a_lagging_batch_read_may_hide_a_new_token_for_a_moment_but_never_loses_
     let expected = [
         (a_id.as_str(), Some(a_user.as_str())),
         (b_id.as_str(), Some(b_user.as_str())),
+        (c_id.as_str(), Some(c_user.as_str())),
     ];
     let missing = common::diagnose::missing_from(expected, &listed);
     let diagnosis = common::diagnose::explain_missing(&direct, &prefix, missing, None).await;
-    assert_eq!(listed, BTreeSet::from([a_id, b_id]), "{diagnosis}");
+    assert_eq!(listed, BTreeSet::from([a_id, b_id, c_id]), "{diagnosis}");
     common::delete_prefix(&direct, &prefix).await;
 }

@@ -173,6 +173,40 @@ async fn scale_10k() {
         "| writer process VmRSS (its cache holds what it saved) | {:.1} MiB |",
         mib(writer_rss)
     );
+    // A new instance's first token by user name, at n tokens: one call for
+    // a token saved without an id (its id derives from the user name); the
+    // derived id's miss plus the index path for the ones above, saved under
+    // ids of their own (as an import keeps them).
+    let own = retried(|| {
+        let (writer, mut t) = (&writer, realistic_token(n));
+        async move { writer.save_token(&mut t).await.map(|()| t) }
+    })
+    .await
+    .expect("save_token without an id");
+    let mut cold_calls = Vec::new();
+    for user in [&own, &realistic_token(0)].map(|t| t.user_name.clone().unwrap()) {
+        let cold = common::store_on(&client, &prefix);
+        let query = OAuthToken::for_user(&user);
+        counter.reset();
+        let found = retried(|| cold.find_token(&query))
+            .await
+            .expect("cold find_token");
+        assert_eq!(found.and_then(|t| t.user_name), Some(user));
+        cold_calls.push(counter.snapshot());
+    }
+    assert_eq!(
+        cold_calls[0].values().sum::<u64>(),
+        1,
+        "cold lookup of a token saved without an id: {:?}",
+        cold_calls[0]
+    );
+    println!(
+        "| cold find_token by user, {n} tokens stored | saved without an id: {:?}; under its own id: {:?} |",
+        cold_calls[0], cold_calls[1]
+    );
+    retried(|| writer.delete_token(own.id.as_deref().unwrap()))
+        .await
+        .expect("delete_token");
     drop(writer);
 
     // Find each by user, in a fresh process.

@@ -55,6 +55,10 @@ const SAVE_ATTEMPTS: u32 = 5;
 ///   lookup by user name reads one path of it, and new tokens spread their
 ///   writes over its leaves. Nodes are changed by compare-and-swap on version
 ///   stages, so concurrent writers in other processes lose nothing.
+/// - A token saved without an id gets one derived from its user name (a
+///   hash: no user name in clear), so that a cold lookup by user name reads
+///   that one secret first and needs the index only when it misses (ids
+///   given or imported, and users renamed since, keep their ids).
 /// - Tokens read are cached (moka) for the cache TTL, but never past their
 ///   own `expiry_time`; the store's own writes update its cache at once.
 ///
@@ -86,12 +90,13 @@ const SAVE_ATTEMPTS: u32 = 5;
 /// | `find_token_by_id`, cached | 0 |
 /// | `find_token_by_id`, not cached | 1 `GetSecretValue` |
 /// | `find_token` by user, refresh or grant token, cached | 0 |
-/// | `find_token` by user, not cached | 1 index path read (2 in a tree deeper than 4 levels) + 1 |
+/// | `find_token` by user, not cached, a token this store created without an id | 1 `GetSecretValue` |
+/// | `find_token` by user, not cached, any other | 1 `GetSecretValue` (a miss) + 1 index path read (2 in a tree deeper than 4 levels) + 1 |
 /// | `find_token` by refresh or grant token, not cached | the index reads + 1 per candidate |
 /// | `find_token` by access token | the index reads + ⌈N/20⌉ unless cached |
 /// | `save_token`, user and refresh/grant token unchanged | 1 `PutSecretValue` |
 /// | `save_token`, nothing changed | 1 `GetSecretValue`, no write |
-/// | `save_token`, new token | 1 `CreateSecret` + an index update |
+/// | `save_token`, new token | the lookup + 1 `CreateSecret` + an index update |
 /// | `save_tokens` of N tokens | the index reads + N writes + a few index updates per index secret |
 /// | `delete_token` | 1 `DeleteSecret` + an index update |
 /// | `get_tokens` | the index reads + ⌈N/20⌉ `BatchGetSecretValue` |

@@ -1,17 +1,29 @@
 //! [`ZohoAuthBuilder`]: the settings of a `ZohoAuth`, and the check of its
 //! accounts URL.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::accounts::endpoint;
+use super::client::ZohoAuth;
+use super::data_center::DataCenter;
+use super::error::AuthError;
 use super::refresh::LEASE_MARGIN;
-use super::{
-    AuthError, Clock, DEFAULT_REFRESH_AHEAD, DEFAULT_TIMEOUT, DataCenter, Inner, MIN_VALIDITY,
-    ZohoAuth, millis,
-};
+use super::state::{Clock, Inner};
 use crate::store::TokenStore;
+
+/// The default [`refresh_ahead`](ZohoAuthBuilder::refresh_ahead): 5 minutes.
+pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(300);
+/// The default [`timeout`](ZohoAuthBuilder::timeout) of a call to Zoho.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ZohoAuth {
+    /// A builder over `store`: any [`TokenStore`], `Arc<dyn TokenStore>` included.
+    pub fn builder(store: impl TokenStore + 'static) -> ZohoAuthBuilder {
+        ZohoAuthBuilder::new(Arc::new(store))
+    }
+}
 
 /// Builds a [`ZohoAuth`]; see [`ZohoAuth::builder`].
 pub struct ZohoAuthBuilder {
@@ -37,7 +49,7 @@ impl fmt::Debug for ZohoAuthBuilder {
 
 impl ZohoAuthBuilder {
     /// A builder over `store` with the defaults; see [`ZohoAuth::builder`].
-    pub(super) fn new(store: Arc<dyn TokenStore>) -> Self {
+    fn new(store: Arc<dyn TokenStore>) -> Self {
         Self {
             store,
             data_center: DataCenter::default(),
@@ -63,7 +75,8 @@ impl ZohoAuthBuilder {
     }
 
     /// Refresh a token when less than this is left of it. Default
-    /// [`DEFAULT_REFRESH_AHEAD`] (300 s); at least [`MIN_VALIDITY`] is used.
+    /// [`DEFAULT_REFRESH_AHEAD`] (300 s); at least
+    /// [`MIN_VALIDITY`](super::MIN_VALIDITY) is used.
     pub fn refresh_ahead(mut self, refresh_ahead: Duration) -> Self {
         self.refresh_ahead = refresh_ahead;
         self
@@ -110,24 +123,16 @@ impl ZohoAuthBuilder {
             .connect_timeout(self.timeout)
             .build()
             .map_err(|e| AuthError::invalid_input(format!("HTTP client: {e}")))?;
-        let refresh_ahead = self.refresh_ahead.max(MIN_VALIDITY);
         Ok(ZohoAuth {
-            inner: Arc::new(Inner {
-                store: self.store,
+            inner: Arc::new(Inner::new(
+                self.store,
                 http,
-                data_center: self.data_center,
+                self.data_center,
                 accounts_url,
-                refresh_ahead: millis(refresh_ahead),
-                lease: self.timeout.saturating_add(LEASE_MARGIN),
-                holder: uuid::Uuid::new_v4().simple().to_string(),
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
-                slots: RwLock::new(HashMap::new()),
-                warm: RwLock::new(HashMap::with_hasher(Default::default())),
-                flights: Mutex::new(HashMap::new()),
-                lookups: Mutex::new(HashMap::new()),
-                grant_flights: Mutex::new(HashMap::new()),
-                failures: Mutex::new(HashMap::new()),
-            }),
+                self.refresh_ahead,
+                self.timeout.saturating_add(LEASE_MARGIN),
+                self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
+            )),
         })
     }
 }
@@ -148,39 +153,11 @@ fn tls_config() -> Result<rustls::ClientConfig, AuthError> {
         .with_no_client_auth())
 }
 
-/// The token endpoint under accounts server `base`, if it is a usable URL.
-pub(super) fn endpoint(base: &str) -> Option<reqwest::Url> {
-    let url = reqwest::Url::parse(base.trim_end_matches('/')).ok()?;
-    let usable = matches!(url.scheme(), "http" | "https")
-        && url.host_str().is_some()
-        && url.query().is_none()
-        && url.username().is_empty()
-        && url.password().is_none();
-    if !usable {
-        return None;
-    }
-    let path = url.path().trim_end_matches('/');
-    let mut url = url.clone();
-    url.set_path(&format!("{path}/oauth/v2/token"));
-    Some(url)
-}
-
-/// The token endpoint a caller names: a full token URL (ending in
-/// `/oauth/v2/token`, as the Zoho SDKs' environments give it) is taken as
-/// it is, an accounts server's base URL gets the path appended.
-pub(super) fn token_url(url: &str) -> Option<reqwest::Url> {
-    let base = url.trim().trim_end_matches('/');
-    endpoint(base.strip_suffix(TOKEN_PATH).unwrap_or(base))
-}
-
-/// The token endpoint's path under an accounts server.
-const TOKEN_PATH: &str = "/oauth/v2/token";
-
 #[cfg(test)]
 mod tests {
+    use super::super::accounts::AccountsFallback;
     use super::*;
     use crate::MemoryStore;
-    use crate::auth::AccountsFallback;
     use crate::token::OAuthToken;
 
     fn auth(f: impl FnOnce(ZohoAuthBuilder) -> ZohoAuthBuilder) -> ZohoAuth {

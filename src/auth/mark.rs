@@ -3,9 +3,9 @@
 //! ([`cause_of`] its error), and the other callers report the error the mark
 //! stands for ([`error_of`]) instead of calling Zoho.
 
-use super::AuthError;
+use super::error::AuthError;
 use super::zoho::{self, Request};
-use crate::lease::FailureCause;
+use crate::lease::{FailureCause, LeaseFailure};
 
 /// Why `error` failed, as a lease mark records it: Zoho's refusal with its
 /// code, its rate limit, or anything else (which may pass).
@@ -19,10 +19,10 @@ pub(super) fn cause_of(error: &AuthError) -> FailureCause {
     }
 }
 
-/// The error a mark with `cause`, left by another process's `request` of
+/// The error the mark `failure`, left by another process's `request` of
 /// token `id`, stands for.
-pub(super) fn error_of(id: &str, request: Request, cause: &FailureCause) -> AuthError {
-    match cause {
+pub(super) fn error_of(id: &str, request: Request, failure: &LeaseFailure) -> AuthError {
+    match &failure.cause() {
         FailureCause::Rejected { code } => zoho::zoho_error(id, request, code, None),
         FailureCause::Throttled => zoho::throttled(id, request),
         FailureCause::Transport => AuthError::Transport {
@@ -43,7 +43,8 @@ mod tests {
             zoho::zoho_error("a", Request::Refresh, "invalid_code", None),
             zoho::throttled("a", Request::Refresh),
         ] {
-            let back = error_of("a", Request::Refresh, &cause_of(&error));
+            let failure = LeaseFailure::refresh(cause_of(&error), 1);
+            let back = error_of("a", Request::Refresh, &failure);
             assert_eq!(back.to_string(), error.to_string());
         }
         let transport = AuthError::Transport {

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::AuthError;
+use super::error::AuthError;
 use crate::token::OAuthToken;
 
 /// Zoho's access token lifetime, for an answer that names none.

@@ -539,6 +539,24 @@ async fn sm_a_lease_that_ended_unmarked_counts_as_one_more_failure() {
         ),
         other => panic!("{other:?}"),
     }
+    // A caller in another process reports that failure as another
+    // process's, with no call to Zoho and no secret in the message.
+    let fake = Fake::start().await;
+    let error = auth_on(h.instance(), &fake)
+        .access_token(&me())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, AuthError::FailedElsewhere { id: failed, request: "refresh", .. } if *failed == id),
+        "{error:?}"
+    );
+    assert!(error.is_retryable());
+    assert_eq!(fake.calls(), 0);
+    let shown = format!("{error} {error:?}");
+    assert!(
+        !shown.contains("1000.refresh") && !shown.contains(CLIENT_SECRET),
+        "{shown}"
+    );
     h.assert_within_version_quota();
 }
 

@@ -152,6 +152,11 @@ fn store_error(error: &StoreError) -> Error {
 fn auth_error(error: &AuthError) -> Error {
     let kind = match error {
         AuthError::Store(store) => return store_error(store),
+        // Kinds as before these variants: a wait that gave up was a store
+        // conflict, another process's failure a transport one.
+        AuthError::LeaseWaitTimedOut { .. } => "conflict",
+        AuthError::FailedElsewhere { .. } => "auth_transport",
+        AuthError::ClientSetup { .. } => "auth_invalid_input",
         AuthError::Rejected { .. } => "auth_rejected",
         AuthError::Throttled { .. } => "auth_throttled",
         AuthError::Transport { .. } => "auth_transport",

@@ -95,6 +95,13 @@ fn store_error(error: &CoreError) -> PyErr {
 fn auth_error(error: &CoreAuthError) -> PyErr {
     let kind = match error {
         CoreAuthError::Store(error) => return store_error(error),
+        // Kinds as before these variants: a wait that gave up was a store
+        // conflict, another process's failure a transport one.
+        CoreAuthError::LeaseWaitTimedOut { .. } => {
+            return StoreError::new_err(("conflict", error.to_string()));
+        }
+        CoreAuthError::FailedElsewhere { .. } => "transport",
+        CoreAuthError::ClientSetup { .. } => "invalid_input",
         CoreAuthError::Rejected { .. } => "rejected",
         CoreAuthError::Throttled { .. } => "throttled",
         CoreAuthError::Transport { .. } => "transport",

@@ -106,7 +106,8 @@ impl ZohoAuthBuilder {
 
     /// The `ZohoAuth`. Makes no network call; fails with
     /// [`AuthError::InvalidInput`] for an accounts URL that is not an
-    /// `http`/`https` URL.
+    /// `http`/`https` URL, and with [`AuthError::ClientSetup`] if the HTTPS
+    /// client cannot be set up.
     pub fn build(self) -> Result<ZohoAuth, AuthError> {
         let accounts_url = match &self.accounts_url {
             None => None,
@@ -122,7 +123,10 @@ impl ZohoAuthBuilder {
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
             .build()
-            .map_err(|e| AuthError::invalid_input(format!("HTTP client: {e}")))?;
+            .map_err(|e| AuthError::ClientSetup {
+                part: "HTTP client",
+                reason: e.to_string(),
+            })?;
         Ok(ZohoAuth {
             inner: Arc::new(Inner::new(
                 self.store,
@@ -148,7 +152,10 @@ fn tls_config() -> Result<rustls::ClientConfig, AuthError> {
     };
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| AuthError::invalid_input(format!("TLS settings: {e}")))?
+        .map_err(|e| AuthError::ClientSetup {
+            part: "TLS settings",
+            reason: e.to_string(),
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use super::access_token::AccessToken;
 use super::accounts::AccountsFallback;
 use super::error::AuthError;
-use super::state::Inner;
+use super::state::{Inner, stored_id};
 use super::zoho;
-use crate::error::StoreError;
 use crate::store::{LookupKey, TokenStore};
 use crate::token::OAuthToken;
 
@@ -74,10 +73,7 @@ impl ZohoAuth {
             .find_token(query)
             .await?
             .ok_or_else(|| not_found(&key))?;
-        let id = found
-            .id
-            .clone()
-            .ok_or_else(|| StoreError::invalid_input("the store answered a token without an id"))?;
+        let id = stored_id(&found, "find_token")?;
         // `find_token` overlays the query's fields: a query that sets token
         // values must not decide what is served.
         let stored = if query.access_token.is_some() || query.expiry_time.is_some() {

@@ -18,9 +18,8 @@ use super::accounts::AccountsFallback;
 use super::error::AuthError;
 use super::lease_wait::LeaseWait;
 use super::mark;
-use super::state::{Inner, millis};
+use super::state::{Inner, millis, stored_id};
 use super::zoho::{self, Issued, Request};
-use crate::error::StoreError;
 use crate::lease::{LeaseFailure, RefreshLease};
 use crate::token::OAuthToken;
 
@@ -87,10 +86,7 @@ impl Inner {
         // No accounts server for it: fail before saving or leasing anything.
         self.endpoint_for(&exchange.token, fallback)?;
         let stored = self.token_to_authorize(&exchange).await?;
-        let id = stored
-            .id
-            .clone()
-            .ok_or_else(|| StoreError::invalid_input("the store answered a token without an id"))?;
+        let id = stored_id(&stored, "find_token or save_token")?;
         let stale = stored.access_token.as_deref().map(Arc::from);
         match self.exchanger(&id, &exchange, stale).await? {
             Exchanger::This { leased } => {
@@ -162,8 +158,7 @@ impl Inner {
                 }
                 // Another process is at Zoho: wait for its save.
                 RefreshLease::Held { .. } => {
-                    wait.next(|| format!("exchange the grant of token {id}"))
-                        .await?;
+                    wait.next(id, Request::Grant).await?;
                 }
             }
         }

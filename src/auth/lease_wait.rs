@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::error::AuthError;
 use super::state::{Inner, MIN_VALIDITY, millis};
+use super::zoho::Request;
 use crate::error::StoreError;
 use crate::lease::{LeaseRequest, RefreshLease};
 
@@ -17,25 +18,30 @@ const POLL_MAX: Duration = Duration::from_secs(1);
 /// 100 ms apart, doubling to 1 s, for at most three lease periods.
 pub(super) struct LeaseWait {
     poll: Duration,
+    started: Instant,
     give_up: Instant,
 }
 
 impl LeaseWait {
     pub(super) fn new(lease: Duration) -> Self {
+        let started = Instant::now();
         Self {
             poll: POLL_FIRST,
-            give_up: Instant::now() + lease * 3,
+            started,
+            give_up: started + lease * 3,
         }
     }
 
-    /// Sleeps before the next read, or fails with a conflict on `what`
-    /// (e.g. "refresh token abc") once the wait is over.
-    pub(super) async fn next(&mut self, what: impl FnOnce() -> String) -> Result<(), AuthError> {
+    /// Sleeps before the next read of token `id`, or fails with
+    /// [`AuthError::LeaseWaitTimedOut`] (for another process's `request`)
+    /// once the wait is over.
+    pub(super) async fn next(&mut self, id: &str, request: Request) -> Result<(), AuthError> {
         if Instant::now() > self.give_up {
-            return Err(AuthError::Store(StoreError::Conflict {
-                operation: format!("waiting for another process to {}", what()),
-                attempts: 0,
-            }));
+            return Err(AuthError::LeaseWaitTimedOut {
+                id: id.to_owned(),
+                request: request.name(),
+                waited: self.started.elapsed(),
+            });
         }
         tokio::time::sleep(self.poll).await;
         self.poll = (self.poll * 2).min(POLL_MAX);

@@ -18,7 +18,7 @@ use super::access_token::AccessToken;
 use super::accounts::AccountsFallback;
 use super::client::ZohoAuth;
 use super::error::AuthError;
-use crate::error::StoreError;
+use super::state::stored_id;
 use crate::store::LookupKey;
 use crate::token::OAuthToken;
 
@@ -77,7 +77,8 @@ impl ZohoAuth {
     ///   token handed to the SDK as it is, is answered as stored: the SDK's
     ///   own rules apply to it.
     /// - Otherwise nothing matches: `Ok(None)`. A query with nothing to match
-    ///   on is [`AuthError::Store`] with [`StoreError::InvalidInput`].
+    ///   on is [`AuthError::Store`] with
+    ///   [`StoreError::InvalidInput`](crate::StoreError::InvalidInput).
     ///
     /// `fallback` is where the token's secrets go if its `api_domain` is
     /// not a Zoho one ([`AccountsFallback`]). The answer is the stored token
@@ -100,9 +101,7 @@ impl ZohoAuth {
             }
             return Ok(None);
         };
-        let id = found
-            .id
-            .ok_or_else(|| StoreError::invalid_input("the store answered a token without an id"))?;
+        let id = stored_id(&found, "find_token")?;
         // `find_token` lays the query's fields over the stored token: the
         // stored one itself decides (a cache hit after the lookup).
         let Some(stored) = store.find_token_by_id(&id).await? else {
@@ -117,7 +116,8 @@ impl ZohoAuth {
     /// (the request path of the SDKs, once their token has an id). As
     /// [`managed_find_token`](Self::managed_find_token), with `Ok(None)` when
     /// no token is stored under `id` (also when it is deleted meanwhile);
-    /// a malformed id is [`AuthError::Store`] with [`StoreError::InvalidInput`].
+    /// a malformed id is [`AuthError::Store`] with
+    /// [`StoreError::InvalidInput`](crate::StoreError::InvalidInput).
     pub async fn managed_find_token_by_id(
         &self,
         id: &str,

@@ -25,10 +25,10 @@ pub(super) fn error_of(id: &str, request: Request, failure: &LeaseFailure) -> Au
     match &failure.cause() {
         FailureCause::Rejected { code } => zoho::zoho_error(id, request, code, None),
         FailureCause::Throttled => zoho::throttled(id, request),
-        FailureCause::Transport => AuthError::Transport {
-            url: "(another process)".into(),
-            reason: format!("another process's {} of this token failed", request.name()),
-            timeout: false,
+        FailureCause::Transport => AuthError::FailedElsewhere {
+            id: id.to_owned(),
+            request: request.name(),
+            retry_after: failure.retry_after().unwrap_or(i64::MAX),
         },
     }
 }
@@ -53,5 +53,16 @@ mod tests {
             timeout: false,
         };
         assert_eq!(cause_of(&transport), FailureCause::Transport);
+        // Another process's transport failure is not this one's: it says so,
+        // and when to try again, without the other process's URL or cause.
+        let failure = LeaseFailure::GrantExchange {
+            cause: FailureCause::Transport,
+            retry_after: 77,
+        };
+        let error = error_of("a", Request::Grant, &failure);
+        assert!(
+            matches!(error, AuthError::FailedElsewhere { ref id, request: "grant exchange", retry_after: 77 } if id == "a"),
+            "{error:?}"
+        );
     }
 }

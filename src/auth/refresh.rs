@@ -140,7 +140,7 @@ impl Inner {
                     {
                         return Ok(Refresher::Done(Ok(token)));
                     }
-                    wait.next(|| format!("refresh token {id}")).await?;
+                    wait.next(id, Request::Refresh).await?;
                 }
             }
         }

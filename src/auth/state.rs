@@ -11,6 +11,7 @@ use super::data_center::DataCenter;
 use super::error::AuthError;
 use super::failures::Failures;
 use super::single_flight::SingleFlight;
+use crate::error::StoreError;
 use crate::store::TokenStore;
 use crate::token::OAuthToken;
 
@@ -27,6 +28,15 @@ const WARM_CAPACITY: usize = 10_000;
 
 /// Where a `ZohoAuth` reads the time of day.
 pub(super) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// The id of `token`, which the store answered from `operation`: a token
+/// without one breaks the store's contract.
+pub(super) fn stored_id(token: &OAuthToken, operation: &str) -> Result<String, StoreError> {
+    token.id.clone().ok_or_else(|| StoreError::BrokenContract {
+        operation: operation.to_owned(),
+        reason: "it answered a token without an id".into(),
+    })
+}
 
 /// `duration` in milliseconds, saturating.
 pub(super) fn millis(duration: Duration) -> i64 {

@@ -65,6 +65,17 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// A store broke the [`TokenStore`](crate::TokenStore) contract, e.g. it
+    /// answered a token without an id: a bug in that store, not in the
+    /// caller's input. Not retryable.
+    #[error("the store broke the TokenStore contract in {operation}: {reason}")]
+    BrokenContract {
+        /// The store's operation that answered it, e.g. `find_token`.
+        operation: String,
+        /// What was wrong with the answer (never a token's values).
+        reason: String,
+    },
+
     /// A write kept losing to concurrent writers and gave up.
     #[error("{operation} gave up after {attempts} attempts lost to concurrent writers")]
     Conflict {
@@ -103,7 +114,9 @@ impl StoreError {
     ///   errors (HTTP 5xx) and connections that failed or broke; no for the
     ///   service's other refusals (access denied, a quota, a bad request),
     ///   which fail again until something else changes.
-    /// - [`InvalidInput`](Self::InvalidInput), [`Corrupt`](Self::Corrupt): no.
+    /// - [`InvalidInput`](Self::InvalidInput), [`Corrupt`](Self::Corrupt),
+    ///   [`QuotaExceeded`](Self::QuotaExceeded),
+    ///   [`BrokenContract`](Self::BrokenContract): no.
     ///
     /// Retry with a backoff: the AWS SDK has already retried transient
     /// failures within its own retry budget before a `Backend` error reaches
@@ -115,7 +128,10 @@ impl StoreError {
                 Some(failure) => failure.retryable,
                 None => chain(source.as_ref()).any(is_transient_io),
             },
-            Self::InvalidInput { .. } | Self::Corrupt { .. } | Self::QuotaExceeded { .. } => false,
+            Self::InvalidInput { .. }
+            | Self::Corrupt { .. }
+            | Self::QuotaExceeded { .. }
+            | Self::BrokenContract { .. } => false,
         }
     }
 
@@ -217,6 +233,21 @@ mod tests {
         };
         assert!(!corrupt.is_retryable());
         assert_eq!(corrupt.code(), None);
+    }
+
+    #[test]
+    fn a_broken_contract_names_the_operation_and_is_final() {
+        let broken = StoreError::BrokenContract {
+            operation: "find_token".into(),
+            reason: "it answered a token without an id".into(),
+        };
+        assert_eq!(
+            broken.to_string(),
+            "the store broke the TokenStore contract in find_token: \
+             it answered a token without an id"
+        );
+        assert!(!broken.is_retryable());
+        assert_eq!(broken.code(), None);
     }
 
     #[test]

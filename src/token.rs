@@ -77,6 +77,73 @@ pub struct OAuthToken {
 }
 
 impl OAuthToken {
+    /// Every field's name, as the JSON encoding ([`encode_token`]) and the
+    /// Python and Node packages' tokens name it, in declaration order.
+    pub const FIELDS: [&'static str; 10] = [
+        "id",
+        "user_name",
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "access_token",
+        "grant_token",
+        "expiry_time",
+        "redirect_url",
+        "api_domain",
+    ];
+
+    /// The token `fields` describes: JSON values by field name (`null` for
+    /// an absent field), each read as [`decode_token`] reads it (an
+    /// `expiry_time` as a whole number or a numeric string). For a binding
+    /// that builds a token from a dict or an object, so that it lists no
+    /// field itself.
+    ///
+    /// A name not in [`FIELDS`](Self::FIELDS), or a value of the wrong
+    /// type, is [`StoreError::InvalidInput`] that names the field, never its
+    /// value.
+    ///
+    /// ```
+    /// use zoho_token_store::OAuthToken;
+    /// use serde_json::json;
+    ///
+    /// let fields = json!({"user_name": "me@example.com", "expiry_time": 1_900_000_000_000_i64});
+    /// let token = OAuthToken::from_fields(fields.as_object().unwrap().clone()).unwrap();
+    /// assert_eq!(token.expiry_time, Some(1_900_000_000_000));
+    /// let wrong = json!({"refresh_token": 1000});
+    /// assert!(OAuthToken::from_fields(wrong.as_object().unwrap().clone()).is_err());
+    /// ```
+    pub fn from_fields(
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, StoreError> {
+        for (name, value) in &fields {
+            if !Self::FIELDS.contains(&name.as_str()) {
+                let shown: String = name.chars().take(64).collect();
+                return Err(StoreError::invalid_input(format!(
+                    "unknown token field {shown:?}"
+                )));
+            }
+            if !Self::takes(name, value.clone()) {
+                let wanted = match (Self::takes(name, "x".into()), Self::takes(name, 0.into())) {
+                    (true, false) => "a string",
+                    (false, true) => "a whole number",
+                    _ => "another type",
+                };
+                return Err(StoreError::invalid_input(format!(
+                    "token field {name} must be {wanted} or absent"
+                )));
+            }
+        }
+        serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|_| StoreError::invalid_input("the token's fields do not make a token"))
+    }
+
+    /// Whether field `name` of a token can hold `value`.
+    fn takes(name: &str, value: serde_json::Value) -> bool {
+        let mut one = serde_json::Map::new();
+        one.insert(name.to_owned(), value);
+        serde_json::from_value::<Self>(serde_json::Value::Object(one)).is_ok()
+    }
+
     /// A token for a client that already holds a refresh token.
     pub fn from_refresh_token(
         client_id: impl Into<String>,
@@ -316,6 +383,62 @@ pub fn decode_token(id: &str, json: &str) -> Result<OAuthToken, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_the_json_encodings_names_in_order() {
+        let all = OAuthToken {
+            id: Some("i".into()),
+            user_name: Some("u".into()),
+            client_id: Some("c".into()),
+            client_secret: Some("s".into()),
+            refresh_token: Some("r".into()),
+            access_token: Some("a".into()),
+            grant_token: Some("g".into()),
+            expiry_time: Some(1),
+            redirect_url: Some("ru".into()),
+            api_domain: Some("d".into()),
+        };
+        let json = encode_token(&all).unwrap();
+        let mut at = 0;
+        for name in OAuthToken::FIELDS {
+            let found = json[at..].find(&format!("\"{name}\":"));
+            at += found.unwrap_or_else(|| panic!("{name} missing or out of order in {json}"));
+        }
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value.as_object().unwrap().len(), OAuthToken::FIELDS.len());
+        let back = OAuthToken::from_fields(value.as_object().unwrap().clone()).unwrap();
+        assert_eq!(back, all);
+    }
+
+    #[test]
+    fn from_fields_names_the_bad_field_never_its_value() {
+        let of =
+            |json: serde_json::Value| OAuthToken::from_fields(json.as_object().unwrap().clone());
+        let reason = |json| match of(json) {
+            Err(StoreError::InvalidInput { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reason(serde_json::json!({"refresh_token": 1000})),
+            "token field refresh_token must be a string or absent"
+        );
+        assert_eq!(
+            reason(serde_json::json!({"expiry_time": "1000.secret"})),
+            "token field expiry_time must be a whole number or absent"
+        );
+        assert_eq!(
+            reason(serde_json::json!({"refresh_tokn": "1000.secret"})),
+            "unknown token field \"refresh_tokn\""
+        );
+        let absent = of(serde_json::json!({"user_name": "u", "access_token": null})).unwrap();
+        assert_eq!(absent, OAuthToken::for_user("u"));
+        assert_eq!(
+            of(serde_json::json!({"expiry_time": "42"}))
+                .unwrap()
+                .expiry_time,
+            Some(42)
+        );
+    }
 
     pub(crate) fn full_token() -> OAuthToken {
         OAuthToken {

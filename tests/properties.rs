@@ -56,19 +56,6 @@ fn secret_looking() -> impl Strategy<Value = String> {
     "1000\\.[0-9a-f]{32}\\.[0-9a-f]{32}"
 }
 
-const FIELDS: [&str; 10] = [
-    "id",
-    "user_name",
-    "client_id",
-    "client_secret",
-    "refresh_token",
-    "access_token",
-    "grant_token",
-    "expiry_time",
-    "redirect_url",
-    "api_domain",
-];
-
 /// Any JSON value whose strings (values and keys) are secret-looking or token
 /// field names, nested a few levels.
 fn json_with_secrets() -> impl Strategy<Value = Value> {
@@ -81,7 +68,7 @@ fn json_with_secrets() -> impl Strategy<Value = Value> {
     ];
     leaf.prop_recursive(4, 32, 6, |inner| {
         let key = prop_oneof![
-            proptest::sample::select(FIELDS.to_vec()).prop_map(str::to_owned),
+            proptest::sample::select(OAuthToken::FIELDS.to_vec()).prop_map(str::to_owned),
             secret_looking(),
         ];
         prop_oneof![

@@ -7,10 +7,10 @@
 //! plain objects, which is all this module sees.
 //!
 //! - Tokens cross the boundary as plain objects keyed by the crate's field
-//!   names (`id`, `user_name`, `client_id`, `client_secret`, `refresh_token`,
-//!   `access_token`, `grant_token`, `expiry_time`, `redirect_url`,
-//!   `api_domain`); `expiry_time` is a number of epoch milliseconds, the
-//!   other values are strings, and an absent field is `undefined` or `null`.
+//!   names (`OAuthToken::FIELDS`: `id`, `user_name`, `client_id`, …), as the
+//!   token's serde encoding has them: `expiry_time` is a number of epoch
+//!   milliseconds, the other values are strings, and an absent field is
+//!   `undefined` or `null` (answers leave it out).
 //! - Every method returns a Promise and runs on napi-rs's one process-wide
 //!   tokio runtime, off the JavaScript thread: the event loop never waits
 //!   for Secrets Manager.
@@ -38,73 +38,26 @@ use zoho_token_store::{
     TokenStore,
 };
 
-/// A token as JavaScript sees it: the crate's `OAuthToken`, field for field.
-#[napi(object)]
-#[derive(Default)]
-pub struct Token {
-    /// The token's id in the store.
-    pub id: Option<String>,
-    /// The CRM user's name (the SDK's `UserSignature`).
-    #[napi(js_name = "user_name")]
-    pub user_name: Option<String>,
-    /// The OAuth client id.
-    #[napi(js_name = "client_id")]
-    pub client_id: Option<String>,
-    /// The OAuth client secret.
-    #[napi(js_name = "client_secret")]
-    pub client_secret: Option<String>,
-    /// The refresh token.
-    #[napi(js_name = "refresh_token")]
-    pub refresh_token: Option<String>,
-    /// The access token.
-    #[napi(js_name = "access_token")]
-    pub access_token: Option<String>,
-    /// The grant token (authorization code).
-    #[napi(js_name = "grant_token")]
-    pub grant_token: Option<String>,
-    /// The access token's expiry, Unix epoch milliseconds.
-    #[napi(js_name = "expiry_time")]
-    pub expiry_time: Option<i64>,
-    /// The OAuth redirect URL.
-    #[napi(js_name = "redirect_url")]
-    pub redirect_url: Option<String>,
-    /// The CRM API domain the token belongs to.
-    #[napi(js_name = "api_domain")]
-    pub api_domain: Option<String>,
+/// A token object from JavaScript as the crate's `OAuthToken`, through the
+/// token's serde fields (`OAuthToken::from_fields`), so that this file names
+/// no field: properties that are not token fields are ignored (the objects
+/// may carry others), and a field of the wrong type is an `invalid_input`
+/// error naming it, never its value.
+fn token_from_js(value: serde_json::Value) -> Result<OAuthToken> {
+    let serde_json::Value::Object(mut fields) = value else {
+        return Err(store_error(&StoreError::invalid_input(
+            "a token must be an object",
+        )));
+    };
+    fields.retain(|name, _| OAuthToken::FIELDS.contains(&name.as_str()));
+    OAuthToken::from_fields(fields).map_err(|e| store_error(&e))
 }
 
-impl From<Token> for OAuthToken {
-    fn from(token: Token) -> Self {
-        Self {
-            id: token.id,
-            user_name: token.user_name,
-            client_id: token.client_id,
-            client_secret: token.client_secret,
-            refresh_token: token.refresh_token,
-            access_token: token.access_token,
-            grant_token: token.grant_token,
-            expiry_time: token.expiry_time,
-            redirect_url: token.redirect_url,
-            api_domain: token.api_domain,
-        }
-    }
-}
-
-impl From<OAuthToken> for Token {
-    fn from(token: OAuthToken) -> Self {
-        Self {
-            id: token.id,
-            user_name: token.user_name,
-            client_id: token.client_id,
-            client_secret: token.client_secret,
-            refresh_token: token.refresh_token,
-            access_token: token.access_token,
-            grant_token: token.grant_token,
-            expiry_time: token.expiry_time,
-            redirect_url: token.redirect_url,
-            api_domain: token.api_domain,
-        }
-    }
+/// The crate's `OAuthToken` as a plain JavaScript object: its serde
+/// encoding, without the absent fields.
+fn token_to_js(token: &OAuthToken) -> Result<serde_json::Value> {
+    serde_json::to_value(token)
+        .map_err(|e| Error::new(Status::GenericFailure, format!("other: {e}")))
 }
 
 /// The options of `new NativeStore(options)`; every one but `prefix` optional.
@@ -152,6 +105,11 @@ fn store_error(error: &StoreError) -> Error {
 fn auth_error(error: &AuthError) -> Error {
     let kind = match error {
         AuthError::Store(store) => return store_error(store),
+        // Kinds as before these variants: a wait that gave up was a store
+        // conflict, another process's failure a transport one.
+        AuthError::LeaseWaitTimedOut { .. } => "conflict",
+        AuthError::FailedElsewhere { .. } => "auth_transport",
+        AuthError::ClientSetup { .. } => "auth_invalid_input",
         AuthError::Rejected { .. } => "auth_rejected",
         AuthError::Throttled { .. } => "auth_throttled",
         AuthError::Transport { .. } => "auth_transport",
@@ -315,39 +273,39 @@ impl NativeStore {
     /// taken from `query`; `null` when none matches. A query with nothing to
     /// match on is an `invalid_input` error.
     #[napi]
-    pub async fn find_token(&self, query: Token) -> Result<Option<Token>> {
-        let query = OAuthToken::from(query);
+    pub async fn find_token(&self, query: serde_json::Value) -> Result<Option<serde_json::Value>> {
+        let query = token_from_js(query)?;
         let found = self
             .store()
             .await?
             .find_token(&query)
             .await
             .map_err(|e| store_error(&e))?;
-        Ok(found.map(Token::from))
+        found.as_ref().map(token_to_js).transpose()
     }
 
     /// The token stored under `id`, or `null`.
     #[napi]
-    pub async fn find_token_by_id(&self, id: String) -> Result<Option<Token>> {
+    pub async fn find_token_by_id(&self, id: String) -> Result<Option<serde_json::Value>> {
         let found = self
             .store()
             .await?
             .find_token_by_id(&id)
             .await
             .map_err(|e| store_error(&e))?;
-        Ok(found.map(Token::from))
+        found.as_ref().map(token_to_js).transpose()
     }
 
     /// Saves `token` (an upsert) and returns what is stored, `id` included.
     #[napi]
-    pub async fn save_token(&self, token: Token) -> Result<Token> {
-        let mut token = OAuthToken::from(token);
+    pub async fn save_token(&self, token: serde_json::Value) -> Result<serde_json::Value> {
+        let mut token = token_from_js(token)?;
         self.store()
             .await?
             .save_token(&mut token)
             .await
             .map_err(|e| store_error(&e))?;
-        Ok(Token::from(token))
+        token_to_js(&token)
     }
 
     /// Deletes the token stored under `id`; answers whether one was stored
@@ -366,14 +324,14 @@ impl NativeStore {
 
     /// Every stored token, in no particular order.
     #[napi]
-    pub async fn get_tokens(&self) -> Result<Vec<Token>> {
+    pub async fn get_tokens(&self) -> Result<Vec<serde_json::Value>> {
         let tokens = self
             .store()
             .await?
             .get_tokens()
             .await
             .map_err(|e| store_error(&e))?;
-        Ok(tokens.into_iter().map(Token::from).collect())
+        tokens.iter().map(token_to_js).collect()
     }
 
     /// Deletes every stored token.
@@ -397,10 +355,10 @@ impl NativeStore {
     #[napi]
     pub async fn managed_find_token(
         &self,
-        query: Token,
+        query: serde_json::Value,
         sdk_accounts_url: Option<String>,
-    ) -> Result<Option<Token>> {
-        let query = OAuthToken::from(query);
+    ) -> Result<Option<serde_json::Value>> {
+        let query = token_from_js(query)?;
         let fallback = self.fallback(sdk_accounts_url)?;
         let found = self
             .auth()
@@ -408,7 +366,7 @@ impl NativeStore {
             .managed_find_token(&query, &fallback)
             .await
             .map_err(|e| auth_error(&e))?;
-        Ok(found.map(Token::from))
+        found.as_ref().map(token_to_js).transpose()
     }
 
     /// Managed refresh's `findTokenById`: the token stored under `id` with a
@@ -418,7 +376,7 @@ impl NativeStore {
         &self,
         id: String,
         sdk_accounts_url: Option<String>,
-    ) -> Result<Option<Token>> {
+    ) -> Result<Option<serde_json::Value>> {
         let fallback = self.fallback(sdk_accounts_url)?;
         let found = self
             .auth()
@@ -426,7 +384,7 @@ impl NativeStore {
             .managed_find_token_by_id(&id, &fallback)
             .await
             .map_err(|e| auth_error(&e))?;
-        Ok(found.map(Token::from))
+        found.as_ref().map(token_to_js).transpose()
     }
 
     /// Shows the prefix only: no token, no credential.

@@ -95,6 +95,13 @@ fn store_error(error: &CoreError) -> PyErr {
 fn auth_error(error: &CoreAuthError) -> PyErr {
     let kind = match error {
         CoreAuthError::Store(error) => return store_error(error),
+        // Kinds as before these variants: a wait that gave up was a store
+        // conflict, another process's failure a transport one.
+        CoreAuthError::LeaseWaitTimedOut { .. } => {
+            return StoreError::new_err(("conflict", error.to_string()));
+        }
+        CoreAuthError::FailedElsewhere { .. } => "transport",
+        CoreAuthError::ClientSetup { .. } => "invalid_input",
         CoreAuthError::Rejected { .. } => "rejected",
         CoreAuthError::Throttled { .. } => "throttled",
         CoreAuthError::Transport { .. } => "transport",
@@ -106,75 +113,54 @@ fn auth_error(error: &CoreAuthError) -> PyErr {
     AuthError::new_err((kind, error.to_string()))
 }
 
-/// The field names a token dict may have, in the crate's order.
-const FIELDS: [&str; 10] = [
-    "id",
-    "user_name",
-    "client_id",
-    "client_secret",
-    "refresh_token",
-    "access_token",
-    "grant_token",
-    "expiry_time",
-    "redirect_url",
-    "api_domain",
-];
-
-/// The string under `key` of `dict`, `None` when missing or `None`.
-fn text(dict: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<String>> {
-    match dict.get_item(key)? {
-        Some(value) if !value.is_none() => value
-            .extract::<String>()
-            .map(Some)
-            .map_err(|_| PyTypeError::new_err(format!("token field {key} must be a str or None"))),
-        _ => Ok(None),
+/// A token dict's value as the JSON value of the token field `key`: a
+/// `str`, an `int` or `None`.
+fn json_of(key: &str, value: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    if value.is_none() {
+        Ok(serde_json::Value::Null)
+    } else if let Ok(text) = value.extract::<String>() {
+        Ok(text.into())
+    } else if let Ok(number) = value.extract::<i64>() {
+        Ok(number.into())
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "token field {key} must be a str, an int or None"
+        )))
     }
 }
 
-/// A token dict as the crate's `OAuthToken`. Unknown keys are a `TypeError`
-/// (a misspelt field would otherwise be silently dropped).
+/// A token dict as the crate's `OAuthToken`, through the token's serde
+/// fields (`OAuthToken::from_fields`): its keys are the field names, and
+/// an unknown key or a value of the wrong type is a `TypeError` naming the
+/// field (a misspelt field would otherwise be silently dropped).
 fn token_from_dict(dict: &Bound<'_, PyDict>) -> PyResult<OAuthToken> {
-    for key in dict.keys() {
+    let mut fields = serde_json::Map::new();
+    for (key, value) in dict.iter() {
         let key: String = key
             .extract()
             .map_err(|_| PyTypeError::new_err("token dict keys must be str"))?;
-        if !FIELDS.contains(&key.as_str()) {
-            return Err(PyTypeError::new_err(format!("unknown token field {key:?}")));
-        }
+        let value = json_of(&key, &value)?;
+        fields.insert(key, value);
     }
-    let expiry_time = match dict.get_item("expiry_time")? {
-        Some(value) if !value.is_none() => Some(value.extract::<i64>().map_err(|_| {
-            PyTypeError::new_err("token field expiry_time must be an int (epoch ms) or None")
-        })?),
-        _ => None,
-    };
-    Ok(OAuthToken {
-        id: text(dict, "id")?,
-        user_name: text(dict, "user_name")?,
-        client_id: text(dict, "client_id")?,
-        client_secret: text(dict, "client_secret")?,
-        refresh_token: text(dict, "refresh_token")?,
-        access_token: text(dict, "access_token")?,
-        grant_token: text(dict, "grant_token")?,
-        expiry_time,
-        redirect_url: text(dict, "redirect_url")?,
-        api_domain: text(dict, "api_domain")?,
+    OAuthToken::from_fields(fields).map_err(|e| match e {
+        CoreError::InvalidInput { reason } => PyTypeError::new_err(reason),
+        other => store_error(&other),
     })
 }
 
-/// The crate's `OAuthToken` as a token dict with every field (absent ones `None`).
+/// The crate's `OAuthToken` as a token dict with every field (absent ones
+/// `None`), through its serde encoding.
 fn token_to_dict<'py>(py: Python<'py>, token: &OAuthToken) -> PyResult<Bound<'py, PyDict>> {
+    let json = serde_json::to_value(token)
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot encode a token: {e}")))?;
     let dict = PyDict::new(py);
-    dict.set_item("id", &token.id)?;
-    dict.set_item("user_name", &token.user_name)?;
-    dict.set_item("client_id", &token.client_id)?;
-    dict.set_item("client_secret", &token.client_secret)?;
-    dict.set_item("refresh_token", &token.refresh_token)?;
-    dict.set_item("access_token", &token.access_token)?;
-    dict.set_item("grant_token", &token.grant_token)?;
-    dict.set_item("expiry_time", token.expiry_time)?;
-    dict.set_item("redirect_url", &token.redirect_url)?;
-    dict.set_item("api_domain", &token.api_domain)?;
+    for name in OAuthToken::FIELDS {
+        match json.get(name) {
+            Some(serde_json::Value::String(text)) => dict.set_item(name, text)?,
+            Some(serde_json::Value::Number(number)) => dict.set_item(name, number.as_i64())?,
+            _ => dict.set_item(name, py.None())?,
+        }
+    }
     Ok(dict)
 }
 

@@ -1,18 +1,29 @@
 //! [`ZohoAuthBuilder`]: the settings of a `ZohoAuth`, and the check of its
 //! accounts URL.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::accounts::endpoint;
+use super::client::ZohoAuth;
+use super::data_center::DataCenter;
+use super::error::AuthError;
 use super::refresh::LEASE_MARGIN;
-use super::warm::{self, WarmMap};
-use super::{
-    AuthError, Clock, DEFAULT_REFRESH_AHEAD, DEFAULT_TIMEOUT, DataCenter, Inner, MIN_VALIDITY,
-    ZohoAuth, millis,
-};
+use super::state::{Clock, Inner};
 use crate::store::TokenStore;
+
+/// The default [`refresh_ahead`](ZohoAuthBuilder::refresh_ahead): 5 minutes.
+pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(300);
+/// The default [`timeout`](ZohoAuthBuilder::timeout) of a call to Zoho.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ZohoAuth {
+    /// A builder over `store`: any [`TokenStore`], `Arc<dyn TokenStore>` included.
+    pub fn builder(store: impl TokenStore + 'static) -> ZohoAuthBuilder {
+        ZohoAuthBuilder::new(Arc::new(store))
+    }
+}
 
 /// Builds a [`ZohoAuth`]; see [`ZohoAuth::builder`].
 pub struct ZohoAuthBuilder {
@@ -38,7 +49,7 @@ impl fmt::Debug for ZohoAuthBuilder {
 
 impl ZohoAuthBuilder {
     /// A builder over `store` with the defaults; see [`ZohoAuth::builder`].
-    pub(super) fn new(store: Arc<dyn TokenStore>) -> Self {
+    fn new(store: Arc<dyn TokenStore>) -> Self {
         Self {
             store,
             data_center: DataCenter::default(),
@@ -64,7 +75,8 @@ impl ZohoAuthBuilder {
     }
 
     /// Refresh a token when less than this is left of it. Default
-    /// [`DEFAULT_REFRESH_AHEAD`] (300 s); at least [`MIN_VALIDITY`] is used.
+    /// [`DEFAULT_REFRESH_AHEAD`] (300 s); at least
+    /// [`MIN_VALIDITY`](super::MIN_VALIDITY) is used.
     pub fn refresh_ahead(mut self, refresh_ahead: Duration) -> Self {
         self.refresh_ahead = refresh_ahead;
         self
@@ -94,7 +106,8 @@ impl ZohoAuthBuilder {
 
     /// The `ZohoAuth`. Makes no network call; fails with
     /// [`AuthError::InvalidInput`] for an accounts URL that is not an
-    /// `http`/`https` URL.
+    /// `http`/`https` URL, and with [`AuthError::ClientSetup`] if the HTTPS
+    /// client cannot be set up.
     pub fn build(self) -> Result<ZohoAuth, AuthError> {
         let accounts_url = match &self.accounts_url {
             None => None,
@@ -110,29 +123,20 @@ impl ZohoAuthBuilder {
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
             .build()
-            .map_err(|e| AuthError::invalid_input(format!("HTTP client: {e}")))?;
-        let refresh_ahead = self.refresh_ahead.max(MIN_VALIDITY);
+            .map_err(|e| AuthError::ClientSetup {
+                part: "HTTP client",
+                reason: e.to_string(),
+            })?;
         Ok(ZohoAuth {
-            inner: Arc::new(Inner {
-                store: self.store,
+            inner: Arc::new(Inner::new(
+                self.store,
                 http,
-                data_center: self.data_center,
+                self.data_center,
                 accounts_url,
-                refresh_ahead: millis(refresh_ahead),
-                lease: self.timeout.saturating_add(LEASE_MARGIN),
-                holder: uuid::Uuid::new_v4().simple().to_string(),
-                warm_clock: self
-                    .clock
-                    .clone()
-                    .unwrap_or_else(|| Arc::new(warm::coarse_now)),
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
-                slots: RwLock::new(HashMap::new()),
-                warm: WarmMap::default(),
-                flights: Mutex::new(HashMap::new()),
-                lookups: Mutex::new(HashMap::new()),
-                grant_flights: Mutex::new(HashMap::new()),
-                failures: Mutex::new(HashMap::new()),
-            }),
+                self.refresh_ahead,
+                self.timeout.saturating_add(LEASE_MARGIN),
+                self.clock,
+            )),
         })
     }
 }
@@ -148,44 +152,19 @@ fn tls_config() -> Result<rustls::ClientConfig, AuthError> {
     };
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| AuthError::invalid_input(format!("TLS settings: {e}")))?
+        .map_err(|e| AuthError::ClientSetup {
+            part: "TLS settings",
+            reason: e.to_string(),
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
 
-/// The token endpoint under accounts server `base`, if it is a usable URL.
-pub(super) fn endpoint(base: &str) -> Option<reqwest::Url> {
-    let url = reqwest::Url::parse(base.trim_end_matches('/')).ok()?;
-    let usable = matches!(url.scheme(), "http" | "https")
-        && url.host_str().is_some()
-        && url.query().is_none()
-        && url.username().is_empty()
-        && url.password().is_none();
-    if !usable {
-        return None;
-    }
-    let path = url.path().trim_end_matches('/');
-    let mut url = url.clone();
-    url.set_path(&format!("{path}/oauth/v2/token"));
-    Some(url)
-}
-
-/// The token endpoint a caller names: a full token URL (ending in
-/// `/oauth/v2/token`, as the Zoho SDKs' environments give it) is taken as
-/// it is, an accounts server's base URL gets the path appended.
-pub(super) fn token_url(url: &str) -> Option<reqwest::Url> {
-    let base = url.trim().trim_end_matches('/');
-    endpoint(base.strip_suffix(TOKEN_PATH).unwrap_or(base))
-}
-
-/// The token endpoint's path under an accounts server.
-const TOKEN_PATH: &str = "/oauth/v2/token";
-
 #[cfg(test)]
 mod tests {
+    use super::super::accounts::AccountsFallback;
     use super::*;
     use crate::MemoryStore;
-    use crate::auth::AccountsFallback;
     use crate::token::OAuthToken;
 
     fn auth(f: impl FnOnce(ZohoAuthBuilder) -> ZohoAuthBuilder) -> ZohoAuth {

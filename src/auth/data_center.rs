@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use super::AuthError;
+use super::error::AuthError;
 
 /// A Zoho data center: where a Zoho account lives, which decides the
 /// accounts server its tokens are refreshed at.

@@ -13,22 +13,15 @@
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
 
-use super::refresh::{LeaseWait, THROTTLE_CODE, TRANSPORT_FAILURE};
-use super::zoho::{self, Request};
-use super::{AccountsFallback, AuthError, Inner, MIN_VALIDITY, ZohoAuth, millis};
-use crate::error::StoreError;
-use crate::lease::{LeaseRequest, RefreshLease};
-use crate::store::TokenStore;
+use super::accounts::AccountsFallback;
+use super::error::AuthError;
+use super::lease_wait::LeaseWait;
+use super::mark;
+use super::state::{Inner, millis, stored_id};
+use super::zoho::{self, Issued, Request};
+use crate::lease::{LeaseFailure, RefreshLease};
 use crate::token::OAuthToken;
-
-/// The prefix of a lease's failure code when a grant exchange failed: it
-/// tells the exchange's waiters, and is not a refresh failure.
-pub(super) const GRANT_FAILURE: &str = "grant:";
-
-/// One exchange of a grant in this process, awaited by all its callers.
-pub(super) type GrantFlight = Arc<OnceCell<Result<OAuthToken, AuthError>>>;
 
 /// A grant's key in this process's flights (a digest: grants are secrets).
 fn grant_key(grant: &str) -> String {
@@ -44,7 +37,15 @@ struct Exchange {
     grant: String,
 }
 
-impl ZohoAuth {
+/// Who exchanges a grant.
+enum Exchanger {
+    /// This caller (`leased`: under the store's lease of the token).
+    This { leased: bool },
+    /// Nobody: this is the answer (another process's token, or its failure).
+    Done(Result<Box<OAuthToken>, AuthError>),
+}
+
+impl Inner {
     /// Exchanges `token`'s grant, sharing one exchange per grant among this
     /// process's callers (the first one's `fallback` decides where a token
     /// with no Zoho `api_domain` is exchanged).
@@ -70,30 +71,11 @@ impl ZohoAuth {
             client_secret,
             grant,
         };
-        let inner = &self.inner;
-        let flight: GrantFlight = {
-            let mut flights = inner
-                .grant_flights
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            Arc::clone(flights.entry(key.clone()).or_default())
-        };
-        let result = flight
-            .get_or_init(|| inner.exchange_once(exchange, fallback))
+        self.grant_flights
+            .run(key, || self.exchange_once(exchange, fallback))
             .await
-            .clone();
-        let mut flights = inner
-            .grant_flights
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-            flights.remove(&key);
-        }
-        result
     }
-}
 
-impl Inner {
     /// One exchange of a grant, shared with the other processes through the
     /// refresh lease of the token it authorizes.
     async fn exchange_once(
@@ -103,51 +85,58 @@ impl Inner {
     ) -> Result<OAuthToken, AuthError> {
         // No accounts server for it: fail before saving or leasing anything.
         self.endpoint_for(&exchange.token, fallback)?;
-        // The token to authorize: the stored one the query matches (by user
-        // name, else by grant), else a new one holding the grant, so that
-        // racing processes lease one secret (a save never makes two tokens
-        // for one user name; without one, the id comes from the grant).
-        let stored = match self.store.find_token(&exchange.token).await? {
-            Some(found) => found,
-            None => {
-                let mut pending = OAuthToken {
-                    access_token: None,
-                    refresh_token: None,
-                    expiry_time: None,
-                    ..exchange.token.clone()
-                };
-                if pending.id.is_none() && pending.user_name.is_none() {
-                    pending.id = Some(grant_key(&exchange.grant));
-                }
-                self.store.save_token(&mut pending).await?;
-                pending
+        let stored = self.token_to_authorize(&exchange).await?;
+        let id = stored_id(&stored, "find_token or save_token")?;
+        let stale = stored.access_token.as_deref().map(Arc::from);
+        match self.exchanger(&id, &exchange, stale).await? {
+            Exchanger::This { leased } => {
+                self.exchange_with(&id, &exchange, leased, fallback).await
             }
+            Exchanger::Done(answer) => answer.map(|token| *token),
+        }
+    }
+
+    /// The token to authorize: the stored one the query matches (by user
+    /// name, else by grant), else a new one holding the grant, so that
+    /// racing processes lease one secret (a save never makes two tokens for
+    /// one user name; without one, the id comes from the grant).
+    async fn token_to_authorize(&self, exchange: &Exchange) -> Result<OAuthToken, AuthError> {
+        if let Some(found) = self.store.find_token(&exchange.token).await? {
+            return Ok(found);
+        }
+        let mut pending = OAuthToken {
+            access_token: None,
+            refresh_token: None,
+            expiry_time: None,
+            ..exchange.token.clone()
         };
-        let id = stored
-            .id
-            .clone()
-            .ok_or_else(|| StoreError::invalid_input("the store answered a token without an id"))?;
-        let mut stale = stored.access_token.as_deref().map(Arc::from);
+        if pending.id.is_none() && pending.user_name.is_none() {
+            pending.id = Some(grant_key(&exchange.grant));
+        }
+        self.store.save_token(&mut pending).await?;
+        Ok(pending)
+    }
+
+    /// Who exchanges the grant of token `id` (whose access token is
+    /// `stale`): this caller once it has the store's lease (or the store has
+    /// none, or only a refresh failed), else the answer another process's
+    /// exchange left.
+    async fn exchanger(
+        &self,
+        id: &str,
+        exchange: &Exchange,
+        mut stale: Option<Arc<str>>,
+    ) -> Result<Exchanger, AuthError> {
         let mut wait = LeaseWait::new(self.lease);
         loop {
-            let request = LeaseRequest::new(
-                self.holder.clone(),
-                self.lease,
-                self.now_millis() + millis(MIN_VALIDITY),
-                stale.clone(),
-            );
-            match self.store.refresh_lease(&id, &request).await? {
-                RefreshLease::Unsupported => {
-                    return self.exchange_with(&id, &exchange, false, fallback).await;
-                }
-                RefreshLease::Acquired { .. } => {
-                    return self.exchange_with(&id, &exchange, true, fallback).await;
-                }
+            match self.ask_lease(id, stale.as_ref()).await? {
+                RefreshLease::Unsupported => return Ok(Exchanger::This { leased: false }),
+                RefreshLease::Acquired { .. } => return Ok(Exchanger::This { leased: true }),
                 // Another process exchanged this grant and saved the result.
                 RefreshLease::Refreshed(token)
                     if token.grant_token.as_deref() == Some(exchange.grant.as_str()) =>
                 {
-                    return Ok(*token);
+                    return Ok(Exchanger::Done(Ok(token)));
                 }
                 RefreshLease::Missing => {
                     return Err(AuthError::NotFound {
@@ -155,32 +144,21 @@ impl Inner {
                     });
                 }
                 // The exchange of another process failed: so would this one.
-                RefreshLease::Held {
-                    failed: Some(code), ..
-                } if code.starts_with(GRANT_FAILURE) => {
-                    return Err(match &code[GRANT_FAILURE.len()..] {
-                        TRANSPORT_FAILURE => AuthError::Transport {
-                            url: "(another process)".into(),
-                            reason: "another process's exchange of this grant failed".into(),
-                            timeout: false,
-                        },
-                        code => zoho::zoho_error(&id, Request::Grant, code, None),
-                    });
+                RefreshLease::Failed(failure) if failure.is_grant_exchange() => {
+                    let error = mark::error_of(id, Request::Grant, &failure);
+                    return Ok(Exchanger::Done(Err(error)));
                 }
                 // A refresh failure marks the token, not this grant: a
                 // new grant is what mends it, so exchange it.
-                RefreshLease::Held {
-                    failed: Some(_), ..
-                } => return self.exchange_with(&id, &exchange, false, fallback).await,
+                RefreshLease::Failed(_) => return Ok(Exchanger::This { leased: false }),
                 // Another process refreshed the token (not with this grant):
                 // the token it saved is the one to replace.
                 RefreshLease::Refreshed(token) => {
                     stale = token.access_token.as_deref().map(Arc::from);
                 }
                 // Another process is at Zoho: wait for its save.
-                RefreshLease::Held { failed: None, .. } => {
-                    wait.next(|| format!("exchange the grant of token {id}"))
-                        .await?;
+                RefreshLease::Held { .. } => {
+                    wait.next(id, Request::Grant).await?;
                 }
             }
         }
@@ -197,7 +175,7 @@ impl Inner {
     ) -> Result<OAuthToken, AuthError> {
         let token = &exchange.token;
         let endpoint = self.endpoint_for(token, fallback)?;
-        let issued = match zoho::exchange(
+        let issued = zoho::exchange(
             &self.http,
             &endpoint,
             token,
@@ -205,34 +183,30 @@ impl Inner {
             &exchange.client_secret,
             &exchange.grant,
         )
-        .await
-        {
-            Ok(issued) => issued,
+        .await;
+        match issued {
+            Ok(issued) => self.save_exchanged(id, token, issued, &endpoint).await,
             Err(error) => {
                 if leased {
-                    // Tell the waiters for one lease period, then let the
-                    // token's refreshes go on as before.
-                    let code = match &error {
-                        AuthError::Rejected { error, .. } => error.as_str(),
-                        AuthError::Throttled { .. } => THROTTLE_CODE,
-                        _ => TRANSPORT_FAILURE,
-                    };
-                    let until = self.now_millis() + millis(self.lease);
-                    let reason = format!("{GRANT_FAILURE}{code}");
-                    if let Err(e) = self
-                        .store
-                        .fail_refresh_lease(id, &self.holder, &reason, until)
-                        .await
-                    {
-                        tracing::debug!(id, error = %e, "marking the grant lease failed did not work");
-                    }
+                    self.mark_exchange_failed(id, &error).await;
                 }
-                return Err(error);
+                Err(error)
             }
-        };
+        }
+    }
+
+    /// Saves token `id` (`token` as the caller gave it) with what Zoho
+    /// `issued` for its grant at `endpoint`.
+    async fn save_exchanged(
+        &self,
+        id: &str,
+        token: &OAuthToken,
+        issued: Issued,
+        endpoint: &reqwest::Url,
+    ) -> Result<OAuthToken, AuthError> {
         let Some(refresh_token) = issued.refresh_token.clone() else {
             return Err(AuthError::UnexpectedResponse {
-                url: zoho::origin(&endpoint),
+                url: zoho::origin(endpoint),
                 status: 200,
                 reason: "a grant exchange answer without a refresh_token".into(),
             });
@@ -246,10 +220,27 @@ impl Inner {
             ..token.clone()
         };
         self.store.save_token(&mut saved).await?;
-        self.failures().remove(id);
+        self.failures.forget(id);
         // The token's access token changed: served by user name, it must be
         // read again.
-        self.warm.forget_all();
+        self.forget_warm();
         Ok(saved)
+    }
+
+    /// Marks the lease of token `id` with the exchange's `error`: it tells
+    /// the waiters for one lease period, then the token's refreshes go on
+    /// as before.
+    async fn mark_exchange_failed(&self, id: &str, error: &AuthError) {
+        let failure = LeaseFailure::GrantExchange {
+            cause: mark::cause_of(error),
+            retry_after: self.now_millis() + millis(self.lease),
+        };
+        if let Err(e) = self
+            .store
+            .fail_refresh_lease(id, &self.holder, &failure)
+            .await
+        {
+            tracing::debug!(id, error = %e, "marking the grant lease failed did not work");
+        }
     }
 }

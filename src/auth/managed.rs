@@ -14,75 +14,13 @@
 //! than `refresh_ahead` left, so the SDK never sees a token it would
 //! refresh, and never calls Zoho on its own.
 
-use super::builder::token_url;
-use super::{AccessToken, AuthError, ZohoAuth};
-use crate::error::StoreError;
+use super::access_token::AccessToken;
+use super::accounts::AccountsFallback;
+use super::client::ZohoAuth;
+use super::error::AuthError;
+use super::state::stored_id;
 use crate::store::LookupKey;
 use crate::token::OAuthToken;
-
-/// Where a token's secrets go when its `api_domain` names no Zoho data
-/// center (or it has none), for the calls that take one
-/// ([`ZohoAuth::managed_find_token`], [`ZohoAuth::managed_find_token_by_id`]).
-///
-/// The full rule, first that applies: the builder's
-/// [`accounts_url`](super::ZohoAuthBuilder::accounts_url) (an override, for
-/// a proxy or a test server); else the [`DataCenter`](super::DataCenter)
-/// of the token's `api_domain` when it is a Zoho API domain; else this
-/// fallback. A host is never taken from an `api_domain` that is not Zoho's.
-///
-/// ```
-/// use zoho_token_store::auth::AccountsFallback;
-///
-/// // The accounts URL of the environment a Zoho SDK was initialized with
-/// // (its full token URL), as the SDK itself would use it.
-/// let sdk = AccountsFallback::TokenUrl("https://accounts.zoho.eu/oauth/v2/token".into());
-/// assert_ne!(sdk, AccountsFallback::Refuse);
-/// assert_eq!(AccountsFallback::default(), AccountsFallback::DataCenter);
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AccountsFallback {
-    /// The builder's [`data_center`](super::ZohoAuthBuilder::data_center),
-    /// as [`ZohoAuth::access_token`] does.
-    #[default]
-    DataCenter,
-    /// This token endpoint: a full token URL (`…/oauth/v2/token`, as the
-    /// Zoho SDKs' environments hold it, taken as it is) or an accounts
-    /// server's base URL (`/oauth/v2/token` is appended). It must be an
-    /// `http`/`https` URL with a host and no query or user info, else the
-    /// refresh fails with [`AuthError::InvalidInput`] and nothing is sent.
-    TokenUrl(String),
-    /// None: a token that needs a refresh fails with
-    /// [`AuthError::InvalidInput`] (it is still served while it has at
-    /// least [`MIN_VALIDITY`](super::MIN_VALIDITY) left), and nothing is sent.
-    Refuse,
-}
-
-impl AccountsFallback {
-    /// [`TokenUrl`](Self::TokenUrl) of `url` if it is usable (an `http` or
-    /// `https` URL with a host, without a query or user info; a full token
-    /// URL or an accounts server's base URL), else
-    /// [`AuthError::InvalidInput`]: for a binding that checks its settings
-    /// when it is built rather than at the first refresh.
-    ///
-    /// ```
-    /// use zoho_token_store::auth::AccountsFallback;
-    ///
-    /// assert!(AccountsFallback::token_url("https://accounts.zoho.com/oauth/v2/token").is_ok());
-    /// assert!(AccountsFallback::token_url("http://127.0.0.1:9090").is_ok());
-    /// assert!(AccountsFallback::token_url("ftp://accounts.zoho.com").is_err());
-    /// ```
-    pub fn token_url(url: impl Into<String>) -> Result<Self, AuthError> {
-        let url = url.into();
-        if token_url(&url).is_none() {
-            return Err(AuthError::invalid_input(
-                "the accounts URL must be an http or https URL with a host, \
-                 without a query or user info",
-            ));
-        }
-        Ok(Self::TokenUrl(url))
-    }
-}
 
 /// Whether `token` carries what a grant exchange needs.
 fn has_grant(token: &OAuthToken) -> bool {
@@ -139,7 +77,8 @@ impl ZohoAuth {
     ///   token handed to the SDK as it is, is answered as stored: the SDK's
     ///   own rules apply to it.
     /// - Otherwise nothing matches: `Ok(None)`. A query with nothing to match
-    ///   on is [`AuthError::Store`] with [`StoreError::InvalidInput`].
+    ///   on is [`AuthError::Store`] with
+    ///   [`StoreError::InvalidInput`](crate::StoreError::InvalidInput).
     ///
     /// `fallback` is where the token's secrets go if its `api_domain` is
     /// not a Zoho one ([`AccountsFallback`]). The answer is the stored token
@@ -155,15 +94,14 @@ impl ZohoAuth {
         let Some(found) = store.find_token(query).await? else {
             if has_grant(query) {
                 return self
+                    .inner
                     .exchange_shared(exchange_of(query), fallback)
                     .await
                     .map(Some);
             }
             return Ok(None);
         };
-        let id = found
-            .id
-            .ok_or_else(|| StoreError::invalid_input("the store answered a token without an id"))?;
+        let id = stored_id(&found, "find_token")?;
         // `find_token` lays the query's fields over the stored token: the
         // stored one itself decides (a cache hit after the lookup).
         let Some(stored) = store.find_token_by_id(&id).await? else {
@@ -178,7 +116,8 @@ impl ZohoAuth {
     /// (the request path of the SDKs, once their token has an id). As
     /// [`managed_find_token`](Self::managed_find_token), with `Ok(None)` when
     /// no token is stored under `id` (also when it is deleted meanwhile);
-    /// a malformed id is [`AuthError::Store`] with [`StoreError::InvalidInput`].
+    /// a malformed id is [`AuthError::Store`] with
+    /// [`StoreError::InvalidInput`](crate::StoreError::InvalidInput).
     pub async fn managed_find_token_by_id(
         &self,
         id: &str,
@@ -211,13 +150,13 @@ impl ZohoAuth {
         }
         if !refreshable(&stored) {
             return match grant {
-                Some(grant) => self.exchange_shared(grant, fallback).await.map(Some),
+                Some(grant) => inner.exchange_shared(grant, fallback).await.map(Some),
                 // Nothing to refresh with (e.g. an access token given to
                 // the SDK as is): the SDK's own rules apply to it.
                 None => Ok(Some(stored)),
             };
         }
-        let served = match self.refresh_shared(id, fallback).await {
+        let served = match inner.refresh_shared(id, fallback).await {
             Ok(served) => served,
             Err(AuthError::NotFound { .. }) => return Ok(None),
             Err(error) => return Err(error),

@@ -3,21 +3,24 @@
 //! lease), and held back after a failure (a backoff, or until a new token is
 //! saved when Zoho rejected it).
 
-use std::collections::HashMap;
-use std::sync::{Arc, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::OnceCell;
-
-use super::grant::GRANT_FAILURE;
-use super::zoho::{self, Request};
-use super::{
-    AccessToken, AccountsFallback, AuthError, Inner, MAX_BACKOFF, MIN_VALIDITY, ZohoAuth, millis,
-};
-use crate::error::StoreError;
-use crate::lease::{LeaseRequest, RefreshLease, UNTIL_SAVED};
+use super::access_token::AccessToken;
+use super::accounts::AccountsFallback;
+use super::error::AuthError;
+use super::lease_wait::LeaseWait;
+use super::mark;
+use super::state::{Inner, MIN_VALIDITY, millis};
+use super::zoho::{self, Issued, Request};
+use crate::lease::{FailureCause, LeaseFailure, RefreshLease};
 use crate::token::OAuthToken;
 
+/// The longest wait between two attempts to refresh a token that keeps
+/// failing transiently: with at most 2 secret versions per attempt (the
+/// lease and the failure mark), at most 18 attempts and 36 versions of the
+/// token's secret in any 24 hours (see the module docs).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2 * 60 * 60);
 /// How long a refresh lease lasts: a call to Zoho's timeout, the save, and
 /// a margin.
 pub(super) const LEASE_MARGIN: Duration = Duration::from_secs(10);
@@ -26,44 +29,6 @@ pub(super) const LEASE_MARGIN: Duration = Duration::from_secs(10);
 const THROTTLED_BACKOFF: Duration = Duration::from_secs(60);
 /// After another failure (transport, an odd answer), likewise.
 const OTHER_BACKOFF: Duration = Duration::from_secs(2);
-/// The first and the longest wait between reads of a leased token.
-const POLL_FIRST: Duration = Duration::from_millis(100);
-const POLL_MAX: Duration = Duration::from_secs(1);
-
-/// The `failed` code of a lease whose refresh failed other than by Zoho's
-/// answer.
-pub(super) const TRANSPORT_FAILURE: &str = "transport";
-pub(super) const THROTTLE_CODE: &str = "Access Denied";
-
-/// The wait of a caller for another process's lease to end in a save: reads
-/// 100 ms apart, doubling to 1 s, for at most three lease periods.
-pub(super) struct LeaseWait {
-    poll: Duration,
-    give_up: Instant,
-}
-
-impl LeaseWait {
-    pub(super) fn new(lease: Duration) -> Self {
-        Self {
-            poll: POLL_FIRST,
-            give_up: Instant::now() + lease * 3,
-        }
-    }
-
-    /// Sleeps before the next read, or fails with a conflict on `what`
-    /// (e.g. "refresh token abc") once the wait is over.
-    pub(super) async fn next(&mut self, what: impl FnOnce() -> String) -> Result<(), AuthError> {
-        if Instant::now() > self.give_up {
-            return Err(AuthError::Store(StoreError::Conflict {
-                operation: format!("waiting for another process to {}", what()),
-                attempts: 0,
-            }));
-        }
-        tokio::time::sleep(self.poll).await;
-        self.poll = (self.poll * 2).min(POLL_MAX);
-        Ok(())
-    }
-}
 
 /// How long to wait after the `in_a_row`-th failure in a row (1 for the
 /// first) of a transient kind whose first wait is `base`: `base × 4^(n-1)`,
@@ -73,38 +38,20 @@ fn backoff(base: Duration, in_a_row: u32) -> Duration {
     base.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
-/// What a refresh is made with: a failure is remembered for these.
-#[derive(PartialEq, Eq)]
-struct Credentials {
-    refresh_token: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
+/// Who refreshes a token that needs it.
+enum Refresher {
+    /// This caller, with the token read (`leased`: under the store's lease)
+    /// and the failed refreshes in a row before this one.
+    This {
+        token: OAuthToken,
+        leased: bool,
+        before: u32,
+    },
+    /// Nobody: this is the answer (another process's token, or its failure).
+    Done(Result<AccessToken, AuthError>),
 }
 
-impl Credentials {
-    fn of(token: &OAuthToken) -> Self {
-        Self {
-            refresh_token: token.refresh_token.clone(),
-            client_id: token.client_id.clone(),
-            client_secret: token.client_secret.clone(),
-        }
-    }
-}
-
-/// A refresh that failed: not retried with the same credentials before
-/// `until` (Unix ms by the clock), or ever when `None` (Zoho refused them).
-pub(super) struct Failure {
-    until: Option<i64>,
-    credentials: Credentials,
-    error: AuthError,
-    /// Failed refreshes in a row with these credentials.
-    in_a_row: u32,
-}
-
-/// One refresh of a token in this process, awaited by all its callers.
-pub(super) type Flight = Arc<OnceCell<Result<AccessToken, AuthError>>>;
-
-impl ZohoAuth {
+impl Inner {
     /// Refreshes token `id`, sharing one refresh among this process's callers
     /// (the first caller's `fallback` decides where a token with no Zoho
     /// `api_domain` is refreshed: the callers of one process share one).
@@ -113,71 +60,9 @@ impl ZohoAuth {
         id: &str,
         fallback: &AccountsFallback,
     ) -> Result<AccessToken, AuthError> {
-        let inner = &self.inner;
-        let flight: Flight = {
-            let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(flights.entry(id.to_owned()).or_default())
-        };
-        let result = flight
-            .get_or_init(|| inner.refresh_once(id, fallback))
+        self.flights
+            .run(id.to_owned(), || self.refresh_once(id, fallback))
             .await
-            .clone();
-        let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
-        if flights.get(id).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-            flights.remove(id);
-        }
-        result
-    }
-}
-
-impl Inner {
-    /// The failures remembered here, by token id.
-    pub(super) fn failures(&self) -> MutexGuard<'_, HashMap<String, Failure>> {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A failed refresh with `token`'s credentials not to retry yet.
-    fn recent_failure(&self, id: &str, token: &OAuthToken) -> Option<AuthError> {
-        let now = self.now_millis();
-        let mut failures = self.failures();
-        let failure = failures.get(id)?;
-        if failure.credentials != Credentials::of(token) {
-            failures.remove(id);
-            return None;
-        }
-        failure
-            .until
-            .is_none_or(|until| until > now)
-            .then(|| failure.error.clone())
-    }
-
-    /// How many refreshes with `token`'s credentials failed in a row here.
-    fn failed_in_a_row(&self, id: &str, token: &OAuthToken) -> u32 {
-        self.failures()
-            .get(id)
-            .filter(|f| f.credentials == Credentials::of(token))
-            .map_or(0, |f| f.in_a_row)
-    }
-
-    /// Remembers `error` for `token`'s credentials until `until` (Unix ms;
-    /// `None`: while the stored credentials stay the same).
-    fn remember_failure(
-        &self,
-        id: &str,
-        token: &OAuthToken,
-        error: &AuthError,
-        until: Option<i64>,
-        in_a_row: u32,
-    ) {
-        self.failures().insert(
-            id.to_owned(),
-            Failure {
-                until,
-                credentials: Credentials::of(token),
-                error: error.clone(),
-                in_a_row,
-            },
-        );
     }
 
     /// One refresh of token `id`, shared by this process's callers.
@@ -186,83 +71,95 @@ impl Inner {
         id: &str,
         fallback: &AccountsFallback,
     ) -> Result<AccessToken, AuthError> {
-        let not_found = || AuthError::NotFound {
-            key: format!("token id {id}"),
-        };
         // Another flight of this process may have just saved a new token.
         let current = self
             .store
             .find_token_by_id(id)
             .await?
-            .ok_or_else(not_found)?;
+            .ok_or_else(|| not_found(id))?;
         if let Some(token) = self.servable(id, &current, self.now_millis() + self.refresh_ahead) {
             return Ok(token);
         }
-        if let Some(error) = self.recent_failure(id, &current) {
+        if let Some(error) = self.failures.recent(id, &current, self.now_millis()) {
             return self.or_current(id, &current, error);
         }
         // No accounts server for it: fail before taking the lease.
         if let Err(error) = self.endpoint_for(&current, fallback) {
             return self.or_current(id, &current, error);
         }
+        match self.refresher(id, current).await? {
+            Refresher::This {
+                token,
+                leased,
+                before,
+            } => self.refresh_with(id, token, leased, before, fallback).await,
+            Refresher::Done(answer) => answer,
+        }
+    }
+
+    /// Who refreshes token `id` (`current` as this process read it): this
+    /// caller once it has the store's lease (or the store has none), else
+    /// the answer another process's refresh left.
+    async fn refresher(&self, id: &str, current: OAuthToken) -> Result<Refresher, AuthError> {
         let stale = current.access_token.as_deref().map(Arc::from);
         let mut wait = LeaseWait::new(self.lease);
         loop {
-            let request = LeaseRequest::new(
-                self.holder.clone(),
-                self.lease,
-                self.now_millis() + millis(MIN_VALIDITY),
-                stale.clone(),
-            );
-            match self.store.refresh_lease(id, &request).await? {
+            match self.ask_lease(id, stale.as_ref()).await? {
                 RefreshLease::Unsupported => {
-                    let before = self.failed_in_a_row(id, &current);
-                    return self
-                        .refresh_with(id, current, false, before, fallback)
-                        .await;
+                    let before = self.failures.in_a_row(id, &current);
+                    return Ok(Refresher::This {
+                        token: current,
+                        leased: false,
+                        before,
+                    });
                 }
                 RefreshLease::Acquired {
                     token, failures, ..
                 } => {
-                    return self
-                        .refresh_with(id, *token, true, failures, fallback)
-                        .await;
+                    return Ok(Refresher::This {
+                        token: *token,
+                        leased: true,
+                        before: failures,
+                    });
                 }
                 RefreshLease::Refreshed(token) => {
-                    return self.or_current(id, &token, not_found());
+                    return Ok(Refresher::Done(self.or_current(id, &token, not_found(id))));
                 }
-                RefreshLease::Missing => return Err(not_found()),
-                RefreshLease::Held {
-                    until,
-                    failed: Some(code),
-                } if !code.starts_with(GRANT_FAILURE) => {
-                    let error = match code.as_str() {
-                        TRANSPORT_FAILURE => AuthError::Transport {
-                            url: "(another process)".into(),
-                            reason: "another process's refresh of this token failed".into(),
-                            timeout: false,
-                        },
-                        code => zoho::zoho_error(id, Request::Refresh, code, None),
-                    };
-                    // Rejected: the mark stays until the token is saved again,
-                    // so this process asks no more while the credentials stay.
-                    let until = (!matches!(error, AuthError::Rejected { .. })).then_some(until);
-                    self.remember_failure(id, &current, &error, until, 0);
-                    return self.or_current(id, &current, error);
+                RefreshLease::Missing => return Err(not_found(id)),
+                RefreshLease::Failed(failure) if !failure.is_grant_exchange() => {
+                    return Ok(Refresher::Done(
+                        self.failed_elsewhere(id, &current, &failure),
+                    ));
                 }
-                RefreshLease::Held { .. } => {
+                RefreshLease::Held { .. } | RefreshLease::Failed(_) => {
                     // Another process is refreshing (or exchanging a grant for
                     // this token): the current token meanwhile, if it is
                     // still good for a while.
                     if let Some(token) =
                         self.servable(id, &current, self.now_millis() + millis(MIN_VALIDITY))
                     {
-                        return Ok(token);
+                        return Ok(Refresher::Done(Ok(token)));
                     }
-                    wait.next(|| format!("refresh token {id}")).await?;
+                    wait.next(id, Request::Refresh).await?;
                 }
             }
         }
+    }
+
+    /// The answer for token `id` (`current`) when another process's refresh
+    /// failed and marked the lease with `failure`: its error, remembered
+    /// until the mark ends (a `Rejected` mark: while the credentials stay,
+    /// as it lasts until the token is saved again), or the current token.
+    fn failed_elsewhere(
+        &self,
+        id: &str,
+        current: &OAuthToken,
+        failure: &LeaseFailure,
+    ) -> Result<AccessToken, AuthError> {
+        let error = mark::error_of(id, Request::Refresh, failure);
+        self.failures
+            .remember(id, current, &error, failure.retry_after(), 0);
+        self.or_current(id, current, error)
     }
 
     /// Refreshes `token` at Zoho and saves the new access token; `leased`:
@@ -283,57 +180,85 @@ impl Inner {
         };
         match issued {
             Ok(issued) => {
-                let mut saved = OAuthToken {
-                    id: Some(id.to_owned()),
-                    access_token: Some(issued.access_token),
-                    expiry_time: Some(self.now_millis().saturating_add(issued.lifetime_ms)),
-                    api_domain: issued.api_domain,
-                    ..OAuthToken::default()
-                };
-                self.store.save_token(&mut saved).await?;
-                self.failures().remove(id);
-                tracing::debug!(
-                    id,
-                    expiry_time = saved.expiry_time,
-                    "access token refreshed"
-                );
-                self.servable(id, &saved, self.now_millis() + millis(MIN_VALIDITY))
-                    .ok_or_else(|| AuthError::UnexpectedResponse {
-                        url: endpoint.as_ref().map(zoho::origin).unwrap_or_default(),
-                        status: 200,
-                        reason: "the new access token expires within 5 seconds".into(),
-                    })
+                let url = endpoint.as_ref().map(zoho::origin).unwrap_or_default();
+                self.save_refreshed(id, issued, url).await
             }
             Err(error) => {
-                let in_a_row = before.saturating_add(1);
-                let now = self.now_millis();
-                // Rejected: retrying cannot help until a new token is saved,
-                // so no retry time at all (nor a lease, nor a write, after
-                // this one). Transient: a backoff that grows ×4 a failure.
-                let (retry_after, code) = match &error {
-                    AuthError::Rejected { error: code, .. } => (UNTIL_SAVED, code.as_str()),
-                    AuthError::Throttled { .. } => (
-                        now + millis(backoff(THROTTLED_BACKOFF, in_a_row)),
-                        THROTTLE_CODE,
-                    ),
-                    _ => (
-                        now + millis(backoff(OTHER_BACKOFF, in_a_row)),
-                        TRANSPORT_FAILURE,
-                    ),
-                };
-                tracing::debug!(id, %error, in_a_row, "refresh failed");
-                let until = (retry_after != UNTIL_SAVED).then_some(retry_after);
-                self.remember_failure(id, &token, &error, until, in_a_row);
-                if leased
-                    && let Err(e) = self
-                        .store
-                        .fail_refresh_lease(id, &self.holder, code, retry_after)
-                        .await
-                {
-                    tracing::debug!(id, error = %e, "marking the lease failed did not work");
-                }
+                self.refresh_failed(id, &token, &error, leased, before)
+                    .await;
                 self.or_current(id, &token, error)
             }
         }
+    }
+
+    /// Saves the access token Zoho `issued` (from accounts server `url`)
+    /// for token `id`, and serves it.
+    async fn save_refreshed(
+        &self,
+        id: &str,
+        issued: Issued,
+        url: String,
+    ) -> Result<AccessToken, AuthError> {
+        let mut saved = OAuthToken {
+            id: Some(id.to_owned()),
+            access_token: Some(issued.access_token),
+            expiry_time: Some(self.now_millis().saturating_add(issued.lifetime_ms)),
+            api_domain: issued.api_domain,
+            ..OAuthToken::default()
+        };
+        self.store.save_token(&mut saved).await?;
+        self.failures.forget(id);
+        tracing::debug!(
+            id,
+            expiry_time = saved.expiry_time,
+            "access token refreshed"
+        );
+        self.servable(id, &saved, self.now_millis() + millis(MIN_VALIDITY))
+            .ok_or_else(|| AuthError::UnexpectedResponse {
+                url,
+                status: 200,
+                reason: "the new access token expires within 5 seconds".into(),
+            })
+    }
+
+    /// Remembers the failed refresh of `token` (`error`, after `before`
+    /// failures in a row) and, when `leased`, marks the store's lease so the
+    /// other processes report it instead of calling Zoho.
+    async fn refresh_failed(
+        &self,
+        id: &str,
+        token: &OAuthToken,
+        error: &AuthError,
+        leased: bool,
+        before: u32,
+    ) {
+        let in_a_row = before.saturating_add(1);
+        // Rejected: retrying cannot help until a new token is saved, so no
+        // retry time at all (nor a lease, nor a write, after this one).
+        // Transient: a backoff that grows ×4 a failure.
+        let cause = mark::cause_of(error);
+        let base = match cause {
+            FailureCause::Throttled => THROTTLED_BACKOFF,
+            _ => OTHER_BACKOFF,
+        };
+        let retry_after = self.now_millis() + millis(backoff(base, in_a_row));
+        let failure = LeaseFailure::refresh(cause, retry_after);
+        tracing::debug!(id, %error, in_a_row, "refresh failed");
+        self.failures
+            .remember(id, token, error, failure.retry_after(), in_a_row);
+        if leased
+            && let Err(e) = self
+                .store
+                .fail_refresh_lease(id, &self.holder, &failure)
+                .await
+        {
+            tracing::debug!(id, error = %e, "marking the lease failed did not work");
+        }
+    }
+}
+
+fn not_found(id: &str) -> AuthError {
+    AuthError::NotFound {
+        key: format!("token id {id}"),
     }
 }

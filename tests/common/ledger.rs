@@ -19,16 +19,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_secretsmanager::operation::create_secret::CreateSecretInput;
-use aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretInput;
-use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueInput;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
-};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use super::sdk_observer::{Observe, Observer, SecretWrite};
 
 /// The most versions Secrets Manager lets a secret hold (about 100).
 pub const VERSION_LIMIT: usize = 100;
@@ -159,9 +150,11 @@ impl VersionLedger {
         &self.clock
     }
 
-    /// The SDK interceptor that feeds this ledger.
-    pub fn interceptor(self: &Arc<Self>) -> LedgerInterceptor {
-        LedgerInterceptor(Arc::clone(self))
+    /// The SDK interceptor that feeds this ledger: a version for each
+    /// `CreateSecret` and `PutSecretValue` that succeeded, and the creates
+    /// and deletes of each secret.
+    pub fn interceptor(self: &Arc<Self>) -> Observer {
+        Observer::new("VersionLedger", Arc::clone(self) as Arc<dyn Observe>)
     }
 
     /// Records one version of `secret`, now on the ledger's clock.
@@ -436,72 +429,17 @@ fn unix_millis(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The secret a call in flight may add a version to (or, for a delete,
-/// remove), from its input, and whether it is a create (or a delete).
-#[derive(Debug, Clone)]
-struct PendingVersion(String, Option<Lifecycle>);
-
-impl Storable for PendingVersion {
-    type Storer = StoreReplace<Self>;
-}
-
-/// The [`Intercept`] half of a [`VersionLedger`]: notes the secret of each
-/// `CreateSecret` and `PutSecretValue` before it is serialised (once per
-/// call) and records a version once the call has succeeded (once per call
-/// too: an SDK retry repeats the same `ClientRequestToken`, which Secrets
-/// Manager treats as the same version).
-#[derive(Debug, Clone)]
-pub struct LedgerInterceptor(Arc<VersionLedger>);
-
-impl Intercept for LedgerInterceptor {
-    fn name(&self) -> &'static str {
-        "VersionLedger"
-    }
-
-    fn read_before_serialization(
-        &self,
-        context: &BeforeSerializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let input = context.input();
-        let pending = if let Some(put) = input.downcast_ref::<PutSecretValueInput>() {
-            put.secret_id().map(|s| PendingVersion(s.to_owned(), None))
-        } else if let Some(create) = input.downcast_ref::<CreateSecretInput>() {
-            create
-                .name()
-                .map(|s| PendingVersion(s.to_owned(), Some(Lifecycle::Create)))
-        } else if let Some(delete) = input.downcast_ref::<DeleteSecretInput>() {
-            delete
-                .secret_id()
-                .map(|s| PendingVersion(s.to_owned(), Some(Lifecycle::Delete)))
-        } else {
-            None
-        };
-        if let Some(pending) = pending {
-            cfg.interceptor_state().store_put(pending);
-        }
-        Ok(())
-    }
-
-    fn read_after_execution(
-        &self,
-        context: &FinalizerInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
+impl Observe for VersionLedger {
+    fn secret_written(&self, secret: &str, write: SecretWrite) {
         // A put that later lost its compare-and-swap still made a version:
         // what counts is that this call succeeded.
-        if let (Some(Ok(_)), Some(PendingVersion(secret, event))) =
-            (context.output_or_error(), cfg.load::<PendingVersion>())
-        {
-            if *event != Some(Lifecycle::Delete) {
-                self.0.record(secret);
-            }
-            if let Some(event) = event {
-                self.0.record_lifecycle(secret, *event);
-            }
+        if write.adds_version() {
+            self.record(secret);
         }
-        Ok(())
+        match write {
+            SecretWrite::Create => self.record_lifecycle(secret, Lifecycle::Create),
+            SecretWrite::Delete => self.record_lifecycle(secret, Lifecycle::Delete),
+            SecretWrite::Put => {}
+        }
     }
 }

@@ -21,6 +21,9 @@
 
 pub mod diagnose;
 mod ledger;
+// The interceptor the CLI's meter is built on (the tests share it).
+#[path = "../../src/bin/zoho-token-store/sdk_observer.rs"]
+mod sdk_observer;
 
 pub use ledger::*;
 
@@ -36,13 +39,8 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{Credentials, Region};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use futures::StreamExt;
+use sdk_observer::{Observe, Observer};
 use zoho_token_store::{OAuthToken, SecretsManagerStore, SecretsManagerStoreBuilder, StoreError};
 
 /// The LocalStack endpoint: `AWS_ENDPOINT_URL`, default `http://127.0.0.1:4566`.
@@ -224,45 +222,21 @@ impl CallCounter {
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The SDK interceptor that feeds this counter.
-    pub fn interceptor(self: &Arc<Self>) -> CountingInterceptor {
-        CountingInterceptor(Arc::clone(self))
+    /// The SDK interceptor that feeds this counter: calls once per call,
+    /// attempts once per HTTP attempt, just before the request is sent.
+    pub fn interceptor(self: &Arc<Self>) -> Observer {
+        Observer::new("CallCounter", Arc::clone(self) as Arc<dyn Observe>)
     }
 }
 
-/// The [`Intercept`] half of a [`CallCounter`]: counts calls in
-/// `read_after_serialization` (once per call) and attempts in
-/// `read_before_transmit`, which runs once per attempt, just before the
-/// request is sent.
-#[derive(Debug, Clone)]
-pub struct CountingInterceptor(Arc<CallCounter>);
-
-impl Intercept for CountingInterceptor {
-    fn name(&self) -> &'static str {
-        "CallCounter"
+impl Observe for CallCounter {
+    fn call(&self, operation: &str) {
+        self.record(operation);
     }
 
-    fn read_after_serialization(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let op = cfg.load::<Metadata>().map_or("<unknown>", Metadata::name);
-        self.0.record(op);
-        Ok(())
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0
-            .attempts
+    fn attempt(&self, _operation: &str) {
+        self.attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
     }
 }
 

@@ -165,109 +165,166 @@ async fn read_all(args: &ImportArgs) -> anyhow::Result<Vec<Result<Row, BadRow>>>
 /// Checks every row and decides what saving it would do against `stored`,
 /// by the store's matching rules.
 fn plan(rows: Vec<Result<Row, BadRow>>, stored: &[OAuthToken]) -> (Vec<Planned>, Vec<BadRow>) {
-    let by_id: HashMap<&str, &OAuthToken> = stored
-        .iter()
-        .filter_map(|t| Some((t.id.as_deref()?, t)))
-        .collect();
-    let mut by_key: HashMap<(&'static str, &str), &OAuthToken> = HashMap::new();
-    for token in stored {
-        for (field, value) in [
-            ("user_name", &token.user_name),
-            ("refresh_token", &token.refresh_token),
-            ("grant_token", &token.grant_token),
-            ("access_token", &token.access_token),
-        ] {
-            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
-                by_key.entry((field, value)).or_insert(token);
-            }
-        }
-    }
-    // Ids and user names claimed by earlier rows of this import.
-    let mut ids: HashMap<String, String> = HashMap::new();
-    let mut users: HashMap<String, String> = HashMap::new();
-    let mut keys: HashMap<String, String> = HashMap::new();
+    let stored = Stored::index(stored);
+    let mut claims = Claims::default();
     let mut planned = Vec::new();
     let mut bad = Vec::new();
     for row in rows {
-        let row = match row {
-            Ok(row) => row,
-            Err(b) => {
-                bad.push(b);
-                continue;
-            }
-        };
-        let fail = |reason: String| BadRow {
-            origin: row.origin.clone(),
-            reason,
-        };
-        if let Err(reason) = check(&row.token) {
-            bad.push(fail(reason));
-            continue;
+        match row.and_then(|row| plan_row(&stored, &mut claims, row)) {
+            Ok(p) => planned.push(p),
+            Err(b) => bad.push(b),
         }
-        let token = &row.token;
+    }
+    (planned, bad)
+}
+
+/// What saving `row` would do, given what is stored and what the earlier
+/// rows claimed (which it then claims too), or why it cannot be saved.
+fn plan_row(stored: &Stored<'_>, claims: &mut Claims, row: Row) -> Result<Planned, BadRow> {
+    let fail = |reason: String| BadRow {
+        origin: row.origin.clone(),
+        reason,
+    };
+    check(&row.token).map_err(fail)?;
+    let (change, id, merged) = stored.change(&row.token).map_err(fail)?;
+    if let Some(reason) = claims.conflict(stored, &row.token, &merged, id.as_deref()) {
+        return Err(fail(reason));
+    }
+    claims.claim(&row.token, &merged, &row.origin);
+    Ok(Planned { row, change, id })
+}
+
+/// The stored tokens, indexed as the store matches a saved token.
+struct Stored<'a> {
+    by_id: HashMap<&'a str, &'a OAuthToken>,
+    /// By (lookup field, value).
+    by_key: HashMap<(&'static str, &'a str), &'a OAuthToken>,
+}
+
+impl<'a> Stored<'a> {
+    fn index(stored: &'a [OAuthToken]) -> Self {
+        let by_id = stored
+            .iter()
+            .filter_map(|t| Some((t.id.as_deref()?, t)))
+            .collect();
+        let mut by_key = HashMap::new();
+        for token in stored {
+            for (field, value) in [
+                ("user_name", &token.user_name),
+                ("refresh_token", &token.refresh_token),
+                ("grant_token", &token.grant_token),
+                ("access_token", &token.access_token),
+            ] {
+                if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+                    by_key.entry((field, value)).or_insert(token);
+                }
+            }
+        }
+        Self { by_id, by_key }
+    }
+
+    /// What saving `token` would do: the change, the id it is stored under
+    /// (when known) and the token written; or why the store would refuse it.
+    fn change(&self, token: &OAuthToken) -> Result<(Change, Option<String>, OAuthToken), String> {
         let target = match (&token.id, LookupKey::of(token)) {
-            (Some(id), _) => by_id.get(id.as_str()).copied(),
-            (None, Some(key)) => by_key.get(&(key.field_name(), key_value(&key))).copied(),
+            (Some(id), _) => self.by_id.get(id.as_str()).copied(),
+            (None, Some(key)) => self
+                .by_key
+                .get(&(key.field_name(), key_value(&key)))
+                .copied(),
             (None, None) => None,
         };
-        let (change, id, merged) = match target {
-            Some(stored) => match prepare_save(token, Some(stored)) {
-                Ok((id, merged)) if merged == *stored => (Change::Unchanged, Some(id), merged),
-                Ok((id, merged)) => (Change::Update, Some(id), merged),
-                Err(error) => {
-                    bad.push(fail(store_reason(&error)));
-                    continue;
-                }
-            },
-            None => (Change::New, token.id.clone(), token.clone()),
+        let Some(stored) = target else {
+            return Ok((Change::New, token.id.clone(), token.clone()));
         };
+        let (id, merged) = prepare_save(token, Some(stored)).map_err(|e| store_reason(&e))?;
+        let change = if merged == *stored {
+            Change::Unchanged
+        } else {
+            Change::Update
+        };
+        Ok((change, Some(id), merged))
+    }
+
+    /// The id of the stored token with user name `user`.
+    fn holder_of(&self, user: &str) -> Option<&'a str> {
+        self.by_key
+            .get(&("user_name", user))
+            .and_then(|t| t.id.as_deref())
+    }
+}
+
+/// The ids, user names and lookup keys that earlier rows of this import
+/// claimed, each with the row that claimed it.
+#[derive(Default)]
+struct Claims {
+    ids: HashMap<String, String>,
+    users: HashMap<String, String>,
+    keys: HashMap<String, String>,
+}
+
+impl Claims {
+    /// Why a row's `token`, saved as `merged` under `id`, clashes with a
+    /// stored token or an earlier row, if it does.
+    fn conflict(
+        &self,
+        stored: &Stored<'_>,
+        token: &OAuthToken,
+        merged: &OAuthToken,
+        id: Option<&str>,
+    ) -> Option<String> {
         // One token per user: the user name may belong to no other token,
         // stored or earlier in this import.
         if let Some(user) = merged.user_name.as_deref() {
-            let holder = by_key
-                .get(&("user_name", user))
-                .and_then(|t| t.id.as_deref());
-            if let (Some(holder), Some(id)) = (holder, id.as_deref())
+            if let (Some(holder), Some(id)) = (stored.holder_of(user), id)
                 && holder != id
             {
-                bad.push(fail(format!(
+                return Some(format!(
                     "user {user:?} already has stored token {holder}; this row's token is {id}"
-                )));
-                continue;
+                ));
             }
-            if let Some(earlier) = users.get(user) {
-                bad.push(fail(format!("user {user:?} is also on {earlier}")));
-                continue;
+            if let Some(earlier) = self.users.get(user) {
+                return Some(format!("user {user:?} is also on {earlier}"));
             }
         }
         if let Some(id) = token.id.as_deref()
-            && let Some(earlier) = ids.get(id)
+            && let Some(earlier) = self.ids.get(id)
         {
-            bad.push(fail(format!("id {id} is also on {earlier}")));
-            continue;
+            return Some(format!("id {id} is also on {earlier}"));
         }
-        if token.id.is_none()
-            && let Some(key) = LookupKey::of(token)
-        {
-            let name = format!("{}:{}", key.field_name(), key_value(&key));
-            if let Some(earlier) = keys.get(&name) {
-                bad.push(fail(format!(
-                    "matches the same stored token as {earlier} (same {})",
-                    key.field_name()
-                )));
-                continue;
-            }
-            keys.insert(name, row.origin.clone());
+        let (name, field) = key_name(token)?;
+        let earlier = self.keys.get(&name)?;
+        Some(format!(
+            "matches the same stored token as {earlier} (same {field})"
+        ))
+    }
+
+    /// Claims `token`'s id, user name (of `merged`) and, without an id, its
+    /// lookup key for the row at `origin`.
+    fn claim(&mut self, token: &OAuthToken, merged: &OAuthToken, origin: &str) {
+        if let Some((name, _)) = key_name(token) {
+            self.keys.insert(name, origin.to_owned());
         }
         if let Some(user) = merged.user_name.clone() {
-            users.insert(user, row.origin.clone());
+            self.users.insert(user, origin.to_owned());
         }
         if let Some(id) = token.id.clone() {
-            ids.insert(id, row.origin.clone());
+            self.ids.insert(id, origin.to_owned());
         }
-        planned.push(Planned { row, change, id });
     }
-    (planned, bad)
+}
+
+/// For a token without an id: its lookup key as `field:value`, and the
+/// field; two such rows with one key would update one stored token.
+fn key_name(token: &OAuthToken) -> Option<(String, &'static str)> {
+    if token.id.is_some() {
+        return None;
+    }
+    let key = LookupKey::of(token)?;
+    Some((
+        format!("{}:{}", key.field_name(), key_value(&key)),
+        key.field_name(),
+    ))
 }
 
 /// Why the store would refuse `token`, or `Ok`: its id, user name, size,
@@ -399,6 +456,32 @@ mod tests {
         let changes: Vec<Change> = planned.iter().map(|p| p.change).collect();
         assert_eq!(changes, [Change::Unchanged, Change::Update, Change::New]);
         assert_eq!(planned[1].id.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn rejects_rows_that_clash_with_earlier_rows() {
+        let by_refresh = || OAuthToken::from_refresh_token("1000.C", "s", "r3");
+        let rows = vec![
+            row(2, token("a@x", "r1").with_id("1")),
+            row(3, token("b@x", "r2").with_id("1")),
+            row(4, by_refresh()),
+            row(5, by_refresh()),
+            row(6, token("a@x", "r6").with_id("6")),
+        ];
+        let (planned, bad) = plan(rows, &[]);
+        let reasons: Vec<String> = bad
+            .iter()
+            .map(|b| format!("{}: {}", b.origin, b.reason))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "line 3: id 1 is also on line 2",
+                "line 5: matches the same stored token as line 4 (same refresh_token)",
+                "line 6: user \"a@x\" is also on line 2",
+            ]
+        );
+        assert_eq!(planned.len(), 2);
     }
 
     #[test]

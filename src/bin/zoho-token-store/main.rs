@@ -17,6 +17,7 @@ mod list;
 mod meter;
 mod progress;
 mod repair;
+mod sdk_observer;
 mod source;
 mod stats;
 

@@ -11,17 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use aws_sdk_secretsmanager::operation::create_secret::CreateSecretInput;
-use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueInput;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
-    FinalizerInterceptorContextRef,
-};
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+
+use crate::sdk_observer::{Observe, Observer, SecretWrite};
 
 /// The Secrets Manager calls of one run, shared with the client's interceptor.
 #[derive(Debug, Clone)]
@@ -57,9 +48,11 @@ impl Meter {
         }))
     }
 
-    /// The SDK interceptor that feeds this meter.
-    pub(crate) fn interceptor(&self) -> MeterInterceptor {
-        MeterInterceptor(self.clone())
+    /// The SDK interceptor that feeds this meter: it counts each call once,
+    /// paces every write attempt, and records a version for each
+    /// `CreateSecret` and `PutSecretValue` that succeeded.
+    pub(crate) fn interceptor(&self) -> Observer {
+        Observer::new("Meter", Arc::new(self.clone()))
     }
 
     /// Writes the report of `--api-report`: `{"calls": {operation: count},
@@ -117,90 +110,29 @@ fn is_write(operation: &str) -> bool {
         .any(|read| operation.starts_with(read))
 }
 
-/// The secret a call in flight may add a version to, from its input.
-#[derive(Debug, Clone)]
-struct PendingVersion(String);
-
-impl Storable for PendingVersion {
-    type Storer = StoreReplace<Self>;
-}
-
-/// The [`Intercept`] half of a [`Meter`]: counts each call once, paces
-/// every write attempt, and records a version for each `CreateSecret` and
-/// `PutSecretValue` that succeeded (an SDK retry repeats the same
-/// `ClientRequestToken`, which Secrets Manager treats as the same version).
-#[derive(Debug, Clone)]
-pub(crate) struct MeterInterceptor(Meter);
-
-impl Intercept for MeterInterceptor {
-    fn name(&self) -> &'static str {
-        "Meter"
+impl Observe for Meter {
+    fn call(&self, operation: &str) {
+        *self.lock().calls.entry(operation.to_owned()).or_insert(0) += 1;
     }
 
-    fn read_before_serialization(
-        &self,
-        context: &BeforeSerializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let input = context.input();
-        let secret = if let Some(put) = input.downcast_ref::<PutSecretValueInput>() {
-            put.secret_id()
-        } else if let Some(create) = input.downcast_ref::<CreateSecretInput>() {
-            create.name()
-        } else {
-            None
-        };
-        if let Some(secret) = secret {
-            cfg.interceptor_state()
-                .store_put(PendingVersion(secret.to_owned()));
+    fn attempt(&self, operation: &str) {
+        if is_write(operation) {
+            self.pace();
         }
-        Ok(())
     }
 
-    fn read_after_serialization(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let operation = cfg.load::<Metadata>().map_or("<unknown>", Metadata::name);
-        *self.0.lock().calls.entry(operation.to_owned()).or_insert(0) += 1;
-        Ok(())
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if cfg.load::<Metadata>().is_some_and(|m| is_write(m.name())) {
-            self.0.pace();
+    fn secret_written(&self, secret: &str, write: SecretWrite) {
+        if !write.adds_version() {
+            return;
         }
-        Ok(())
-    }
-
-    fn read_after_execution(
-        &self,
-        context: &FinalizerInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if let (Some(Ok(_)), Some(PendingVersion(secret))) =
-            (context.output_or_error(), cfg.load::<PendingVersion>())
-        {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            self.0
-                .lock()
-                .versions
-                .entry(secret.clone())
-                .or_default()
-                .push(now);
-        }
-        Ok(())
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.lock()
+            .versions
+            .entry(secret.to_owned())
+            .or_default()
+            .push(now);
     }
 }
 

@@ -98,13 +98,14 @@ mod lease;
 mod memory;
 #[cfg(feature = "secrets-manager")]
 mod secrets_manager;
+mod storage;
 mod store;
 mod token;
 
 pub use error::{BoxError, SharedError, StoreError};
 pub use id::{MAX_ID_LEN, generate_id, validate_id};
 pub use lease::{LeaseRequest, RefreshLease, UNTIL_SAVED};
-pub use memory::MemoryStore;
+pub use memory::{MemoryStorage, MemoryStore};
 #[cfg(feature = "secrets-manager")]
 #[cfg_attr(docsrs, doc(cfg(feature = "secrets-manager")))]
 pub use secrets_manager::{
@@ -112,5 +113,12 @@ pub use secrets_manager::{
     DEFAULT_PREFIX, DeletionMode, IndexStats, RepairReport, SecretsManagerStore,
     SecretsManagerStoreBuilder,
 };
+pub use storage::{Expected, Record, Storage, StorageStore, Version};
 pub use store::{LookupKey, TokenStore, check_unique_user, prepare_save};
 pub use token::{MAX_TOKEN_BYTES, MAX_USER_NAME_BYTES, OAuthToken, decode_token, encode_token};
+
+/// What `forward_token_store!` expands to needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+}

@@ -1,0 +1,208 @@
+//! [`StorageStore`]: the rules of [`TokenStore`] on any [`Storage`].
+
+use async_trait::async_trait;
+
+use super::{Expected, Record, Storage, TOKEN_PREFIX, Version, claims, token_key};
+use crate::error::StoreError;
+use crate::id::{is_valid_id, validate_id};
+use crate::store::{LookupKey, TokenStore, prepare_save};
+use crate::token::{OAuthToken, decode_token, encode_token};
+
+/// Rounds of read and conditional put before a write gives up with
+/// [`StoreError::Conflict`].
+pub(super) const ATTEMPTS: u32 = 10;
+
+/// A token record as read: `token` is `None` for a placeholder (the empty
+/// value a user name takeover writes, see `claims`), which counts as absent.
+pub(super) struct TokenRecord {
+    pub(super) token: Option<OAuthToken>,
+    pub(super) record: Record,
+}
+
+/// Reads token `id`'s record; `id` has passed `validate_id`.
+pub(super) async fn read_token(
+    storage: &dyn Storage,
+    id: &str,
+) -> Result<Option<TokenRecord>, StoreError> {
+    let Some(record) = storage.get(&token_key(id)).await? else {
+        return Ok(None);
+    };
+    let token = match record.value.as_str() {
+        "" => None,
+        json => Some(decode_token(id, json)?),
+    };
+    Ok(Some(TokenRecord { token, record }))
+}
+
+/// The [`TokenStore`] on a [`Storage`]: every rule of the trait in one
+/// place, so that a custom store writes only its storage.
+///
+/// - **Records.** Each token is one record, `token.<id>`, holding its JSON
+///   ([`encode_token`], so the size limit holds; [`decode_token`] reads it).
+/// - **Lookups** ([`LookupKey`]) read every token record, as the Zoho SDK's
+///   `FileStore` reads its file: fine for the handful of tokens a Zoho app
+///   keeps. `find_token` answers Zoho's merge.
+/// - **Saves** ([`prepare_save`]: upsert, merge, ids, limits) resolve the
+///   stored token, then write its record by a conditional put expecting the
+///   version read, and start over (up to 10 times, then
+///   [`StoreError::Conflict`]) when another writer got in first: a save
+///   never overwrites a write it did not see.
+/// - **Unique user names** hold across processes: a save that gives a token
+///   a user name first claims the name in a record of its own
+///   (`user.<hash>`) by conditional put, and a claim whose token still has
+///   the name refuses the save. Of two concurrent saves of one new user
+///   name, exactly one succeeds; the other starts over and is then
+///   [`StoreError::InvalidInput`] (or updates the token, if its lookup key
+///   now matches it). Tokens written to the storage around this layer are
+///   not covered by claims.
+/// - **Read your writes** holds as the storage is linearizable; there is no
+///   cache.
+///
+/// Clones share the storage when `S` does (as `MemoryStorage` does).
+#[derive(Debug, Clone, Default)]
+pub struct StorageStore<S> {
+    storage: S,
+}
+
+impl<S: Storage> StorageStore<S> {
+    /// The token store on `storage`.
+    pub fn new(storage: S) -> Self {
+        Self { storage }
+    }
+
+    /// The storage underneath.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The storage, for the helpers that take any.
+    fn dyn_storage(&self) -> &dyn Storage {
+        &self.storage
+    }
+
+    /// Every stored token with its record's version. A record deleted while
+    /// we list is skipped.
+    async fn all(&self) -> Result<Vec<(OAuthToken, Version)>, StoreError> {
+        let mut tokens = Vec::new();
+        for key in self.storage.list().await? {
+            let Some(id) = key.strip_prefix(TOKEN_PREFIX).filter(|id| is_valid_id(id)) else {
+                continue;
+            };
+            if let Some(TokenRecord {
+                token: Some(token),
+                record,
+            }) = read_token(self.dyn_storage(), id).await?
+            {
+                tokens.push((token, record.version));
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// The stored token `key` matches, with its record's version.
+    async fn find_by_key(
+        &self,
+        key: &LookupKey<'_>,
+    ) -> Result<Option<(OAuthToken, Version)>, StoreError> {
+        Ok(self.all().await?.into_iter().find(|(t, _)| key.matches(t)))
+    }
+
+    /// The stored token a save of `token` updates, and the version of the
+    /// record it writes (`None`: absent).
+    async fn target_of(
+        &self,
+        token: &OAuthToken,
+    ) -> Result<(Option<OAuthToken>, Option<Version>), StoreError> {
+        // A given id decides alone.
+        if let Some(id) = token.id.as_deref() {
+            validate_id(id)?;
+            return Ok(match read_token(self.dyn_storage(), id).await? {
+                Some(read) => (read.token, Some(read.record.version)),
+                None => (None, None),
+            });
+        }
+        let Some(key) = LookupKey::of(token) else {
+            return Ok((None, None));
+        };
+        Ok(match self.find_by_key(&key).await? {
+            Some((stored, version)) => (Some(stored), Some(version)),
+            None => (None, None),
+        })
+    }
+
+    /// One attempt at `save_token`: the token as stored, or `Ok(None)` when
+    /// a concurrent writer got in first.
+    async fn try_save(&self, token: &OAuthToken) -> Result<Option<OAuthToken>, StoreError> {
+        let (target, version) = self.target_of(token).await?;
+        let (id, updated) = prepare_save(token, target.as_ref())?;
+        let value = encode_token(&updated)?;
+        let had = target.as_ref().and_then(|t| t.user_name.as_deref());
+        let gained =
+            (updated.user_name.as_deref()).filter(|user| !user.is_empty() && had != Some(*user));
+        let pending = match gained {
+            Some(user) => match claims::claim(self.dyn_storage(), user, &id, &updated).await? {
+                Some(pending) => Some(pending),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let expected = version.as_ref().map_or(Expected::Absent, Expected::Version);
+        if self
+            .storage
+            .put(&token_key(&id), &value, expected)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        if let Some(pending) = pending {
+            claims::settle(self.dyn_storage(), pending).await;
+        }
+        Ok(Some(updated))
+    }
+}
+
+#[async_trait]
+impl<S: Storage> TokenStore for StorageStore<S> {
+    async fn find_token(&self, token: &OAuthToken) -> Result<Option<OAuthToken>, StoreError> {
+        let key = LookupKey::require(token)?;
+        let found = self.find_by_key(&key).await?;
+        Ok(found.map(|(stored, _)| token.merged_over(&stored)))
+    }
+
+    async fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>, StoreError> {
+        validate_id(id)?;
+        let read = read_token(self.dyn_storage(), id).await?;
+        Ok(read.and_then(|read| read.token))
+    }
+
+    async fn save_token(&self, token: &mut OAuthToken) -> Result<(), StoreError> {
+        for _ in 0..ATTEMPTS {
+            if let Some(saved) = self.try_save(token).await? {
+                *token = saved;
+                return Ok(());
+            }
+        }
+        Err(StoreError::Conflict {
+            operation: format!("save_token {}", token.id.as_deref().unwrap_or("(new)")),
+            attempts: ATTEMPTS,
+        })
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
+        validate_id(id)?;
+        self.storage.delete(&token_key(id)).await
+    }
+
+    async fn get_tokens(&self) -> Result<Vec<OAuthToken>, StoreError> {
+        Ok(self.all().await?.into_iter().map(|(t, _)| t).collect())
+    }
+
+    async fn delete_tokens(&self) -> Result<(), StoreError> {
+        // Claims and placeholders too: the storage is left empty.
+        for key in self.storage.list().await? {
+            self.storage.delete(&key).await?;
+        }
+        Ok(())
+    }
+}

@@ -10,54 +10,73 @@
 //!
 //! 1. reads `X`'s record (at version `vX`, or absent);
 //! 2. claims `u` for `X` by a conditional put of the claim record, marked
-//!    *pending* with a fresh nonce; if the claim names another token `Y`
-//!    whose record has `u`, the save is `InvalidInput` (writing nothing);
+//!    *pending* with the write it is about to make (the token, and `vX`);
 //! 3. writes `X`'s record by a put expecting `vX`;
-//! 4. marks the claim *settled*, if it still carries its nonce.
+//! 4. marks the claim *settled* (dropping the pending write), if it is
+//!    still the one step 2 wrote.
 //!
-//! A claim naming a token `Y` that no longer has `u` (renamed, deleted, or
-//! a save that failed between 2 and 3) is taken over by the next claimant.
-//! A settled claim is taken over at once: `Y` regains `u` only by claiming
-//! it again, which changes the claim record and so fails the takeover's
-//! conditional put. A pending claim may belong to a save between steps 2
-//! and 3, so the takeover first *fences* `Y`: it rewrites `Y`'s record as
-//! it read it (or, when absent, writes an empty placeholder that readers
-//! treat as absent), so that the pending save's put at step 3, which
-//! expects the version before, fails and that save starts over. Of two
-//! concurrent saves of one new user name, then, one claim put fails, or one
-//! token put does: never both succeed. Claims are never deleted (a stale
-//! one costs nothing); `delete_tokens` removes them with everything else.
+//! A save that finds `u` claimed for another token `Y` first finishes a
+//! pending claim's write itself (the same put, expecting the same version:
+//! of the two puts at most one lands, and after either the put of step 3
+//! can never land again). Then, if `Y`'s record has `u`, the name is taken:
+//! a save with a given id is `InvalidInput`, writing nothing; a save
+//! without one starts over and now finds `Y` by its user name, as if it
+//! had come second. If `Y`'s record does not have `u` (renamed, deleted, or
+//! its save lost), the claim is stale and is taken over by the claim put:
+//! `Y` can regain `u` only by claiming it again, which changes the claim
+//! record and so fails the takeover. Of two concurrent saves of one new
+//! user name, then, one claim put fails, or one save finds the other's
+//! token: never both create one.
+//!
+//! Claims are never deleted (a stale one costs nothing); `delete_tokens`
+//! removes them with everything else. A pending claim holds the token being
+//! written, secrets included, until it is settled.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::layer::read_token;
+use super::layer::{ATTEMPTS, read_token};
 use super::{Expected, Storage, Version, token_key, user_key};
 use crate::error::StoreError;
-use crate::id::generate_id;
 use crate::store::check_unique_user;
-use crate::token::OAuthToken;
+use crate::token::{OAuthToken, encode_token};
 
 /// The holder of one user name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Claim {
     /// The id of the token that holds (or is being given) the name.
     id: String,
-    /// Set from step 2 to step 4: the nonce of the save that claimed it.
+    /// From step 2 to step 4: the write that gives the token the name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pending: Option<String>,
+    pending: Option<PendingWrite>,
+}
+
+/// A put of a token record that a claim waits on.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PendingWrite {
+    /// The version the put expects; `None`: the record is absent.
+    expected: Option<String>,
+    /// The token it writes (its record's value is `encode_token` of it).
+    token: OAuthToken,
 }
 
 /// A claim record: the claims of every name with its key.
 type Claims = BTreeMap<String, Claim>;
 
-/// A claim made at step 2, for [`settle`] to mark settled at step 4.
-#[derive(Debug)]
-pub(super) struct Pending {
+/// What [`claim`] did.
+pub(super) enum Claimed {
+    /// Claimed: write the token, then [`settle`] this.
+    Pending(Settle),
+    /// A concurrent writer got in first, or the name's holder is a token
+    /// the save's lookup key will now find: start the save over.
+    Lost,
+}
+
+/// A claim made at step 2, for [`settle`] at step 4.
+pub(super) struct Settle {
     user: String,
-    id: String,
-    nonce: String,
+    claim: Claim,
 }
 
 /// Reads the claim record at `key`, with its version (`None`: absent).
@@ -70,10 +89,7 @@ async fn read_claims(
     };
     let claims = serde_json::from_str(&record.value).map_err(|error| StoreError::Corrupt {
         id: key.to_owned(),
-        reason: format!(
-            "not a user name claim record ({:?} error)",
-            error.classify()
-        ),
+        reason: format!("not a user name claim record ({:?} error)", error.classify()),
     })?;
     Ok((claims, Some(record.version)))
 }
@@ -91,90 +107,73 @@ async fn write_claims(
     Ok(storage.put(key, &value, expected).await?.is_some())
 }
 
-/// Step 2: claims `token`'s user name `user` for `id`, the id it is saved
-/// under. `Ok(None)` when a concurrent writer got in first (the save starts
-/// over); [`StoreError::InvalidInput`] when another token holds the name.
+/// Step 2: claims user name `user` for `token` (as it is about to be
+/// written over version `expected` of its record). `id_given`: the caller
+/// gave the id, so a name held by another token is `InvalidInput`.
 pub(super) async fn claim(
     storage: &dyn Storage,
     user: &str,
-    id: &str,
     token: &OAuthToken,
-) -> Result<Option<Pending>, StoreError> {
+    expected: Option<&Version>,
+    id_given: bool,
+) -> Result<Claimed, StoreError> {
+    let id = token.id.clone().unwrap_or_default();
     let key = user_key(user);
     let (mut claims, version) = read_claims(storage, &key).await?;
     if let Some(holder) = claims.get(user).filter(|claim| claim.id != id)
-        && !release(storage, user, holder, token).await?
+        && holds(storage, user, holder).await?
     {
-        return Ok(None);
-    }
-    let nonce = generate_id();
-    let claim = Claim {
-        id: id.to_owned(),
-        pending: Some(nonce.clone()),
-    };
-    claims.insert(user.to_owned(), claim);
-    Ok(write_claims(storage, &key, &claims, version.as_ref())
-        .await?
-        .then(|| Pending {
-            user: user.to_owned(),
-            id: id.to_owned(),
-            nonce,
-        }))
-}
-
-/// Whether `holder`'s claim on `user` may be taken over for `token`:
-/// `InvalidInput` if its token still has the name, `Ok(false)` if a fence
-/// was needed and lost.
-async fn release(
-    storage: &dyn Storage,
-    user: &str,
-    holder: &Claim,
-    token: &OAuthToken,
-) -> Result<bool, StoreError> {
-    let read = read_token(storage, &holder.id).await?;
-    let has_name = |t: &OAuthToken| t.user_name.as_deref() == Some(user);
-    if read
-        .as_ref()
-        .and_then(|r| r.token.as_ref())
-        .is_some_and(has_name)
-    {
-        check_unique_user(token, Some(&holder.id))?;
-    }
-    if holder.pending.is_none() {
-        return Ok(true);
-    }
-    // Fence: fail the put of a save of the holder that is still under way.
-    let key = token_key(&holder.id);
-    let written = match &read {
-        Some(read) => {
-            let expected = Expected::Version(&read.record.version);
-            storage.put(&key, &read.record.value, expected).await?
+        if id_given {
+            check_unique_user(token, Some(&holder.id))?;
         }
-        None => storage.put(&key, "", Expected::Absent).await?,
+        return Ok(Claimed::Lost);
+    }
+    let claim = Claim {
+        id,
+        pending: Some(PendingWrite {
+            expected: expected.map(|v| v.as_str().to_owned()),
+            token: token.clone(),
+        }),
     };
-    Ok(written.is_some())
+    claims.insert(user.to_owned(), claim.clone());
+    if !write_claims(storage, &key, &claims, version.as_ref()).await? {
+        return Ok(Claimed::Lost);
+    }
+    Ok(Claimed::Pending(Settle {
+        user: user.to_owned(),
+        claim,
+    }))
 }
 
-/// Step 4: marks the claim settled if it is still the one `pending` made.
-/// Best effort: a claim left pending costs the next takeover a fence.
-pub(super) async fn settle(storage: &dyn Storage, pending: Pending) {
-    let key = user_key(&pending.user);
-    for _ in 0..super::layer::ATTEMPTS {
+/// Whether `holder`'s token has `user`, once its pending write (if any) is
+/// finished.
+async fn holds(storage: &dyn Storage, user: &str, holder: &Claim) -> Result<bool, StoreError> {
+    if let Some(write) = &holder.pending {
+        let version = write.expected.clone().map(Version::new);
+        let expected = version.as_ref().map_or(Expected::Absent, Expected::Version);
+        let value = encode_token(&write.token)?;
+        // Landed or not, the owner's own put can no longer land after this.
+        storage.put(&token_key(&holder.id), &value, expected).await?;
+    }
+    let read = read_token(storage, &holder.id).await?;
+    Ok(read.is_some_and(|(token, _)| token.user_name.as_deref() == Some(user)))
+}
+
+/// Step 4: marks the claim settled if it is still the one step 2 wrote.
+/// Best effort: a claim left pending only makes the next claimant finish a
+/// put that can no longer land.
+pub(super) async fn settle(storage: &dyn Storage, settle: Settle) {
+    let key = user_key(&settle.user);
+    for _ in 0..ATTEMPTS {
         let Ok((mut claims, version)) = read_claims(storage, &key).await else {
             return;
         };
-        match claims.get_mut(&pending.user) {
-            Some(claim)
-                if claim.id == pending.id
-                    && claim.pending.as_deref() == Some(pending.nonce.as_str()) =>
-            {
-                claim.pending = None;
-            }
+        match claims.get_mut(&settle.user) {
+            Some(claim) if *claim == settle.claim => claim.pending = None,
             _ => return,
         }
-        match write_claims(storage, &key, &claims, version.as_ref()).await {
-            Ok(false) => continue,
-            _ => return,
+        if !matches!(write_claims(storage, &key, &claims, version.as_ref()).await, Ok(false)) {
+            return;
         }
     }
 }

@@ -1,8 +1,12 @@
 //! [`StorageStore`]: the rules of [`TokenStore`] on any [`Storage`].
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use async_trait::async_trait;
 
-use super::{Expected, Record, Storage, TOKEN_PREFIX, Version, claims, token_key};
+use super::claims::{self, Claimed};
+use super::{Expected, Record, Storage, TOKEN_PREFIX, Version, token_key};
 use crate::error::StoreError;
 use crate::id::{is_valid_id, validate_id};
 use crate::store::{LookupKey, TokenStore, prepare_save};
@@ -10,28 +14,35 @@ use crate::token::{OAuthToken, decode_token, encode_token};
 
 /// Rounds of read and conditional put before a write gives up with
 /// [`StoreError::Conflict`].
-pub(super) const ATTEMPTS: u32 = 10;
+pub(super) const ATTEMPTS: u32 = 32;
 
-/// A token record as read: `token` is `None` for a placeholder (the empty
-/// value a user name takeover writes, see `claims`), which counts as absent.
-pub(super) struct TokenRecord {
-    pub(super) token: Option<OAuthToken>,
-    pub(super) record: Record,
-}
-
-/// Reads token `id`'s record; `id` has passed `validate_id`.
+/// Reads token `id`'s record: the token and the record it was read from.
+/// `id` has passed `validate_id`.
 pub(super) async fn read_token(
     storage: &dyn Storage,
     id: &str,
-) -> Result<Option<TokenRecord>, StoreError> {
+) -> Result<Option<(OAuthToken, Record)>, StoreError> {
     let Some(record) = storage.get(&token_key(id)).await? else {
         return Ok(None);
     };
-    let token = match record.value.as_str() {
-        "" => None,
-        json => Some(decode_token(id, json)?),
-    };
-    Ok(Some(TokenRecord { token, record }))
+    Ok(Some((decode_token(id, &record.value)?, record)))
+}
+
+/// Lets the other tasks of the runtime run once, whichever runtime it is:
+/// pending on the first poll, ready on the next.
+pub(super) async fn yield_now() {
+    struct YieldNow(bool);
+    impl Future for YieldNow {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if std::mem::replace(&mut self.0, true) {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+    YieldNow(false).await;
 }
 
 /// The [`TokenStore`] on a [`Storage`]: every rule of the trait in one
@@ -44,7 +55,7 @@ pub(super) async fn read_token(
 ///   keeps. `find_token` answers Zoho's merge.
 /// - **Saves** ([`prepare_save`]: upsert, merge, ids, limits) resolve the
 ///   stored token, then write its record by a conditional put expecting the
-///   version read, and start over (up to 10 times, then
+///   version read, and start over (up to 32 times, then
 ///   [`StoreError::Conflict`]) when another writer got in first: a save
 ///   never overwrites a write it did not see.
 /// - **Unique user names** hold across processes: a save that gives a token
@@ -88,11 +99,7 @@ impl<S: Storage> StorageStore<S> {
             let Some(id) = key.strip_prefix(TOKEN_PREFIX).filter(|id| is_valid_id(id)) else {
                 continue;
             };
-            if let Some(TokenRecord {
-                token: Some(token),
-                record,
-            }) = read_token(self.dyn_storage(), id).await?
-            {
+            if let Some((token, record)) = read_token(self.dyn_storage(), id).await? {
                 tokens.push((token, record.version));
             }
         }
@@ -117,7 +124,7 @@ impl<S: Storage> StorageStore<S> {
         if let Some(id) = token.id.as_deref() {
             validate_id(id)?;
             return Ok(match read_token(self.dyn_storage(), id).await? {
-                Some(read) => (read.token, Some(read.record.version)),
+                Some((stored, record)) => (Some(stored), Some(record.version)),
                 None => (None, None),
             });
         }
@@ -139,11 +146,15 @@ impl<S: Storage> StorageStore<S> {
         let had = target.as_ref().and_then(|t| t.user_name.as_deref());
         let gained =
             (updated.user_name.as_deref()).filter(|user| !user.is_empty() && had != Some(*user));
-        let pending = match gained {
-            Some(user) => match claims::claim(self.dyn_storage(), user, &id, &updated).await? {
-                Some(pending) => Some(pending),
-                None => return Ok(None),
-            },
+        let settle = match gained {
+            Some(user) => {
+                let id_given = token.id.is_some();
+                let storage = self.dyn_storage();
+                match claims::claim(storage, user, &updated, version.as_ref(), id_given).await? {
+                    Claimed::Pending(settle) => Some(settle),
+                    Claimed::Lost => return Ok(None),
+                }
+            }
             None => None,
         };
         let expected = version.as_ref().map_or(Expected::Absent, Expected::Version);
@@ -155,8 +166,8 @@ impl<S: Storage> StorageStore<S> {
         {
             return Ok(None);
         }
-        if let Some(pending) = pending {
-            claims::settle(self.dyn_storage(), pending).await;
+        if let Some(settle) = settle {
+            claims::settle(self.dyn_storage(), settle).await;
         }
         Ok(Some(updated))
     }
@@ -173,7 +184,7 @@ impl<S: Storage> TokenStore for StorageStore<S> {
     async fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>, StoreError> {
         validate_id(id)?;
         let read = read_token(self.dyn_storage(), id).await?;
-        Ok(read.and_then(|read| read.token))
+        Ok(read.map(|(token, _)| token))
     }
 
     async fn save_token(&self, token: &mut OAuthToken) -> Result<(), StoreError> {
@@ -182,6 +193,8 @@ impl<S: Storage> TokenStore for StorageStore<S> {
                 *token = saved;
                 return Ok(());
             }
+            // Let the writer we lost to finish.
+            yield_now().await;
         }
         Err(StoreError::Conflict {
             operation: format!("save_token {}", token.id.as_deref().unwrap_or("(new)")),

@@ -9,15 +9,106 @@ use std::time::Duration;
 
 use crate::token::OAuthToken;
 
-/// The `retry_after` of [`TokenStore::fail_refresh_lease`] (`i64::MAX`) for a
-/// failure that retrying cannot mend (Zoho refused the refresh token or the
-/// client): the mark lasts until the token is saved again, and until then
-/// every [`TokenStore::refresh_lease`] answers [`RefreshLease::Held`] with it,
-/// writing nothing.
+/// Why a refresh (or a grant exchange) failed, as [`LeaseFailure`]
+/// records it: what the error was, without when to retry.
+///
+/// [`LeaseFailure`] says how long a mark lasts; this says what it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureCause {
+    /// Zoho refused the request: `code` is its error code, e.g.
+    /// `invalid_code` or `invalid_client` (a short word: never a secret).
+    Rejected {
+        /// Zoho's error code.
+        code: String,
+    },
+    /// Zoho's rate limit (`Access Denied`, too many requests).
+    Throttled,
+    /// The accounts server could not be reached, timed out, or answered
+    /// neither a token nor a Zoho error: a failure that may pass.
+    Transport,
+}
+
+/// The mark a lease holder leaves on a token's lease when its refresh or
+/// grant exchange failed ([`TokenStore::fail_refresh_lease`]), so that the
+/// other processes report the failure ([`RefreshLease::Failed`]) instead
+/// of calling Zoho again at once.
+///
+/// Each variant says how long the mark lasts
+/// ([`retry_after`](Self::retry_after)); a later save of the token ends
+/// every mark.
 ///
 /// [`TokenStore::fail_refresh_lease`]: crate::TokenStore::fail_refresh_lease
-/// [`TokenStore::refresh_lease`]: crate::TokenStore::refresh_lease
-pub const UNTIL_SAVED: i64 = i64::MAX;
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeaseFailure {
+    /// Zoho refused the refresh token or the client credentials (`code`,
+    /// e.g. `invalid_code`): retrying cannot mend it, so the mark lasts
+    /// until the token is saved again (a new refresh token or client).
+    Rejected {
+        /// Zoho's error code.
+        code: String,
+    },
+    /// Zoho throttled the refresh: nobody asks again before `retry_after`.
+    Throttled {
+        /// Unix epoch milliseconds.
+        retry_after: i64,
+    },
+    /// The refresh failed in transport (or with an odd answer): nobody
+    /// asks again before `retry_after`.
+    Transport {
+        /// Unix epoch milliseconds.
+        retry_after: i64,
+    },
+    /// A grant exchange for this token failed with `cause`: the exchange's
+    /// waiters report it until `retry_after` (one lease period), then the
+    /// token's refreshes go on as before. Not a refresh failure: a caller
+    /// that refreshes waits it out as it would a lease.
+    GrantExchange {
+        /// Why the exchange failed.
+        cause: FailureCause,
+        /// Unix epoch milliseconds.
+        retry_after: i64,
+    },
+}
+
+impl LeaseFailure {
+    /// When the mark ends, Unix epoch milliseconds; `None` when only a save
+    /// of the token ends it ([`Rejected`](Self::Rejected)).
+    pub fn retry_after(&self) -> Option<i64> {
+        match self {
+            Self::Rejected { .. } => None,
+            Self::Throttled { retry_after }
+            | Self::Transport { retry_after }
+            | Self::GrantExchange { retry_after, .. } => Some(*retry_after),
+        }
+    }
+
+    /// Why the refresh or grant exchange failed.
+    pub fn cause(&self) -> FailureCause {
+        match self {
+            Self::Rejected { code } => FailureCause::Rejected { code: code.clone() },
+            Self::Throttled { .. } => FailureCause::Throttled,
+            Self::Transport { .. } => FailureCause::Transport,
+            Self::GrantExchange { cause, .. } => cause.clone(),
+        }
+    }
+
+    /// Whether a grant exchange failed (not a refresh).
+    pub fn is_grant_exchange(&self) -> bool {
+        matches!(self, Self::GrantExchange { .. })
+    }
+
+    /// The mark of a failed refresh with `cause`: retried after
+    /// `retry_after` unless Zoho rejected it (then: after the next save).
+    pub fn refresh(cause: FailureCause, retry_after: i64) -> Self {
+        match cause {
+            FailureCause::Rejected { code } => Self::Rejected { code },
+            FailureCause::Throttled => Self::Throttled { retry_after },
+            FailureCause::Transport => Self::Transport { retry_after },
+        }
+    }
+}
 
 /// What a caller asks of [`TokenStore::refresh_lease`]: who it is, for how
 /// long it wants the lease, and which stored token would make a refresh
@@ -99,7 +190,7 @@ pub enum RefreshLease {
     Unsupported,
     /// The caller holds the lease until `until` (Unix ms): it refreshes, then
     /// saves the new token with `save_token`, which ends the lease; or calls
-    /// `fail_refresh_lease` if the refresh failed. `token` is the stored
+    /// `fail_refresh_lease` with a [`LeaseFailure`] if the refresh failed. `token` is the stored
     /// token as read when the lease was taken.
     Acquired {
         /// The stored token, read with the lease.
@@ -114,16 +205,16 @@ pub enum RefreshLease {
     /// The stored token already has an access token the request accepts
     /// (another process refreshed it): serve it, refresh nothing.
     Refreshed(Box<OAuthToken>),
-    /// Another holder has the lease until `until` (Unix ms): wait and ask
-    /// again. `failed` is set when that holder's refresh failed and it marked
-    /// the lease so that nobody retries before `until`: Zoho's error code,
-    /// e.g. `invalid_code`, or `Access Denied` when it throttled.
+    /// Another holder has the lease until `until` (Unix ms), refreshing or
+    /// exchanging a grant: wait and ask again.
     Held {
         /// When the lease ends, Unix epoch milliseconds.
         until: i64,
-        /// The failed refresh's error code, if the holder gave up.
-        failed: Option<String>,
     },
+    /// The last holder's refresh or grant exchange failed and it marked the
+    /// lease: report the failure, call Zoho for nothing, until the mark ends
+    /// ([`LeaseFailure::retry_after`], or the next save of the token).
+    Failed(LeaseFailure),
     /// No token is stored under the id.
     Missing,
 }
@@ -146,6 +237,30 @@ mod tests {
         assert!(!request.is_refreshed(&token(Some("new"), None)));
         assert!(!request.is_refreshed(&token(Some(""), Some(9_999))));
         assert!(!request.is_refreshed(&token(None, Some(9_999))));
+    }
+
+    #[test]
+    fn a_failure_mark_says_when_it_ends_and_why() {
+        let rejected = LeaseFailure::refresh(
+            FailureCause::Rejected {
+                code: "invalid_code".into(),
+            },
+            5,
+        );
+        assert_eq!(rejected.retry_after(), None);
+        assert!(!rejected.is_grant_exchange());
+        let throttled = LeaseFailure::refresh(FailureCause::Throttled, 5);
+        assert_eq!(throttled, LeaseFailure::Throttled { retry_after: 5 });
+        assert_eq!(throttled.cause(), FailureCause::Throttled);
+        let grant = LeaseFailure::GrantExchange {
+            cause: FailureCause::Transport,
+            retry_after: 7,
+        };
+        assert_eq!(
+            (grant.retry_after(), grant.cause()),
+            (Some(7), FailureCause::Transport)
+        );
+        assert!(grant.is_grant_exchange());
     }
 
     #[test]

@@ -104,7 +104,7 @@ mod token;
 
 pub use error::{BoxError, SharedError, StoreError};
 pub use id::{MAX_ID_LEN, generate_id, validate_id};
-pub use lease::{LeaseRequest, RefreshLease, UNTIL_SAVED};
+pub use lease::{FailureCause, LeaseFailure, LeaseRequest, RefreshLease};
 pub use memory::{MemoryStorage, MemoryStore};
 #[cfg(feature = "secrets-manager")]
 #[cfg_attr(docsrs, doc(cfg(feature = "secrets-manager")))]

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::id::{generate_id, validate_id};
-use crate::lease::{LeaseRequest, RefreshLease};
+use crate::lease::{LeaseFailure, LeaseRequest, RefreshLease};
 use crate::token::{MAX_USER_NAME_BYTES, OAuthToken, is_set};
 
 /// Persistent storage of Zoho OAuth tokens: the `TokenStore` interface of the
@@ -68,10 +68,18 @@ pub trait TokenStore: Send + Sync {
     /// The stored token that `token` matches by its [`LookupKey`], with every
     /// field `token` sets taken from `token`; `Ok(None)` when none matches.
     ///
-    /// A `token` with nothing to match on is [`StoreError::InvalidInput`].
+    /// A store must match by [`LookupKey::of`] (first rule that applies, no
+    /// fall-through), answer `token.merged_over(&stored)`
+    /// ([`OAuthToken::merged_over`]: the query's set fields win), and answer a `token` with nothing
+    /// to match on with [`StoreError::InvalidInput`] ([`LookupKey::require`]).
+    /// It never writes.
     async fn find_token(&self, token: &OAuthToken) -> Result<Option<OAuthToken>, StoreError>;
 
     /// The token stored under `id`, or `Ok(None)`.
+    ///
+    /// A store must answer `Ok(None)` for an absent id (not an error), and
+    /// [`StoreError::InvalidInput`] for an id [`validate_id`](crate::validate_id)
+    /// refuses.
     async fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>, StoreError>;
 
     /// Stores `token`: updates the token its id names, else the one its
@@ -82,15 +90,31 @@ pub trait TokenStore: Send + Sync {
     /// token without refresh, grant or access token, or a save that would give
     /// a second stored token the same user name, is [`StoreError::InvalidInput`]
     /// and writes nothing.
+    ///
+    /// A store must resolve the target (by id, else by lookup key), build
+    /// what it writes with [`prepare_save`], check it with
+    /// [`check_unique_user`], and write the [`encode_token`](crate::encode_token)
+    /// encoding. A save ends the token's refresh lease and any failure mark
+    /// on it, and resets its count of failed refreshes
+    /// ([`fail_refresh_lease`](Self::fail_refresh_lease)).
     async fn save_token(&self, token: &mut OAuthToken) -> Result<(), StoreError>;
 
     /// Deletes the token stored under `id`; `Ok(())` if there is none.
+    ///
+    /// A store must answer [`StoreError::InvalidInput`] for an id
+    /// [`validate_id`](crate::validate_id) refuses; after `Ok`, no lookup
+    /// finds the token, and its lease (if any) is gone with it.
     async fn delete_token(&self, id: &str) -> Result<(), StoreError>;
 
     /// Every stored token, in no particular order.
+    ///
+    /// A store must answer each stored token once, as `find_token_by_id`
+    /// would, with its id set.
     async fn get_tokens(&self) -> Result<Vec<OAuthToken>, StoreError>;
 
     /// Deletes every stored token.
+    ///
+    /// A store must leave nothing `get_tokens` or a lookup finds.
     async fn delete_tokens(&self) -> Result<(), StoreError>;
 
     /// Saves every token of `tokens`, with the outcome of calling
@@ -120,19 +144,26 @@ pub trait TokenStore: Send + Sync {
     /// The provided method answers [`RefreshLease::Unsupported`]: callers
     /// such as `ZohoAuth` (module `auth`) then share one refresh
     /// among the callers of one process only, and each process refreshes on
-    /// its own. A store shared by processes implements it as follows:
+    /// its own. A store shared by processes must, in this order:
     ///
     /// - read the stored token past any cache; none: [`RefreshLease::Missing`];
     /// - if it already has an access token `request` accepts
     ///   ([`LeaseRequest::is_refreshed`]): [`RefreshLease::Refreshed`] with it;
+    /// - if a failure mark ([`fail_refresh_lease`](Self::fail_refresh_lease))
+    ///   has not ended ([`LeaseFailure::retry_after`]; a
+    ///   [`LeaseFailure::Rejected`] mark ends only with a save):
+    ///   [`RefreshLease::Failed`] with it, whoever asks, writing nothing;
+    /// - if `request.holder` already holds an unmarked lease that has not
+    ///   ended: [`RefreshLease::Acquired`] with it, writing nothing;
     /// - if another holder's lease has not ended: [`RefreshLease::Held`];
     /// - else record a lease for `request.holder` until now plus
     ///   `request.duration`, atomically (of concurrent askers exactly one
-    ///   wins), and answer [`RefreshLease::Acquired`] with the token read.
+    ///   wins, the others answer `Held`), and answer
+    ///   [`RefreshLease::Acquired`] with the token read.
     ///
-    /// A later `save_token` of the token ends the lease; so does its end
-    /// time. Asking for a lease does not change the token's fields: `find_token`
-    /// answers the same before and after.
+    /// A later `save_token` of the token ends the lease and any mark; so
+    /// does the lease's end time. Asking for a lease does not change the
+    /// token's fields: `find_token` answers the same before and after.
     async fn refresh_lease(
         &self,
         id: &str,
@@ -142,32 +173,36 @@ pub trait TokenStore: Send + Sync {
         Ok(RefreshLease::Unsupported)
     }
 
-    /// Marks the lease `holder` holds on token `id` as failed (its refresh
-    /// failed with Zoho's error code `reason`, e.g. `invalid_code`), and makes
-    /// it last until `retry_after` (Unix ms), so that other processes report
-    /// the failure ([`RefreshLease::Held`] with `failed`) instead of calling
-    /// Zoho again at once. Does nothing if `holder` no longer holds it.
+    /// Marks the lease `holder` holds on token `id` as failed with
+    /// `failure`, so that until the mark ends every
+    /// [`refresh_lease`](Self::refresh_lease) answers
+    /// [`RefreshLease::Failed`] with it instead of a lease, and nobody calls
+    /// Zoho again at once.
     ///
-    /// `retry_after` = [`UNTIL_SAVED`](crate::UNTIL_SAVED) (`i64::MAX`) marks
-    /// a failure retrying cannot mend (Zoho refused the refresh token or the
-    /// client): the mark must then last until the token is saved again, and
-    /// `refresh_lease` answer `Held` with it, writing nothing. A store that
-    /// counts failures in a row gives the count to the next lease
-    /// ([`RefreshLease::Acquired`]'s `failures`), counts a lease that ended
-    /// with neither a save nor a mark as one more failure, and forgets the
-    /// count on a save. A mark that does not land costs an early retry (the
-    /// next caller takes the lease when it ends, before the backoff), so a
-    /// store retries it on transient errors.
+    /// A store that implements leases must:
+    ///
+    /// - do nothing if `holder` does not hold the lease (it ended and was
+    ///   taken over, or the token is gone), or if it is marked already;
+    /// - keep the mark until [`failure.retry_after()`](LeaseFailure::retry_after)
+    ///   (Unix ms), or, when that is `None` ([`LeaseFailure::Rejected`]:
+    ///   Zoho refused the refresh token or the client, which retrying cannot
+    ///   mend), until the token is saved again; a save ends any mark;
+    /// - if it counts failures in a row: count this mark as one more, give
+    ///   the count to the next lease ([`RefreshLease::Acquired`]'s
+    ///   `failures`), count a lease that ended with neither a save nor a mark
+    ///   as one more too, and forget the count on a save;
+    /// - retry on transient errors: a mark that does not land costs an early
+    ///   retry at Zoho (the next caller takes the lease when it ends, before
+    ///   the backoff).
     ///
     /// The provided method does nothing (stores without leases).
     async fn fail_refresh_lease(
         &self,
         id: &str,
         holder: &str,
-        reason: &str,
-        retry_after: i64,
+        failure: &LeaseFailure,
     ) -> Result<(), StoreError> {
-        let _ = (id, holder, reason, retry_after);
+        let _ = (id, holder, failure);
         Ok(())
     }
 }
@@ -259,13 +294,10 @@ macro_rules! forward_token_store {
                 &self,
                 id: &str,
                 holder: &str,
-                reason: &str,
-                retry_after: i64,
+                failure: &$crate::LeaseFailure,
             ) -> ::std::result::Result<(), $crate::StoreError> {
                 let $this = self;
-                $target
-                    .fail_refresh_lease(id, holder, reason, retry_after)
-                    .await
+                $target.fail_refresh_lease(id, holder, failure).await
             }
         }
     };

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use zoho_token_store::auth::{AccessToken, AuthError, ZohoAuth};
 use zoho_token_store::{
-    LeaseRequest, MemoryStore, OAuthToken, RefreshLease, SecretsManagerStore, TokenStore,
+    LeaseFailure, LeaseRequest, MemoryStore, OAuthToken, RefreshLease, SecretsManagerStore,
+    TokenStore,
 };
 
 use common::now_millis;
@@ -521,12 +522,21 @@ async fn sm_a_lease_that_ended_unmarked_counts_as_one_more_failure() {
     }
     // The new holder's failure is marked (the fourth) and holds the others off.
     h.store
-        .fail_refresh_lease(&id, "next", "transport", now_millis() + 60_000)
+        .fail_refresh_lease(
+            &id,
+            "next",
+            &LeaseFailure::Transport {
+                retry_after: now_millis() + 60_000,
+            },
+        )
         .await
         .unwrap();
     let other = LeaseRequest::new("other", Duration::from_secs(20), now_millis(), None);
     match h.instance().refresh_lease(&id, &other).await.unwrap() {
-        RefreshLease::Held { failed, .. } => assert_eq!(failed.as_deref(), Some("transport")),
+        RefreshLease::Failed(failure) => assert!(
+            matches!(failure, LeaseFailure::Transport { .. }),
+            "{failure:?}"
+        ),
         other => panic!("{other:?}"),
     }
     h.assert_within_version_quota();

@@ -15,17 +15,14 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use super::refresh::{LeaseWait, THROTTLE_CODE, TRANSPORT_FAILURE};
+use super::mark;
+use super::refresh::LeaseWait;
 use super::zoho::{self, Request};
 use super::{AccountsFallback, AuthError, Inner, MIN_VALIDITY, ZohoAuth, millis};
 use crate::error::StoreError;
-use crate::lease::{LeaseRequest, RefreshLease};
+use crate::lease::{LeaseFailure, LeaseRequest, RefreshLease};
 use crate::store::TokenStore;
 use crate::token::OAuthToken;
-
-/// The prefix of a lease's failure code when a grant exchange failed: it
-/// tells the exchange's waiters, and is not a refresh failure.
-pub(super) const GRANT_FAILURE: &str = "grant:";
 
 /// One exchange of a grant in this process, awaited by all its callers.
 pub(super) type GrantFlight = Arc<OnceCell<Result<OAuthToken, AuthError>>>;
@@ -155,30 +152,21 @@ impl Inner {
                     });
                 }
                 // The exchange of another process failed: so would this one.
-                RefreshLease::Held {
-                    failed: Some(code), ..
-                } if code.starts_with(GRANT_FAILURE) => {
-                    return Err(match &code[GRANT_FAILURE.len()..] {
-                        TRANSPORT_FAILURE => AuthError::Transport {
-                            url: "(another process)".into(),
-                            reason: "another process's exchange of this grant failed".into(),
-                            timeout: false,
-                        },
-                        code => zoho::zoho_error(&id, Request::Grant, code, None),
-                    });
+                RefreshLease::Failed(LeaseFailure::GrantExchange { cause, .. }) => {
+                    return Err(mark::error_of(&id, Request::Grant, &cause));
                 }
                 // A refresh failure marks the token, not this grant: a
                 // new grant is what mends it, so exchange it.
-                RefreshLease::Held {
-                    failed: Some(_), ..
-                } => return self.exchange_with(&id, &exchange, false, fallback).await,
+                RefreshLease::Failed(_) => {
+                    return self.exchange_with(&id, &exchange, false, fallback).await;
+                }
                 // Another process refreshed the token (not with this grant):
                 // the token it saved is the one to replace.
                 RefreshLease::Refreshed(token) => {
                     stale = token.access_token.as_deref().map(Arc::from);
                 }
                 // Another process is at Zoho: wait for its save.
-                RefreshLease::Held { failed: None, .. } => {
+                RefreshLease::Held { .. } => {
                     wait.next(|| format!("exchange the grant of token {id}"))
                         .await?;
                 }
@@ -212,16 +200,13 @@ impl Inner {
                 if leased {
                     // Tell the waiters for one lease period, then let the
                     // token's refreshes go on as before.
-                    let code = match &error {
-                        AuthError::Rejected { error, .. } => error.as_str(),
-                        AuthError::Throttled { .. } => THROTTLE_CODE,
-                        _ => TRANSPORT_FAILURE,
+                    let failure = LeaseFailure::GrantExchange {
+                        cause: mark::cause_of(&error),
+                        retry_after: self.now_millis() + millis(self.lease),
                     };
-                    let until = self.now_millis() + millis(self.lease);
-                    let reason = format!("{GRANT_FAILURE}{code}");
                     if let Err(e) = self
                         .store
-                        .fail_refresh_lease(id, &self.holder, &reason, until)
+                        .fail_refresh_lease(id, &self.holder, &failure)
                         .await
                     {
                         tracing::debug!(id, error = %e, "marking the grant lease failed did not work");

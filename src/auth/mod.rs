@@ -84,7 +84,7 @@
 //!   refresh token or wrong client credentials) leaves the stored token
 //!   unchanged and is never retried: retrying cannot help until someone
 //!   saves a new token. The lease holder marks the lease failed with no end
-//!   ([`UNTIL_SAVED`](crate::UNTIL_SAVED)); until the token is saved again
+//!   ([`LeaseFailure::Rejected`](crate::LeaseFailure::Rejected)); until the token is saved again
 //!   (a save writes the token without the mark) every caller, in every
 //!   process sharing the store, gets `Rejected` from the mark with no call to
 //!   Zoho and no write, and this `ZohoAuth` asks the store no more while the
@@ -141,6 +141,7 @@ mod data_center;
 mod error;
 mod grant;
 mod managed;
+mod mark;
 mod refresh;
 mod zoho;
 

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
-use super::grant::GRANT_FAILURE;
+use super::mark;
 use super::zoho::{self, Request};
 use super::{
     AccessToken, AccountsFallback, AuthError, Inner, MAX_BACKOFF, MIN_VALIDITY, ZohoAuth, millis,
 };
 use crate::error::StoreError;
-use crate::lease::{LeaseRequest, RefreshLease, UNTIL_SAVED};
+use crate::lease::{FailureCause, LeaseFailure, LeaseRequest, RefreshLease};
 use crate::token::OAuthToken;
 
 /// How long a refresh lease lasts: a call to Zoho's timeout, the save, and
@@ -29,11 +29,6 @@ const OTHER_BACKOFF: Duration = Duration::from_secs(2);
 /// The first and the longest wait between reads of a leased token.
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(1);
-
-/// The `failed` code of a lease whose refresh failed other than by Zoho's
-/// answer.
-pub(super) const TRANSPORT_FAILURE: &str = "transport";
-pub(super) const THROTTLE_CODE: &str = "Access Denied";
 
 /// The wait of a caller for another process's lease to end in a save: reads
 /// 100 ms apart, doubling to 1 s, for at most three lease periods.
@@ -232,25 +227,15 @@ impl Inner {
                     return self.or_current(id, &token, not_found());
                 }
                 RefreshLease::Missing => return Err(not_found()),
-                RefreshLease::Held {
-                    until,
-                    failed: Some(code),
-                } if !code.starts_with(GRANT_FAILURE) => {
-                    let error = match code.as_str() {
-                        TRANSPORT_FAILURE => AuthError::Transport {
-                            url: "(another process)".into(),
-                            reason: "another process's refresh of this token failed".into(),
-                            timeout: false,
-                        },
-                        code => zoho::zoho_error(id, Request::Refresh, code, None),
-                    };
-                    // Rejected: the mark stays until the token is saved again,
-                    // so this process asks no more while the credentials stay.
-                    let until = (!matches!(error, AuthError::Rejected { .. })).then_some(until);
-                    self.remember_failure(id, &current, &error, until, 0);
+                RefreshLease::Failed(failure) if !failure.is_grant_exchange() => {
+                    let error = mark::error_of(id, Request::Refresh, &failure.cause());
+                    // Rejected: the mark stays until the token is saved again
+                    // (no retry time), so this process asks no more while the
+                    // credentials stay.
+                    self.remember_failure(id, &current, &error, failure.retry_after(), 0);
                     return self.or_current(id, &current, error);
                 }
-                RefreshLease::Held { .. } => {
+                RefreshLease::Held { .. } | RefreshLease::Failed(_) => {
                     // Another process is refreshing (or exchanging a grant for
                     // this token): the current token meanwhile, if it is
                     // still good for a while.
@@ -310,24 +295,18 @@ impl Inner {
                 // Rejected: retrying cannot help until a new token is saved,
                 // so no retry time at all (nor a lease, nor a write, after
                 // this one). Transient: a backoff that grows ×4 a failure.
-                let (retry_after, code) = match &error {
-                    AuthError::Rejected { error: code, .. } => (UNTIL_SAVED, code.as_str()),
-                    AuthError::Throttled { .. } => (
-                        now + millis(backoff(THROTTLED_BACKOFF, in_a_row)),
-                        THROTTLE_CODE,
-                    ),
-                    _ => (
-                        now + millis(backoff(OTHER_BACKOFF, in_a_row)),
-                        TRANSPORT_FAILURE,
-                    ),
+                let cause = mark::cause_of(&error);
+                let base = match cause {
+                    FailureCause::Throttled => THROTTLED_BACKOFF,
+                    _ => OTHER_BACKOFF,
                 };
+                let failure = LeaseFailure::refresh(cause, now + millis(backoff(base, in_a_row)));
                 tracing::debug!(id, %error, in_a_row, "refresh failed");
-                let until = (retry_after != UNTIL_SAVED).then_some(retry_after);
-                self.remember_failure(id, &token, &error, until, in_a_row);
+                self.remember_failure(id, &token, &error, failure.retry_after(), in_a_row);
                 if leased
                     && let Err(e) = self
                         .store
-                        .fail_refresh_lease(id, &self.holder, code, retry_after)
+                        .fail_refresh_lease(id, &self.holder, &failure)
                         .await
                 {
                     tracing::debug!(id, error = %e, "marking the lease failed did not work");

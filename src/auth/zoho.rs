@@ -43,7 +43,8 @@ pub(super) enum Request {
 }
 
 impl Request {
-    fn name(self) -> &'static str {
+    /// `refresh` or `grant exchange`, as errors name it.
+    pub(super) fn name(self) -> &'static str {
         match self {
             Self::Refresh => "refresh",
             Self::Grant => "grant exchange",
@@ -81,16 +82,21 @@ pub(super) fn zoho_error(
     description: Option<&str>,
 ) -> AuthError {
     if is_throttle(code, description) {
-        AuthError::Throttled {
-            id: id.to_owned(),
-            request: request.name(),
-        }
+        throttled(id, request)
     } else {
         AuthError::Rejected {
             id: id.to_owned(),
             request: request.name(),
             error: safe_code(code),
         }
+    }
+}
+
+/// Zoho's rate limit on `request` for token `id`.
+pub(super) fn throttled(id: &str, request: Request) -> AuthError {
+    AuthError::Throttled {
+        id: id.to_owned(),
+        request: request.name(),
     }
 }
 

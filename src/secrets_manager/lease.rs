@@ -10,15 +10,25 @@
 //! {"id":"…", …, "refresh_lease":{"holder":"<uuid>","until":1900000000000}}
 //! ```
 //!
-//! with `"failed":"<Zoho error code>"` when the holder's refresh failed and
-//! nobody should retry before `until`, and `"failures":n` when that was the
-//! n-th refresh in a row to fail (the count is carried into the next lease,
-//! so that callers can back off further; a save drops it with the lease; a
-//! lease that ended with neither a save nor a mark counts as one failure more).
-//! A failure mark with `until` = [`UNTIL_SAVED`](crate::lease::UNTIL_SAVED)
-//! (`i64::MAX`: Zoho refused the refresh token or client) never ends: every
-//! caller is answered [`RefreshLease::Held`] with it, without a write, until
-//! the token is saved again.
+//! with `"failed":"<code>"` when the holder's refresh failed and nobody
+//! should retry before `until` (a [`LeaseFailure`]), and `"failures":n` when
+//! that was the n-th refresh in a row to fail (the count is carried into the
+//! next lease, so that callers can back off further; a save drops it with
+//! the lease; a lease that ended with neither a save nor a mark counts as one
+//! failure more).
+//!
+//! The failure code is a string, as the first releases wrote it, so that
+//! processes of every release read each other's marks:
+//!
+//! | [`LeaseFailure`] | `failed` | `until` |
+//! |---|---|---|
+//! | `Rejected { code }` | Zoho's code, e.g. `invalid_code` | `i64::MAX`: never ends, until the next save |
+//! | `Throttled { retry_after }` | `Access Denied` | `retry_after` |
+//! | `Transport { retry_after }` | `transport` | `retry_after` |
+//! | `GrantExchange { cause, retry_after }` | `grant:` and the cause's code as above | `retry_after` |
+//!
+//! While a mark has not ended, every caller is answered
+//! [`RefreshLease::Failed`] with it, without a write.
 //!
 //! Times are the store's [clock](super::SecretsManagerStoreBuilder::clock).
 //!
@@ -45,7 +55,7 @@ use super::api::Fetched;
 use super::swap::Swap;
 use crate::error::StoreError;
 use crate::id::validate_id;
-use crate::lease::{LeaseRequest, RefreshLease};
+use crate::lease::{FailureCause, LeaseFailure, LeaseRequest, RefreshLease};
 use crate::token::{MAX_TOKEN_BYTES, OAuthToken, decode_token, encode_token};
 
 /// Rounds of read and compare-and-swap before giving up.
@@ -58,6 +68,8 @@ const MIN_PERIOD: Duration = Duration::from_secs(1);
 struct Lease {
     holder: String,
     until: i64,
+    /// A failure mark's code (see the module docs): [`mark_of`] writes it,
+    /// [`failure_of`] reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     failed: Option<String>,
     /// How many refreshes in a row failed before (or, with `failed`, with)
@@ -68,6 +80,47 @@ struct Lease {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// The `until` of a mark that only a save ends.
+const UNTIL_SAVED: i64 = i64::MAX;
+/// The `failed` code of a transport failure, and of Zoho's rate limit.
+const TRANSPORT: &str = "transport";
+const THROTTLED: &str = "Access Denied";
+/// The prefix of a grant exchange's failure code.
+const GRANT: &str = "grant:";
+
+/// The `failed` code and `until` a failure mark is stored as.
+fn mark_of(failure: &LeaseFailure) -> (String, i64) {
+    let code = |cause: &FailureCause| match cause {
+        FailureCause::Rejected { code } => code.clone(),
+        FailureCause::Throttled => THROTTLED.to_owned(),
+        FailureCause::Transport => TRANSPORT.to_owned(),
+    };
+    let until = failure.retry_after().unwrap_or(UNTIL_SAVED);
+    match failure {
+        LeaseFailure::GrantExchange { cause, .. } => (format!("{GRANT}{}", code(cause)), until),
+        other => (code(&other.cause()), until),
+    }
+}
+
+/// The failure a stored mark records: the inverse of [`mark_of`], and how
+/// the marks of the first releases read.
+fn failure_of(failed: &str, until: i64) -> LeaseFailure {
+    let cause = |code: &str| match code {
+        TRANSPORT => FailureCause::Transport,
+        code if code.eq_ignore_ascii_case(THROTTLED) => FailureCause::Throttled,
+        code => FailureCause::Rejected {
+            code: code.to_owned(),
+        },
+    };
+    match failed.strip_prefix(GRANT) {
+        Some(code) => LeaseFailure::GrantExchange {
+            cause: cause(code),
+            retry_after: until,
+        },
+        None => LeaseFailure::refresh(cause(failed), until),
+    }
 }
 
 /// The lease field, read leniently: a malformed one counts as none.
@@ -227,9 +280,9 @@ impl SecretsManagerStore {
                         failures: lease.failures,
                     });
                 }
-                return Ok(RefreshLease::Held {
-                    until: lease.until,
-                    failed: lease.failed,
+                return Ok(match lease.failed {
+                    Some(failed) => RefreshLease::Failed(failure_of(&failed, lease.until)),
+                    None => RefreshLease::Held { until: lease.until },
                 });
             }
             let until = now.saturating_add(request.duration.as_millis() as i64);
@@ -255,7 +308,6 @@ impl SecretsManagerStore {
         }
         Ok(RefreshLease::Held {
             until: self.now_millis() + request.duration.max(MIN_PERIOD).as_millis() as i64,
-            failed: None,
         })
     }
 
@@ -265,10 +317,10 @@ impl SecretsManagerStore {
         &self,
         id: &str,
         holder: &str,
-        reason: &str,
-        retry_after: i64,
+        failure: &LeaseFailure,
     ) -> Result<(), StoreError> {
         validate_id(id)?;
+        let (code, until) = mark_of(failure);
         let name = self.inner.layout.token(id);
         // A mark that does not land lets the next caller retry as soon as
         // the lease ends, before the backoff: so it is retried, and a write
@@ -295,8 +347,8 @@ impl SecretsManagerStore {
             }
             let failed = Lease {
                 holder: holder.to_owned(),
-                until: retry_after,
-                failed: Some(reason.to_owned()),
+                until,
+                failed: Some(code.clone()),
                 failures: lease.failures.saturating_add(1),
             };
             let json = with_lease(id, &token, &failed)?;
@@ -341,6 +393,104 @@ mod tests {
         assert_eq!(read.failed.as_deref(), Some("invalid_code"));
         assert!(lease_of(r#"{"id":"abc","refresh_lease":"junk"}"#).is_none());
         assert!(lease_of(&encode_token(&token).unwrap()).is_none());
+    }
+
+    #[test]
+    fn failure_marks_are_stored_as_the_first_releases_wrote_them() {
+        let rejected = LeaseFailure::Rejected {
+            code: "invalid_code".into(),
+        };
+        let cases = [
+            (rejected, ("invalid_code", i64::MAX)),
+            (
+                LeaseFailure::Throttled { retry_after: 9 },
+                ("Access Denied", 9),
+            ),
+            (LeaseFailure::Transport { retry_after: 9 }, ("transport", 9)),
+            (
+                LeaseFailure::GrantExchange {
+                    cause: FailureCause::Rejected {
+                        code: "invalid_code".into(),
+                    },
+                    retry_after: 9,
+                },
+                ("grant:invalid_code", 9),
+            ),
+            (
+                LeaseFailure::GrantExchange {
+                    cause: FailureCause::Throttled,
+                    retry_after: 9,
+                },
+                ("grant:Access Denied", 9),
+            ),
+            (
+                LeaseFailure::GrantExchange {
+                    cause: FailureCause::Transport,
+                    retry_after: 9,
+                },
+                ("grant:transport", 9),
+            ),
+        ];
+        for (failure, (code, until)) in cases {
+            assert_eq!(mark_of(&failure), (code.to_owned(), until), "{failure:?}");
+            assert_eq!(failure_of(code, until), failure, "{code}");
+        }
+    }
+
+    #[test]
+    fn marks_written_by_deployed_processes_decode() {
+        // Lease fields exactly as the first releases wrote them.
+        let old = |lease: &str| {
+            let json = format!(r#"{{"id":"abc","user_name":"u@x","refresh_lease":{lease}}}"#);
+            let lease = lease_of(&json).expect("an old lease field reads");
+            failure_of(lease.failed.as_deref().unwrap(), lease.until)
+        };
+        assert_eq!(
+            old(
+                r#"{"holder":"h","until":9223372036854775807,"failed":"invalid_client","failures":1}"#
+            ),
+            LeaseFailure::Rejected {
+                code: "invalid_client".into()
+            }
+        );
+        assert_eq!(
+            old(r#"{"holder":"h","until":1900000000000,"failed":"Access Denied","failures":2}"#),
+            LeaseFailure::Throttled {
+                retry_after: 1_900_000_000_000
+            }
+        );
+        assert_eq!(
+            old(r#"{"holder":"h","until":1900000000000,"failed":"transport"}"#),
+            LeaseFailure::Transport {
+                retry_after: 1_900_000_000_000
+            }
+        );
+        assert_eq!(
+            old(r#"{"holder":"h","until":1900000000000,"failed":"grant:invalid_code"}"#),
+            LeaseFailure::GrantExchange {
+                cause: FailureCause::Rejected {
+                    code: "invalid_code".into()
+                },
+                retry_after: 1_900_000_000_000
+            }
+        );
+        // A new mark reads in an old process as its own: the same fields.
+        let token = OAuthToken::for_user("u@x").with_id("abc");
+        let (code, until) = mark_of(&LeaseFailure::Rejected {
+            code: "invalid_code".into(),
+        });
+        let lease = Lease {
+            holder: "h".into(),
+            until,
+            failed: Some(code),
+            failures: 1,
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&with_lease("abc", &token, &lease).unwrap()).unwrap();
+        assert_eq!(
+            json["refresh_lease"],
+            serde_json::json!({"holder":"h","until":i64::MAX,"failed":"invalid_code","failures":1})
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ use layout::Layout;
 
 use crate::error::StoreError;
 use crate::id::{is_valid_id, validate_id};
-use crate::lease::{LeaseRequest, RefreshLease};
+use crate::lease::{LeaseFailure, LeaseRequest, RefreshLease};
 use crate::store::{LookupKey, TokenStore, check_user_name};
 use crate::token::{OAuthToken, decode_token};
 
@@ -496,13 +496,12 @@ impl TokenStore for SecretsManagerStore {
         &self,
         id: &str,
         holder: &str,
-        reason: &str,
-        retry_after: i64,
+        failure: &LeaseFailure,
     ) -> Result<(), StoreError> {
         self.traced(
             "fail_refresh_lease",
             Some(id),
-            self.fail_lease(id, holder, reason, retry_after),
+            self.fail_lease(id, holder, failure),
         )
         .await
     }

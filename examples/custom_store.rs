@@ -117,10 +117,12 @@ impl Storage for JsonFileStorage {
             Err(e) => return Err(io_error("read", &path, e)),
         };
         // The first line is the version; a file without one is not ours.
-        let (version, value) = contents.split_once('\n').ok_or_else(|| StoreError::Corrupt {
-            id: key.to_owned(),
-            reason: "no version line".into(),
-        })?;
+        let (version, value) = contents
+            .split_once('\n')
+            .ok_or_else(|| StoreError::Corrupt {
+                id: key.to_owned(),
+                reason: "no version line".into(),
+            })?;
         Ok(Some(Record::new(value, Version::new(version))))
     }
 

@@ -30,9 +30,7 @@ impl TempStore {
             "zoho-token-store-test-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        let store = JsonFileStorage::open_store(&dir)
-            .await
-            .expect("open store");
+        let store = JsonFileStorage::open_store(&dir).await.expect("open store");
         Self { store, dir }
     }
 }

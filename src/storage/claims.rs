@@ -89,7 +89,10 @@ async fn read_claims(
     };
     let claims = serde_json::from_str(&record.value).map_err(|error| StoreError::Corrupt {
         id: key.to_owned(),
-        reason: format!("not a user name claim record ({:?} error)", error.classify()),
+        reason: format!(
+            "not a user name claim record ({:?} error)",
+            error.classify()
+        ),
     })?;
     Ok((claims, Some(record.version)))
 }
@@ -153,7 +156,9 @@ async fn holds(storage: &dyn Storage, user: &str, holder: &Claim) -> Result<bool
         let expected = version.as_ref().map_or(Expected::Absent, Expected::Version);
         let value = encode_token(&write.token)?;
         // Landed or not, the owner's own put can no longer land after this.
-        storage.put(&token_key(&holder.id), &value, expected).await?;
+        storage
+            .put(&token_key(&holder.id), &value, expected)
+            .await?;
     }
     let read = read_token(storage, &holder.id).await?;
     Ok(read.is_some_and(|(token, _)| token.user_name.as_deref() == Some(user)))
@@ -172,7 +177,10 @@ pub(super) async fn settle(storage: &dyn Storage, settle: Settle) {
             Some(claim) if *claim == settle.claim => claim.pending = None,
             _ => return,
         }
-        if !matches!(write_claims(storage, &key, &claims, version.as_ref()).await, Ok(false)) {
+        if !matches!(
+            write_claims(storage, &key, &claims, version.as_ref()).await,
+            Ok(false)
+        ) {
             return;
         }
     }

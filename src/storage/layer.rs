@@ -6,9 +6,11 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 
 use super::claims::{self, Claimed};
+use super::lease;
 use super::{Expected, Record, Storage, TOKEN_PREFIX, Version, token_key};
 use crate::error::StoreError;
 use crate::id::{is_valid_id, validate_id};
+use crate::lease::{LeaseFailure, LeaseRequest, RefreshLease};
 use crate::store::{LookupKey, TokenStore, prepare_save};
 use crate::token::{OAuthToken, decode_token, encode_token};
 
@@ -66,6 +68,11 @@ pub(super) async fn yield_now() {
 ///   [`StoreError::InvalidInput`] (or updates the token, if its lookup key
 ///   now matches it). Tokens written to the storage around this layer are
 ///   not covered by claims.
+/// - **Refresh leases** ([`TokenStore::refresh_lease`]) are a field of the
+///   token's record, taken and marked failed by conditional put, so that of
+///   the processes sharing the storage one refreshes a token at Zoho; a save
+///   ends the lease and any failure mark. Lease times are the system
+///   clock's.
 /// - **Read your writes** holds as the storage is linearizable; there is no
 ///   cache.
 ///
@@ -212,10 +219,27 @@ impl<S: Storage> TokenStore for StorageStore<S> {
     }
 
     async fn delete_tokens(&self) -> Result<(), StoreError> {
-        // Claims and placeholders too: the storage is left empty.
+        // The user name claims too: the storage is left empty.
         for key in self.storage.list().await? {
             self.storage.delete(&key).await?;
         }
         Ok(())
+    }
+
+    async fn refresh_lease(
+        &self,
+        id: &str,
+        request: &LeaseRequest,
+    ) -> Result<RefreshLease, StoreError> {
+        lease::refresh_lease(self.dyn_storage(), id, request).await
+    }
+
+    async fn fail_refresh_lease(
+        &self,
+        id: &str,
+        holder: &str,
+        failure: &LeaseFailure,
+    ) -> Result<(), StoreError> {
+        lease::fail_refresh_lease(self.dyn_storage(), id, holder, failure).await
     }
 }

@@ -13,6 +13,7 @@ use crate::error::StoreError;
 
 mod claims;
 mod layer;
+mod lease;
 
 pub use layer::StorageStore;
 

@@ -67,7 +67,7 @@ type Claims = BTreeMap<String, Claim>;
 /// What [`claim`] did.
 pub(super) enum Claimed {
     /// Claimed: write the token, then [`settle`] this.
-    Pending(Settle),
+    Pending(Box<Settle>),
     /// A concurrent writer got in first, or the name's holder is a token
     /// the save's lookup key will now find: start the save over.
     Lost,
@@ -142,10 +142,10 @@ pub(super) async fn claim(
     if !write_claims(storage, &key, &claims, version.as_ref()).await? {
         return Ok(Claimed::Lost);
     }
-    Ok(Claimed::Pending(Settle {
+    Ok(Claimed::Pending(Box::new(Settle {
         user: user.to_owned(),
         claim,
-    }))
+    })))
 }
 
 /// Whether `holder`'s token has `user`, once its pending write (if any) is
@@ -167,7 +167,7 @@ async fn holds(storage: &dyn Storage, user: &str, holder: &Claim) -> Result<bool
 /// Step 4: marks the claim settled if it is still the one step 2 wrote.
 /// Best effort: a claim left pending only makes the next claimant finish a
 /// put that can no longer land.
-pub(super) async fn settle(storage: &dyn Storage, settle: Settle) {
+pub(super) async fn settle(storage: &dyn Storage, settle: Box<Settle>) {
     let key = user_key(&settle.user);
     for _ in 0..ATTEMPTS {
         let Ok((mut claims, version)) = read_claims(storage, &key).await else {

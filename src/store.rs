@@ -63,6 +63,13 @@ use crate::token::{MAX_USER_NAME_BYTES, OAuthToken, is_set};
 /// The trait is object safe: stores are used as `Arc<dyn TokenStore>` or
 /// `Box<dyn TokenStore>` as readily as by value. Any implementation can prove
 /// that it follows these rules with the [`conformance`](crate::conformance) suite.
+///
+/// To write a store, implement [`Storage`](crate::Storage) (get, conditional
+/// put, list, delete) and wrap it in [`StorageStore`](crate::StorageStore),
+/// which keeps every rule here, refresh leases included. Implement this
+/// trait by hand for a backend that needs its own ways (as
+/// `SecretsManagerStore` does, with its cache and index), and forward it
+/// through a wrapper type with [`forward_token_store!`](crate::forward_token_store).
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     /// The stored token that `token` matches by its [`LookupKey`], with every

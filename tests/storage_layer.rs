@@ -309,3 +309,34 @@ async fn a_fleet_on_one_memory_store_refreshes_once() {
     assert_eq!(fake.calls(), 1, "one refresh for the fleet");
     assert!(tokens.iter().all(|t| *t == tokens[0]));
 }
+
+/// Lease times are the store's clock's: a lease taken for a minute ends
+/// when that clock has moved a minute on, and not before.
+#[tokio::test]
+async fn leases_end_by_the_stores_clock() {
+    let offset = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let moved = Arc::clone(&offset);
+    let store = StorageStore::new(MemoryStorage::new()).clock(move || {
+        std::time::SystemTime::now() + std::time::Duration::from_secs(moved.load(Ordering::SeqCst))
+    });
+    let mut token = sample_token(1);
+    store.save_token(&mut token).await.unwrap();
+    let id = token.id.clone().unwrap();
+    let ask = |holder: &str| {
+        let stale = token.access_token.as_deref().map(Into::into);
+        let request = zoho_token_store::LeaseRequest::new(
+            holder,
+            std::time::Duration::from_secs(60),
+            0,
+            stale,
+        );
+        let store = &store;
+        let id = id.clone();
+        async move { store.refresh_lease(&id, &request).await.unwrap() }
+    };
+    use zoho_token_store::RefreshLease;
+    assert!(matches!(ask("a").await, RefreshLease::Acquired { .. }));
+    assert!(matches!(ask("b").await, RefreshLease::Held { .. }));
+    offset.store(61, Ordering::SeqCst);
+    assert!(matches!(ask("b").await, RefreshLease::Acquired { .. }));
+}

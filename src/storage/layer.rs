@@ -1,7 +1,10 @@
 //! [`StorageStore`]: the rules of [`TokenStore`] on any [`Storage`].
 
+use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
@@ -72,20 +75,58 @@ pub(super) async fn yield_now() {
 ///   token's record, taken and marked failed by conditional put, so that of
 ///   the processes sharing the storage one refreshes a token at Zoho; a save
 ///   ends the lease and any failure mark. Lease times are the system
-///   clock's.
+///   clock's, or [`clock`](Self::clock)'s.
 /// - **Read your writes** holds as the storage is linearizable; there is no
 ///   cache.
 ///
 /// Clones share the storage when `S` does (as `MemoryStorage` does).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct StorageStore<S> {
     storage: S,
+    /// Where lease times are read; `None`: the system clock.
+    clock: Option<Clock>,
+}
+
+/// A clock, as [`StorageStore::clock`] takes it.
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+impl<S: fmt::Debug> fmt::Debug for StorageStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageStore")
+            .field("storage", &self.storage)
+            .field("clock", &self.clock.as_ref().map_or("system", |_| "custom"))
+            .finish()
+    }
 }
 
 impl<S: Storage> StorageStore<S> {
     /// The token store on `storage`.
     pub fn new(storage: S) -> Self {
-        Self { storage }
+        Self {
+            storage,
+            clock: None,
+        }
+    }
+
+    /// Where this store reads the time of day for refresh leases (default:
+    /// the system clock): for tests that simulate hours or days, the clock
+    /// given to `ZohoAuth` as well, since it stamps retry times the store
+    /// compares with its own.
+    pub fn clock<F>(mut self, now: F) -> Self
+    where
+        F: Fn() -> SystemTime + Send + Sync + 'static,
+    {
+        self.clock = Some(Arc::new(now));
+        self
+    }
+
+    /// Now, Unix ms, by this store's clock.
+    fn now_millis(&self) -> i64 {
+        let now = self
+            .clock
+            .as_ref()
+            .map_or_else(SystemTime::now, |clock| clock());
+        lease::unix_millis(now)
     }
 
     /// The storage underneath.
@@ -231,7 +272,8 @@ impl<S: Storage> TokenStore for StorageStore<S> {
         id: &str,
         request: &LeaseRequest,
     ) -> Result<RefreshLease, StoreError> {
-        lease::refresh_lease(self.dyn_storage(), id, request).await
+        let now = || self.now_millis();
+        lease::refresh_lease(self.dyn_storage(), &now, id, request).await
     }
 
     async fn fail_refresh_lease(

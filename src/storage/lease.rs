@@ -15,8 +15,9 @@
 //! A marked lease lasts until the mark's `retry_after` (`until` is set to
 //! it), or forever for a `rejected` mark: until the next save. `failures`
 //! counts the refreshes in a row that failed (a mark, or a lease that ended
-//! with neither a save nor a mark), for the caller's backoff. Times are the
-//! system clock's, Unix ms.
+//! with neither a save nor a mark), for the caller's backoff. Times are
+//! Unix ms, by the store's clock (the system's unless
+//! [`StorageStore::clock`](super::StorageStore::clock) says otherwise).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -107,10 +108,9 @@ fn leased_value(token: &OAuthToken, lease: &Lease) -> Result<String, StoreError>
     Ok(value)
 }
 
-/// Now, Unix ms, by the system clock.
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+/// `time` in Unix ms.
+pub(super) fn unix_millis(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -154,6 +154,7 @@ fn decide(lease: Option<Lease>, request: &LeaseRequest, now: i64) -> Decision {
 /// `storage`.
 pub(super) async fn refresh_lease(
     storage: &dyn Storage,
+    now: &(dyn Fn() -> i64 + Send + Sync),
     id: &str,
     request: &LeaseRequest,
 ) -> Result<RefreshLease, StoreError> {
@@ -165,7 +166,7 @@ pub(super) async fn refresh_lease(
         if request.is_refreshed(&token) {
             return Ok(RefreshLease::Refreshed(Box::new(token)));
         }
-        let lease = match decide(lease_in(&record.value), request, now_millis()) {
+        let lease = match decide(lease_in(&record.value), request, now()) {
             Decision::Take(lease) => lease,
             Decision::Holds { until, failures } => {
                 let token = Box::new(token);

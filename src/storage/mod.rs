@@ -90,7 +90,7 @@ pub enum Expected<'a> {
 ///   as [`Expected`] (absent, or at the given version), atomically with that
 ///   check: of two puts expecting one version, at most one writes. Every
 ///   write gives the record a new [`Version`];
-/// - store values as given (JSON text, at most a few hundred bytes over
+/// - store values as given (JSON text, at most about 1 KiB over
 ///   [`MAX_TOKEN_BYTES`](crate::MAX_TOKEN_BYTES)), and
 ///   keep the keys the layer chooses. Keys are at most 70 characters of
 ///   `A-Z a-z 0-9 _ . @ + = -`, safe as file names, object keys or secret

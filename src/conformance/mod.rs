@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             get_tokens_lists_all,
             read_your_writes,
             save_tokens_saves_as_one_by_one,
+            concurrent_saves_keep_one_token_per_user,
             lease_is_taken,
             lease_is_held_against_others,
             lease_expires,

@@ -10,10 +10,28 @@
 //! - [`SecretsManagerStore`] (feature `secrets-manager`, on by default), tokens in
 //!   AWS Secrets Manager behind a read-through cache;
 //! - [`MemoryStore`], the reference implementation;
+//! - [`Storage`] and [`StorageStore`]: a custom store writes only get,
+//!   conditional put, list and delete, and the crate applies every rule on top;
 //! - [`auth`] (feature `auth`, on by default): `ZohoAuth`, which gets a valid
 //!   access token for a stored token, refreshing it at Zoho when needed, once
 //!   for all the processes that share a store;
 //! - [`conformance`] (feature `conformance`), checks any store can run.
+//!
+//! # Where things are
+//!
+//! | what | where |
+//! |---|---|
+//! | the trait a store implements, its rules, [`LookupKey`], [`prepare_save`] | `src/store.rs` |
+//! | [`OAuthToken`], its codec and limits; ids | `src/token.rs`; `src/id.rs` |
+//! | refresh lease types ([`LeaseRequest`], [`RefreshLease`], [`LeaseFailure`]) | `src/lease.rs` |
+//! | [`Storage`], for a custom store, and [`StorageStore`], the rules on top of it (`claims.rs`: unique user names; `lease.rs`: leases) | `src/storage/` |
+//! | [`MemoryStore`] and [`MemoryStorage`] | `src/memory.rs` |
+//! | [`SecretsManagerStore`]: layout, cache, index, saves, leases, repair | `src/secrets_manager/` |
+//! | a custom store, file by file | `examples/custom_store.rs` |
+//! | the OAuth layer, `ZohoAuth` ([`auth`]) | `src/auth/` |
+//! | the conformance checks | `src/conformance/` |
+//! | the `zoho-token-store` CLI (feature `cli`) | `src/bin/zoho-token-store/` |
+//! | the Python drop-in (PyO3) and the Node drop-in (napi) | `python/src/lib.rs`, `node/src/lib.rs` |
 //!
 //! # Cargo features
 //!
@@ -24,9 +42,9 @@
 //! | `conformance` | no | the `conformance` module and `conformance_tests!` |
 //! | `cli` | no | the `zoho-token-store` ops binary (import from the Zoho SDK's stores, list, export, delete, repair, stats); it adds nothing to the library |
 //!
-//! Without default features the crate is the trait, [`MemoryStore`] and the
-//! shared rules and codec, with no AWS dependency: enough to write your own
-//! store.
+//! Without default features the crate is the trait, [`MemoryStore`], the
+//! [`StorageStore`] layer and the shared rules and codec, with no AWS
+//! dependency: enough to write your own store.
 //!
 //! # Example
 //!
@@ -101,13 +119,14 @@ mod lease;
 mod memory;
 #[cfg(feature = "secrets-manager")]
 mod secrets_manager;
+mod storage;
 mod store;
 mod token;
 
 pub use error::{BoxError, SharedError, StoreError};
 pub use id::{MAX_ID_LEN, generate_id, validate_id};
 pub use lease::{FailureCause, LeaseFailure, LeaseRequest, RefreshLease};
-pub use memory::MemoryStore;
+pub use memory::{MemoryStorage, MemoryStore};
 #[cfg(feature = "secrets-manager")]
 #[cfg_attr(docsrs, doc(cfg(feature = "secrets-manager")))]
 pub use secrets_manager::{
@@ -115,5 +134,12 @@ pub use secrets_manager::{
     DEFAULT_PREFIX, DeletionMode, IndexStats, RepairReport, SecretsManagerStore,
     SecretsManagerStoreBuilder,
 };
+pub use storage::{Expected, Record, Storage, StorageStore, Version};
 pub use store::{LookupKey, TokenStore, check_unique_user, prepare_save};
 pub use token::{MAX_TOKEN_BYTES, MAX_USER_NAME_BYTES, OAuthToken, decode_token, encode_token};
+
+/// What `forward_token_store!` expands to needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+}

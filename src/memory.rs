@@ -1,20 +1,22 @@
-//! [`MemoryStore`]: the reference implementation of the [`TokenStore`] rules.
+//! [`MemoryStore`], the reference implementation of the
+//! [`TokenStore`](crate::TokenStore)
+//! rules: [`StorageStore`] on [`MemoryStorage`], records in process memory.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
 use crate::error::StoreError;
-use crate::id::validate_id;
-use crate::store::{LookupKey, TokenStore, check_unique_user, prepare_save};
-use crate::token::{OAuthToken, encode_token};
+use crate::storage::{Expected, Record, Storage, StorageStore, Version};
 
-/// A [`TokenStore`] in process memory.
+/// A [`TokenStore`](crate::TokenStore) in process memory.
 ///
 /// It follows every rule of the trait and is what the other stores are
 /// measured against; use it in tests, or where tokens need not outlive the
-/// process. Clones share one set of tokens (as clones of a
+/// process. It is the crate's [`StorageStore`] on a [`MemoryStorage`], so it
+/// keeps the rules exactly as a custom store on that layer does, refresh
+/// leases included. Clones share one set of tokens (as clones of a
 /// `SecretsManagerStore` share one cache and index), safely across tasks and
 /// threads; [`MemoryStore::new`] makes a separate, empty one.
 ///
@@ -36,8 +38,8 @@ use crate::token::{OAuthToken, encode_token};
 /// ```
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
-    // Shared by clones: a clone is another handle on the same tokens.
-    tokens: Arc<RwLock<HashMap<String, OAuthToken>>>,
+    // Shared by clones: a clone is another handle on the same records.
+    store: StorageStore<MemoryStorage>,
 }
 
 impl MemoryStore {
@@ -45,74 +47,76 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, OAuthToken>> {
-        // A panic elsewhere while holding the lock leaves the map itself
-        // consistent (every write is a single insert or remove), so recover.
-        self.tokens
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, OAuthToken>> {
-        self.tokens
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
-fn find_by_key<'a>(
-    tokens: &'a HashMap<String, OAuthToken>,
-    key: &LookupKey<'_>,
-) -> Option<&'a OAuthToken> {
-    tokens.values().find(|stored| key.matches(stored))
+crate::forward_token_store!(MemoryStore => store);
+
+/// A [`Storage`] in process memory: the records of a [`MemoryStore`], and a
+/// storage to test a [`StorageStore`] on (wrap it to count or fail calls).
+///
+/// Clones share one map of records; [`MemoryStorage::new`] makes a
+/// separate, empty one. Versions count the puts of the whole storage.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStorage {
+    records: Arc<Mutex<Records>>,
+}
+
+#[derive(Debug, Default)]
+struct Records {
+    by_key: HashMap<String, Record>,
+    puts: u64,
+}
+
+impl MemoryStorage {
+    /// An empty storage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn records(&self) -> MutexGuard<'_, Records> {
+        // A panic elsewhere while holding the lock leaves the map itself
+        // consistent (every write is a single insert or remove), so recover.
+        self.records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 #[async_trait]
-impl TokenStore for MemoryStore {
-    async fn find_token(&self, token: &OAuthToken) -> Result<Option<OAuthToken>, StoreError> {
-        let key = LookupKey::require(token)?;
-        Ok(find_by_key(&self.read(), &key).map(|stored| token.merged_over(stored)))
+impl Storage for MemoryStorage {
+    async fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self.records().by_key.get(key).cloned())
     }
 
-    async fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>, StoreError> {
-        validate_id(id)?;
-        Ok(self.read().get(id).cloned())
-    }
-
-    async fn save_token(&self, token: &mut OAuthToken) -> Result<(), StoreError> {
-        // One write lock over lookup, checks and insert: saves are atomic.
-        let mut tokens = self.write();
-        let target = match &token.id {
-            Some(id) => {
-                validate_id(id)?;
-                tokens.get(id)
-            }
-            None => LookupKey::of(token).and_then(|key| find_by_key(&tokens, &key)),
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        expected: Expected<'_>,
+    ) -> Result<Option<Version>, StoreError> {
+        // One lock over the check and the write: the put is atomic.
+        let mut records = self.records();
+        let current = records.by_key.get(key).map(|record| &record.version);
+        let as_expected = match expected {
+            Expected::Absent => current.is_none(),
+            Expected::Version(version) => current == Some(version),
         };
-        let (id, updated) = prepare_save(token, target)?;
-        if let Some(user) = updated.user_name.as_deref().filter(|u| !u.is_empty()) {
-            let holder = find_by_key(&tokens, &LookupKey::UserName(user));
-            check_unique_user(&updated, holder.and_then(|t| t.id.as_deref()))?;
+        if !as_expected {
+            return Ok(None);
         }
-        encode_token(&updated)?;
-        tokens.insert(id, updated.clone());
-        *token = updated;
-        Ok(())
+        records.puts += 1;
+        let version = Version::new(records.puts.to_string());
+        let record = Record::new(value, version.clone());
+        records.by_key.insert(key.to_owned(), record);
+        Ok(Some(version))
     }
 
-    async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
-        validate_id(id)?;
-        self.write().remove(id);
-        Ok(())
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.records().by_key.keys().cloned().collect())
     }
 
-    async fn get_tokens(&self) -> Result<Vec<OAuthToken>, StoreError> {
-        Ok(self.read().values().cloned().collect())
-    }
-
-    async fn delete_tokens(&self) -> Result<(), StoreError> {
-        self.write().clear();
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.records().by_key.remove(key);
         Ok(())
     }
 }

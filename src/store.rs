@@ -63,6 +63,13 @@ use crate::token::{MAX_USER_NAME_BYTES, OAuthToken, is_set};
 /// The trait is object safe: stores are used as `Arc<dyn TokenStore>` or
 /// `Box<dyn TokenStore>` as readily as by value. Any implementation can prove
 /// that it follows these rules with the [`conformance`](crate::conformance) suite.
+///
+/// To write a store, implement [`Storage`](crate::Storage) (get, conditional
+/// put, list, delete) and wrap it in [`StorageStore`](crate::StorageStore),
+/// which keeps every rule here, refresh leases included. Implement this
+/// trait by hand for a backend that needs its own ways (as
+/// `SecretsManagerStore` does, with its cache and index), and forward it
+/// through a wrapper type with [`forward_token_store!`](crate::forward_token_store).
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     /// The stored token that `token` matches by its [`LookupKey`], with every
@@ -207,55 +214,104 @@ pub trait TokenStore: Send + Sync {
     }
 }
 
+/// Implements [`TokenStore`] for a wrapper type by handing every method,
+/// the provided ones included, to the store in one of its fields.
+///
+/// A wrapper that adds something around a store (a temporary directory to
+/// remove on drop, a guard, a handle to keep) then forwards the whole trait
+/// in one line, and keeps forwarding methods the trait gains later:
+///
+/// ```
+/// use zoho_token_store::MemoryStore;
+///
+/// /// A store that also says which tenant it is for.
+/// struct TenantStore {
+///     tenant: String,
+///     tokens: MemoryStore,
+/// }
+///
+/// zoho_token_store::forward_token_store!(TenantStore => tokens);
+/// # fn is_store<T: zoho_token_store::TokenStore>() {}
+/// # is_store::<TenantStore>();
+/// ```
+///
+/// The field may be a tuple index (`Wrapper => 0`). To change what some
+/// methods do, implement the trait by hand instead.
+#[macro_export]
 macro_rules! forward_token_store {
-    ($wrapper:ident) => {
-        #[async_trait]
-        impl<T: TokenStore + ?Sized> TokenStore for $wrapper<T> {
+    ($wrapper:ty => $field:tt) => {
+        $crate::forward_token_store!(@impl [] $wrapper, this => this.$field);
+    };
+    // `this` names the wrapper in `$target`: `self` cannot be passed into a
+    // macro, so each method binds it.
+    (@impl [$($generics:tt)*] $wrapper:ty, $this:ident => $target:expr) => {
+        #[$crate::__private::async_trait]
+        impl<$($generics)*> $crate::TokenStore for $wrapper {
             async fn find_token(
                 &self,
-                token: &OAuthToken,
-            ) -> Result<Option<OAuthToken>, StoreError> {
-                (**self).find_token(token).await
+                token: &$crate::OAuthToken,
+            ) -> ::std::result::Result<::std::option::Option<$crate::OAuthToken>, $crate::StoreError> {
+                let $this = self;
+                $target.find_token(token).await
             }
-            async fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>, StoreError> {
-                (**self).find_token_by_id(id).await
+            async fn find_token_by_id(
+                &self,
+                id: &str,
+            ) -> ::std::result::Result<::std::option::Option<$crate::OAuthToken>, $crate::StoreError> {
+                let $this = self;
+                $target.find_token_by_id(id).await
             }
-            async fn save_token(&self, token: &mut OAuthToken) -> Result<(), StoreError> {
-                (**self).save_token(token).await
+            async fn save_token(
+                &self,
+                token: &mut $crate::OAuthToken,
+            ) -> ::std::result::Result<(), $crate::StoreError> {
+                let $this = self;
+                $target.save_token(token).await
             }
-            async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
-                (**self).delete_token(id).await
+            async fn delete_token(&self, id: &str) -> ::std::result::Result<(), $crate::StoreError> {
+                let $this = self;
+                $target.delete_token(id).await
             }
-            async fn get_tokens(&self) -> Result<Vec<OAuthToken>, StoreError> {
-                (**self).get_tokens().await
+            async fn get_tokens(
+                &self,
+            ) -> ::std::result::Result<::std::vec::Vec<$crate::OAuthToken>, $crate::StoreError> {
+                let $this = self;
+                $target.get_tokens().await
             }
-            async fn delete_tokens(&self) -> Result<(), StoreError> {
-                (**self).delete_tokens().await
+            async fn delete_tokens(&self) -> ::std::result::Result<(), $crate::StoreError> {
+                let $this = self;
+                $target.delete_tokens().await
             }
-            async fn save_tokens(&self, tokens: &mut [OAuthToken]) -> Result<(), StoreError> {
-                (**self).save_tokens(tokens).await
+            async fn save_tokens(
+                &self,
+                tokens: &mut [$crate::OAuthToken],
+            ) -> ::std::result::Result<(), $crate::StoreError> {
+                let $this = self;
+                $target.save_tokens(tokens).await
             }
             async fn refresh_lease(
                 &self,
                 id: &str,
-                request: &LeaseRequest,
-            ) -> Result<RefreshLease, StoreError> {
-                (**self).refresh_lease(id, request).await
+                request: &$crate::LeaseRequest,
+            ) -> ::std::result::Result<$crate::RefreshLease, $crate::StoreError> {
+                let $this = self;
+                $target.refresh_lease(id, request).await
             }
             async fn fail_refresh_lease(
                 &self,
                 id: &str,
                 holder: &str,
-                failure: &LeaseFailure,
-            ) -> Result<(), StoreError> {
-                (**self).fail_refresh_lease(id, holder, failure).await
+                failure: &$crate::LeaseFailure,
+            ) -> ::std::result::Result<(), $crate::StoreError> {
+                let $this = self;
+                $target.fail_refresh_lease(id, holder, failure).await
             }
         }
     };
 }
 
-forward_token_store!(Arc);
-forward_token_store!(Box);
+forward_token_store!(@impl [T: TokenStore + ?Sized] Arc<T>, this => (**this));
+forward_token_store!(@impl [T: TokenStore + ?Sized] Box<T>, this => (**this));
 
 /// What a query token is matched on: the Zoho lookup rules. The first rule
 /// that applies decides, with no fall-through to later rules (a query whose

@@ -372,13 +372,19 @@ async fn no_secret_value_in_errors_or_debug() {
     let wrong = OAuthToken::from_grant_token(CLIENT_ID, "canary-wrong-secret", "g");
     let error = auth.exchange_grant_token(wrong).await.unwrap_err();
     shown.push(format!("{error} {error:?}"));
-    // Transport: nothing listens there.
+    // Transport: nothing listens there. (A token of its own: the store
+    // shares the throttled token's failure mark with every process.)
+    save(
+        &*store,
+        stored_token("unreachable@example.com", &fake.refresh_token(), -1_000),
+    )
+    .await;
     let closed = ZohoAuth::builder(Arc::clone(&store))
         .accounts_url("http://127.0.0.1:9")
         .build()
         .unwrap();
     let error = closed
-        .access_token(&OAuthToken::for_user("throttled@example.com"))
+        .access_token(&OAuthToken::for_user("unreachable@example.com"))
         .await
         .unwrap_err();
     assert!(matches!(error, AuthError::Transport { .. }), "{error:?}");

@@ -1,6 +1,7 @@
 //! The conformance suite against the example `JsonFileStore`
-//! (examples/custom_store.rs), one fresh directory per test, plus the
-//! properties of a file store the suite cannot see.
+//! (examples/custom_store.rs: the crate's `StorageStore` on the example's
+//! `JsonFileStorage`), one fresh directory per test, plus the properties of
+//! a file store the suite cannot see.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use zoho_token_store::{OAuthToken, StoreError, TokenStore};
 #[allow(dead_code)] // its `main` is not used here
 mod custom_store;
 
-use custom_store::JsonFileStore;
+use custom_store::{JsonFileStorage, JsonFileStore};
 
 /// A `JsonFileStore` in a fresh temporary directory, removed on drop.
 ///
@@ -29,7 +30,7 @@ impl TempStore {
             "zoho-token-store-test-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        let store = JsonFileStore::open(&dir).await.expect("open store");
+        let store = JsonFileStorage::open_store(&dir).await.expect("open store");
         Self { store, dir }
     }
 }
@@ -40,27 +41,7 @@ impl Drop for TempStore {
     }
 }
 
-#[async_trait::async_trait]
-impl TokenStore for TempStore {
-    async fn find_token(&self, token: &OAuthToken) -> Result<Option<OAuthToken>, StoreError> {
-        self.store.find_token(token).await
-    }
-    async fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>, StoreError> {
-        self.store.find_token_by_id(id).await
-    }
-    async fn save_token(&self, token: &mut OAuthToken) -> Result<(), StoreError> {
-        self.store.save_token(token).await
-    }
-    async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
-        self.store.delete_token(id).await
-    }
-    async fn get_tokens(&self) -> Result<Vec<OAuthToken>, StoreError> {
-        self.store.get_tokens().await
-    }
-    async fn delete_tokens(&self) -> Result<(), StoreError> {
-        self.store.delete_tokens().await
-    }
-}
+zoho_token_store::forward_token_store!(TempStore => store);
 
 mod conformance {
     zoho_token_store::conformance_tests!(super::TempStore::new().await);
@@ -86,7 +67,13 @@ async fn one_json_file_per_token_and_no_temporary_files_left() {
     // An update rewrites the file through a temporary one.
     token.access_token = Some("1000.access-new".into());
     temp.save_token(&mut token).await.unwrap();
-    assert_eq!(file_names(&temp.dir), ["mine.json", "yours.json"]);
+    let names = file_names(&temp.dir);
+    let tokens: Vec<_> = names.iter().filter(|n| n.starts_with("token.")).collect();
+    assert_eq!(tokens, ["token.mine.json", "token.yours.json"]);
+    // Besides them, only the records that keep the two user names unique.
+    let others: Vec<_> = names.iter().filter(|n| !n.starts_with("token.")).collect();
+    assert_eq!(others.len(), 2, "{names:?}");
+    assert!(others.iter().all(|n| n.starts_with("user.")), "{names:?}");
 }
 
 #[tokio::test]
@@ -94,7 +81,7 @@ async fn tokens_outlive_the_store_instance() {
     let temp = TempStore::new().await;
     let mut token = sample_token(1);
     temp.save_token(&mut token).await.unwrap();
-    let reopened = JsonFileStore::open(&temp.dir).await.unwrap();
+    let reopened: JsonFileStore = JsonFileStorage::open_store(&temp.dir).await.unwrap();
     let found = reopened
         .find_token(&OAuthToken::for_user("user1@example.com"))
         .await
@@ -131,8 +118,8 @@ async fn concurrent_saves_for_one_user_make_one_token() {
 async fn a_corrupt_file_is_corrupt_and_names_only_the_id() {
     let temp = TempStore::new().await;
     std::fs::write(
-        temp.dir.join("broken.json"),
-        r#"{"refresh_token":"leaky-secret""#,
+        temp.dir.join("token.broken.json"),
+        "v1\n{\"refresh_token\":\"leaky-secret\"",
     )
     .unwrap();
     let error = temp.find_token_by_id("broken").await.unwrap_err();
@@ -142,4 +129,31 @@ async fn a_corrupt_file_is_corrupt_and_names_only_the_id() {
         shown.contains("broken") && !shown.contains("leaky"),
         "{shown}"
     );
+}
+
+/// Unique user names hold across concurrent saves of new tokens: of 16
+/// saves of one new user name under 16 ids, one succeeds and the others are
+/// `InvalidInput`, however their steps interleave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_new_tokens_for_one_user_name_make_one() {
+    let temp = Arc::new(TempStore::new().await);
+    let tasks: Vec<_> = (0..16)
+        .map(|n| {
+            let store = Arc::clone(&temp);
+            tokio::spawn(async move {
+                let mut token = sample_token(1).with_id(format!("racer-{n}"));
+                store.save_token(&mut token).await
+            })
+        })
+        .collect();
+    let mut saved = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => saved += 1,
+            Err(StoreError::InvalidInput { .. }) => {}
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!(saved, 1);
+    assert_eq!(temp.get_tokens().await.unwrap().len(), 1);
 }

@@ -14,9 +14,11 @@
 //! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
 //! ```
 
+mod leases;
 mod lookups;
 mod writes;
 
+pub use leases::*;
 pub use lookups::*;
 pub use writes::*;
 
@@ -67,6 +69,14 @@ macro_rules! conformance_tests {
             get_tokens_lists_all,
             read_your_writes,
             save_tokens_saves_as_one_by_one,
+            concurrent_saves_keep_one_token_per_user,
+            lease_is_taken,
+            lease_is_held_against_others,
+            lease_expires,
+            lease_is_taken_over,
+            lease_failure_is_reported,
+            lease_failure_ends_at_its_retry_time,
+            lease_is_cleared_by_a_save,
         );
     };
     (@tests $new_store:expr; $($check:ident),* $(,)?) => {

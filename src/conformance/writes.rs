@@ -382,3 +382,46 @@ pub async fn save_tokens_saves_as_one_by_one(store: &dyn TokenStore) {
     assert_eq!(all(store).await, expected);
     store.save_tokens(&mut []).await.expect("an empty batch");
 }
+
+/// One user name, one token, under concurrent saves: of eight saves at once
+/// of one new user name under eight ids, exactly one succeeds and the others
+/// are `InvalidInput`; eight saves at once without an id for another new
+/// user all succeed, as one token.
+pub async fn concurrent_saves_keep_one_token_per_user(store: &dyn TokenStore) {
+    let with_ids = (0..8).map(|n| async move {
+        let mut token = sample_token(1).with_id(format!("racer-{n}"));
+        store.save_token(&mut token).await.map(|()| token)
+    });
+    let outcomes = futures::future::join_all(with_ids).await;
+    let saved: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(
+        saved.len(),
+        1,
+        "one of eight new tokens for one user: {outcomes:?}"
+    );
+    for outcome in &outcomes {
+        if let Err(e) = outcome {
+            assert!(
+                matches!(e, crate::StoreError::InvalidInput { .. }),
+                "a second token for one user: expected InvalidInput, got {e:?}"
+            );
+        }
+    }
+    let without_ids = (0..8).map(|n| {
+        save(
+            store,
+            OAuthToken {
+                access_token: Some(format!("1000.access-racer-{n}")),
+                ..OAuthToken::for_user("user2@example.com")
+            },
+        )
+    });
+    let saved_again = futures::future::join_all(without_ids).await;
+    assert!(
+        saved_again.iter().all(|t| t.id == saved_again[0].id),
+        "saves of one user without an id update one token"
+    );
+    let stored = all(store).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored.contains(saved[0]));
+}

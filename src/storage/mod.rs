@@ -1,0 +1,203 @@
+//! [`Storage`], the four operations a custom store writes (get, conditional
+//! put, list, delete), and [`StorageStore`], the [`TokenStore`] that keeps
+//! every Zoho rule on top of any of them.
+//!
+//! [`TokenStore`]: crate::TokenStore
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+
+mod claims;
+mod layer;
+mod lease;
+
+pub use layer::StorageStore;
+
+/// A record's version as a [`Storage`] hands it out: opaque to the layer,
+/// and different after every put of the record (a counter, an etag, a
+/// random id; never the value itself, which a put may write unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Version(String);
+
+impl Version {
+    /// A version with this text.
+    pub fn new(version: impl Into<String>) -> Self {
+        Self(version.into())
+    }
+
+    /// The version's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A stored record: its value and the version it has.
+///
+/// `Debug` does not show the value: a token record holds secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Record {
+    /// What was stored, as [`Storage::put`] was given it.
+    pub value: String,
+    /// The version of this value.
+    pub version: Version,
+}
+
+impl Record {
+    /// A record of `value` at `version`.
+    pub fn new(value: impl Into<String>, version: Version) -> Self {
+        Self {
+            value: value.into(),
+            version,
+        }
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("value", &format_args!("<{} bytes>", self.value.len()))
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// The condition of a [`Storage::put`]: what the record must be for the
+/// put to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected<'a> {
+    /// No record is stored under the key.
+    Absent,
+    /// The stored record has this version.
+    Version(&'a Version),
+}
+
+/// Where a custom token store keeps its records: the only part of a
+/// [`TokenStore`](crate::TokenStore) you write. Wrap it in a
+/// [`StorageStore`], which applies every Zoho rule on top (lookup, merge,
+/// upsert, unique user names, ids, encoding and limits, refresh leases).
+///
+/// A storage is a map from keys to string values with a version per record,
+/// shared by every process that uses it. It must:
+///
+/// - **be linearizable per key**: once a `put` or `delete` returns, every
+///   `get` of that key (from any process) sees it, and a `list` that starts
+///   after it does too;
+/// - **put conditionally**: [`put`](Self::put) writes only if the record is
+///   as [`Expected`] (absent, or at the given version), atomically with that
+///   check: of two puts expecting one version, at most one writes. Every
+///   write gives the record a new [`Version`];
+/// - store values as given (JSON text, at most about 1 KiB over
+///   [`MAX_TOKEN_BYTES`](crate::MAX_TOKEN_BYTES)), and
+///   keep the keys the layer chooses. Keys are at most 70 characters of
+///   `A-Z a-z 0-9 _ . @ + = -`, safe as file names, object keys or secret
+///   names: `token.<id>` for each token and `user.<16 hex digits>` for the
+///   records that keep user names unique;
+/// - answer errors as [`StoreError`] (e.g. [`StoreError::backend`]), never
+///   quoting a value: values hold token secrets.
+///
+/// `examples/custom_store.rs` implements one on a directory of files.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    /// The record stored under `key`, or `Ok(None)`.
+    async fn get(&self, key: &str) -> Result<Option<Record>, StoreError>;
+
+    /// Stores `value` under `key` if the record is as `expected`, and
+    /// answers its new version; `Ok(None)` (writing nothing) when it is not.
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        expected: Expected<'_>,
+    ) -> Result<Option<Version>, StoreError>;
+
+    /// The key of every stored record, in no particular order.
+    async fn list(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Removes the record stored under `key`; `Ok(())` if there is none.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+macro_rules! forward_storage {
+    ($wrapper:ident) => {
+        #[async_trait]
+        impl<T: Storage + ?Sized> Storage for $wrapper<T> {
+            async fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+                (**self).get(key).await
+            }
+            async fn put(
+                &self,
+                key: &str,
+                value: &str,
+                expected: Expected<'_>,
+            ) -> Result<Option<Version>, StoreError> {
+                (**self).put(key, value, expected).await
+            }
+            async fn list(&self) -> Result<Vec<String>, StoreError> {
+                (**self).list().await
+            }
+            async fn delete(&self, key: &str) -> Result<(), StoreError> {
+                (**self).delete(key).await
+            }
+        }
+    };
+}
+
+forward_storage!(Arc);
+forward_storage!(Box);
+
+/// The prefix of token records' keys.
+const TOKEN_PREFIX: &str = "token.";
+
+/// The key of token `id`'s record; `id` has passed `validate_id`.
+fn token_key(id: &str) -> String {
+    format!("{TOKEN_PREFIX}{id}")
+}
+
+/// The key of the record that says which token holds `user_name`: a stable
+/// 64-bit FNV-1a hash of the name, so that the key is short and in the key
+/// alphabet whatever the name. Names whose hashes collide share the record,
+/// which keeps one entry per name, so a collision costs nothing but a
+/// conflict now and then.
+fn user_key(user_name: &str) -> String {
+    let hash = user_name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("user.{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_use_the_key_alphabet_and_stay_short() {
+        let long = "u".repeat(crate::MAX_USER_NAME_BYTES);
+        for key in [
+            token_key(&"x".repeat(crate::MAX_ID_LEN)),
+            user_key(&long),
+            user_key("tök@example.com"),
+        ] {
+            let alphabet = |b: u8| b.is_ascii_alphanumeric() || b"_.@+=-".contains(&b);
+            assert!(key.len() <= 70 && key.bytes().all(alphabet), "{key}");
+        }
+        // Stable across processes and versions: a fixed function of the name.
+        assert_eq!(user_key(""), "user.cbf29ce484222325");
+        assert_ne!(user_key("a@x"), user_key("b@x"));
+    }
+
+    #[test]
+    fn record_debug_hides_the_value() {
+        let record = Record::new(r#"{"refresh_token":"1000.canary"}"#, Version::new("7"));
+        let shown = format!("{record:?}");
+        assert!(
+            !shown.contains("canary") && shown.contains("\"7\""),
+            "{shown}"
+        );
+    }
+}

@@ -419,10 +419,8 @@ impl Index {
                 Err(error) => return Err((later, error)),
             }
         }
-        if !committed {
-            if let Err(error) = state.lost_a_swap().await {
-                return Err((later, error));
-            }
+        if !committed && let Err(error) = state.lost_a_swap().await {
+            return Err((later, error));
         }
         // The split leaves (and their new children), as they are now.
         match self

@@ -33,7 +33,8 @@
 //! The role needs `examples/iam-policy.json` (for prefix `zoho/crm`): a
 //! refresh reads and writes the token's secret (`GetSecretValue`,
 //! `PutSecretValue`, `UpdateSecretVersionStage`), and the first lookup of a
-//! user reads the index (`BatchGetSecretValue`).
+//! user reads the user's token secret (`GetSecretValue`), then, for a token
+//! imported under an id of its own, the index (`BatchGetSecretValue`).
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::{Deserialize, Serialize};

@@ -88,13 +88,12 @@ fn auth_with_a_valid_token() -> ZohoAuth {
         .unwrap()
 }
 
-/// The first call on a thread reads the store (and may allocate); the next
-/// ones, as a caller uses them (read the bearer, drop the token), complete
-/// at once and allocate nothing.
+/// The first call on a thread reads the store, or shares another thread's
+/// read in flight (and may allocate); the next ones, as a caller uses them
+/// (read the bearer, drop the token), complete at once and allocate nothing.
 fn warm_calls_on_this_thread(auth: &ZohoAuth, query: &OAuthToken) -> (u64, u64) {
-    let first: AccessToken = poll_once(auth.access_token(query))
-        .expect("the store answers at once")
-        .expect("access_token");
+    let first: AccessToken =
+        futures::executor::block_on(auth.access_token(query)).expect("access_token");
     assert_eq!(first.as_str(), "1000.warm-access");
     let before = allocations();
     let mut pending = 0;
@@ -116,13 +115,21 @@ fn warm_access_token_allocates_nothing_and_never_waits() {
     assert_eq!(pending, 0, "warm calls that did not complete at once");
 }
 
+/// Four threads asking at once: those whose first call shared another's
+/// lookup in flight serve their next calls warm too.
 #[test]
 fn every_thread_serves_warm_calls_without_allocating() {
     let auth = auth_with_a_valid_token();
     let query = OAuthToken::for_user(USER);
+    let start = std::sync::Barrier::new(4);
     std::thread::scope(|s| {
         let threads: Vec<_> = (0..4)
-            .map(|_| s.spawn(|| warm_calls_on_this_thread(&auth, &query)))
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    warm_calls_on_this_thread(&auth, &query)
+                })
+            })
             .collect();
         for thread in threads {
             assert_eq!(thread.join().unwrap(), (0, 0));

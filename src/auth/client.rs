@@ -53,14 +53,15 @@ impl ZohoAuth {
         };
         // Concurrent cold callers for one user share one lookup (and one
         // refresh): a burst of requests reads the index once, not once each.
-        self.inner
+        let token = self
+            .inner
             .lookups
-            .run(user.into(), || async {
-                let token = self.access_token_from_store(query).await?;
-                self.inner.warm_insert(user, &token);
-                Ok(token)
-            })
-            .await
+            .run(user.into(), || self.access_token_from_store(query))
+            .await?;
+        // Every caller, not only the one whose lookup ran: the warm map is
+        // per thread, and each caller fills its own thread's.
+        self.inner.warm_insert(user, &token);
+        Ok(token)
     }
 
     /// [`access_token`](Self::access_token) past the warm map: the store's

@@ -135,12 +135,7 @@ impl Storage for JsonFileStorage {
         // Nobody else writes between our check and our write.
         let _guard = self.writes.lock().await;
         let current = self.get(key).await?;
-        let as_expected = match (expected, &current) {
-            (Expected::Absent, None) => true,
-            (Expected::Version(wanted), Some(record)) => &record.version == wanted,
-            _ => false,
-        };
-        if !as_expected {
+        if !expected.is_met_by(current.as_ref().map(|record| &record.version)) {
             return Ok(None);
         }
         // A fresh version on every write, even of an unchanged value.

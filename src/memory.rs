@@ -97,11 +97,7 @@ impl Storage for MemoryStorage {
         // One lock over the check and the write: the put is atomic.
         let mut records = self.records();
         let current = records.by_key.get(key).map(|record| &record.version);
-        let as_expected = match expected {
-            Expected::Absent => current.is_none(),
-            Expected::Version(version) => current == Some(version),
-        };
-        if !as_expected {
+        if !expected.is_met_by(current) {
             return Ok(None);
         }
         records.puts += 1;

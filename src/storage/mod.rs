@@ -75,6 +75,18 @@ pub enum Expected<'a> {
     Version(&'a Version),
 }
 
+impl Expected<'_> {
+    /// Whether a record whose version is `current` (`None`: no record) is
+    /// as expected: the check a [`Storage::put`] makes, atomically with its
+    /// write.
+    pub fn is_met_by(&self, current: Option<&Version>) -> bool {
+        match self {
+            Self::Absent => current.is_none(),
+            Self::Version(wanted) => current == Some(*wanted),
+        }
+    }
+}
+
 /// Where a custom token store keeps its records: the only part of a
 /// [`TokenStore`](crate::TokenStore) you write. Wrap it in a
 /// [`StorageStore`], which applies every Zoho rule on top (lookup, merge,
@@ -105,8 +117,9 @@ pub trait Storage: Send + Sync {
     /// The record stored under `key`, or `Ok(None)`.
     async fn get(&self, key: &str) -> Result<Option<Record>, StoreError>;
 
-    /// Stores `value` under `key` if the record is as `expected`, and
-    /// answers its new version; `Ok(None)` (writing nothing) when it is not.
+    /// Stores `value` under `key` if the record is as `expected`
+    /// ([`Expected::is_met_by`] makes the check), and answers its new
+    /// version; `Ok(None)` (writing nothing) when it is not.
     async fn put(
         &self,
         key: &str,
@@ -174,6 +187,16 @@ fn user_key(user_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expected_is_met_by_an_absent_record_or_the_same_version_only() {
+        let (v1, v2) = (Version::new("1"), Version::new("2"));
+        assert!(Expected::Absent.is_met_by(None));
+        assert!(!Expected::Absent.is_met_by(Some(&v1)));
+        assert!(Expected::Version(&v1).is_met_by(Some(&v1)));
+        assert!(!Expected::Version(&v1).is_met_by(Some(&v2)));
+        assert!(!Expected::Version(&v1).is_met_by(None));
+    }
 
     #[test]
     fn keys_use_the_key_alphabet_and_stay_short() {

@@ -122,6 +122,11 @@ struct State {
     /// Secrets whose `BatchGetSecretValue` answers show an older version
     /// ([`Proxy::lag_batch_reads`]): name, value and version id shown.
     lagging: Mutex<Vec<(String, String, String)>>,
+    /// Whether a force-deleted name stays taken until [`Proxy::purge`]
+    /// ([`Proxy::hold_deleted_names`]).
+    holding_deleted: std::sync::atomic::AtomicBool,
+    /// Force-deleted names whose purge has not finished.
+    purging: Mutex<std::collections::BTreeSet<String>>,
     upstream: SocketAddr,
     slow: Duration,
     requests: AtomicU64,
@@ -197,6 +202,44 @@ impl State {
         response
     }
 
+    /// The refusal AWS sends to a `CreateSecret` of a name still purging.
+    fn refused_as_purging(&self, operation: &str, body: &str) -> Option<Vec<u8>> {
+        if operation != "CreateSecret" {
+            return None;
+        }
+        let json: serde_json::Value = serde_json::from_str(body).ok()?;
+        let name = json.get("Name")?.as_str()?;
+        if !self.purging.lock().unwrap().contains(name) {
+            return None;
+        }
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        Some(canned(
+            "400 Bad Request",
+            &[
+                "x-amzn-ErrorType: InvalidRequestException",
+                "Content-Type: application/x-amz-json-1.1",
+            ],
+            r#"{"__type":"InvalidRequestException","message":"You can't create this secret because a secret with this name is already scheduled for deletion."}"#,
+        ))
+    }
+
+    /// Records a force-deleted name as purging, when names are held.
+    fn note_delete(&self, body: &str, response: &Message) {
+        if !self.holding_deleted.load(Ordering::SeqCst) || !response.head[0].contains(" 200 ") {
+            return;
+        }
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
+            return;
+        };
+        let forced = json
+            .get("ForceDeleteWithoutRecovery")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true);
+        if let (true, Some(name)) = (forced, json.get("SecretId").and_then(|n| n.as_str())) {
+            self.purging.lock().unwrap().insert(name.to_owned());
+        }
+    }
+
     fn decide(&self, operation: &str, attempt: u64, max: u64) -> Option<Fault> {
         let n = self.requests.fetch_add(1, Ordering::SeqCst);
         let fault = match self.schedule() {
@@ -256,6 +299,8 @@ impl Proxy {
             holds: Mutex::new(Vec::new()),
             targets: Mutex::new(Vec::new()),
             lagging: Mutex::new(Vec::new()),
+            holding_deleted: std::sync::atomic::AtomicBool::new(false),
+            purging: Mutex::new(std::collections::BTreeSet::new()),
             upstream,
             slow,
             requests: AtomicU64::new(0),
@@ -325,6 +370,26 @@ impl Proxy {
             value.to_owned(),
             version_id.to_owned(),
         ));
+    }
+
+    /// From now on, a name deleted with `ForceDeleteWithoutRecovery` stays
+    /// taken, as AWS keeps it while its background purge runs: a
+    /// `CreateSecret` of it answers `InvalidRequestException` ("already
+    /// scheduled for deletion") until [`Proxy::purge`] frees it, however long
+    /// that is (LocalStack frees the name at once). Other calls on the name
+    /// answer as for an absent secret, as LocalStack already does.
+    pub fn hold_deleted_names(&self) {
+        self.state.holding_deleted.store(true, Ordering::SeqCst);
+    }
+
+    /// The names whose purge has not finished ([`Proxy::hold_deleted_names`]).
+    pub fn purging(&self) -> Vec<String> {
+        self.state.purging.lock().unwrap().iter().cloned().collect()
+    }
+
+    /// Finishes the purge of every held name: they can be created again.
+    pub fn purge(&self) {
+        self.state.purging.lock().unwrap().clear();
     }
 
     /// Switches to `schedule`. [`Schedule::Always`]`(`[`Fault::Refuse`]`)`
@@ -547,6 +612,12 @@ async fn serve(state: Arc<State>, stream: TcpStream) {
             .to_owned();
         let body = String::from_utf8_lossy(&request.body).into_owned();
         state.wait_if_held(&operation, &body).await;
+        if let Some(refusal) = state.refused_as_purging(&operation, &body) {
+            if client.get_mut().write_all(&refusal).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let invocation = request.header("amz-sdk-invocation-id").map(str::to_owned);
         let fault = match state.targeted(&operation, &body, invocation.as_deref()) {
             Some(fault) => Some(fault),
@@ -556,6 +627,10 @@ async fn serve(state: Arc<State>, stream: TcpStream) {
             None => match forward(state.upstream, &request).await {
                 Ok(response) if operation == "BatchGetSecretValue" => {
                     state.lagged(response).to_bytes()
+                }
+                Ok(response) if operation == "DeleteSecret" => {
+                    state.note_delete(&body, &response);
+                    response.to_bytes()
                 }
                 Ok(response) => response.to_bytes(),
                 Err(_) => return reset(client.into_inner()),

@@ -52,11 +52,12 @@ use sha2::{Digest, Sha256};
 
 use super::SecretsManagerStore;
 use super::api::Fetched;
-use super::swap::Swap;
+use super::record::TokenRecord;
+use super::swap::{Staging, Swap};
 use crate::error::StoreError;
 use crate::id::validate_id;
 use crate::lease::{FailureCause, LeaseFailure, LeaseRequest, RefreshLease};
-use crate::token::{MAX_TOKEN_BYTES, OAuthToken, decode_token, encode_token};
+use crate::token::{MAX_TOKEN_BYTES, OAuthToken, encode_token};
 
 /// Rounds of read and compare-and-swap before giving up.
 const ATTEMPTS: u32 = 5;
@@ -186,17 +187,38 @@ impl SecretsManagerStore {
     }
 
     /// Reads token `id`'s secret past the cache, with its lease and version.
+    /// A save's intent in it is settled first (see `record.rs`), so that
+    /// the lease is written over a settled token.
     async fn read_leased(&self, id: &str) -> Result<Read, StoreError> {
         let name = self.inner.layout.token(id);
-        match self.inner.api.get(&name).await? {
+        let mut fetched = self.inner.api.get(&name).await?;
+        if let Fetched::Value {
+            string: Some(json), ..
+        } = &fetched
+            && TokenRecord::decode(id, json)?.intent.is_some()
+        {
+            self.settle(id).await?;
+            fetched = self.inner.api.get(&name).await?;
+        }
+        match fetched {
             Fetched::Value {
                 string: Some(json),
                 version_id: Some(version),
-            } => Ok(Read::Found {
-                token: Box::new(decode_token(id, &json)?),
-                lease: lease_of(&json),
-                version,
-            }),
+            } => {
+                let record = TokenRecord::decode(id, &json)?;
+                if record.intent.is_some() {
+                    // Another save's, since: the caller's next round.
+                    return Err(StoreError::Conflict {
+                        operation: format!("reading the refresh lease of token {id}"),
+                        attempts: 2,
+                    });
+                }
+                Ok(Read::Found {
+                    token: Box::new(record.token),
+                    lease: lease_of(&json),
+                    version,
+                })
+            }
             Fetched::Value { string: None, .. } => Err(StoreError::Corrupt {
                 id: id.to_owned(),
                 reason: "a binary secret, not a token JSON string".into(),
@@ -211,28 +233,44 @@ impl SecretsManagerStore {
         }
     }
 
-    /// Replaces version `read` of `name` by `json` if it is still current,
-    /// by the compare-and-swap the index uses ([`Api::swap`]): a stage move
-    /// that took effect counts, whatever it was answered. `Ok(true)` when
-    /// this write made it current.
+    /// Replaces version `read` of token `id`'s secret by `json` if it is
+    /// still current, by the compare-and-swap every write of a token secret
+    /// uses ([`Api::swap`]): a stage move that took effect counts, whatever
+    /// it was answered. The new version when this write made it current,
+    /// which this instance's cached copy then names, so that the save that
+    /// ends the lease replaces it without reading it again.
     ///
     /// [`Api::swap`]: super::api::Api::swap
     async fn swap(
         &self,
-        name: &str,
+        id: &str,
+        token: &OAuthToken,
         json: &str,
         request_token: &str,
         read: &str,
     ) -> Result<bool, StoreError> {
-        let label = self.inner.index.label();
-        // Lost: claimed by another process, or the secret is gone.
-        Ok(matches!(
-            self.inner
-                .api
-                .swap(name, json, request_token, read, label)
-                .await?,
-            Swap::Won(_)
-        ))
+        let name = self.inner.layout.token(id);
+        let staging = Staging::Shared(super::save::SAVE_LABEL);
+        let swapped = self
+            .inner
+            .api
+            .swap(&name, json, request_token, read, staging)
+            .await;
+        match swapped {
+            Ok(Swap::Won(version)) => {
+                self.inner.cache.put(id, token.clone(), Some(version));
+                Ok(true)
+            }
+            // Lost: claimed by another process, or the secret is gone.
+            Ok(_) => {
+                self.inner.cache.invalidate(id);
+                Ok(false)
+            }
+            Err(error) => {
+                self.inner.cache.invalidate(id);
+                Err(error)
+            }
+        }
     }
 
     /// [`TokenStore::refresh_lease`](crate::TokenStore::refresh_lease) on
@@ -257,7 +295,7 @@ impl SecretsManagerStore {
                 } => (token, lease, version),
             };
             if request.is_refreshed(&token) {
-                self.inner.cache.put(id, (*token).clone());
+                self.inner.cache.put(id, (*token).clone(), Some(version));
                 return Ok(RefreshLease::Refreshed(token));
             }
             let now = self.now_millis();
@@ -294,7 +332,7 @@ impl SecretsManagerStore {
             };
             let json = with_lease(id, &token, &lease)?;
             let claim = claim_token(&name, &version, now, request.duration);
-            if self.swap(&name, &json, &claim, &version).await? {
+            if self.swap(id, &token, &json, &claim, &version).await? {
                 return Ok(RefreshLease::Acquired {
                     token,
                     until,
@@ -321,7 +359,6 @@ impl SecretsManagerStore {
     ) -> Result<(), StoreError> {
         validate_id(id)?;
         let (code, until) = mark_of(failure);
-        let name = self.inner.layout.token(id);
         // A mark that does not land lets the next caller retry as soon as
         // the lease ends, before the backoff: so it is retried, and a write
         // refused (or failed) after it took effect counts as landed.
@@ -353,7 +390,7 @@ impl SecretsManagerStore {
             };
             let json = with_lease(id, &token, &failed)?;
             let request_token = uuid::Uuid::new_v4().to_string();
-            match self.swap(&name, &json, &request_token, &version).await {
+            match self.swap(id, &token, &json, &request_token, &version).await {
                 Ok(true) => return Ok(()),
                 // Lost, or an error: the next read tells which.
                 Ok(false) => {}
@@ -386,7 +423,7 @@ mod tests {
             failures: 3,
         };
         let json = with_lease("abc", &token, &lease).unwrap();
-        assert_eq!(decode_token("abc", &json).unwrap(), token);
+        assert_eq!(crate::token::decode_token("abc", &json).unwrap(), token);
         let read = lease_of(&json).unwrap();
         assert_eq!((read.holder.as_str(), read.until), ("h", i64::MAX));
         assert_eq!(read.failures, 3);

@@ -8,6 +8,7 @@ mod cache;
 mod index;
 mod layout;
 mod lease;
+mod record;
 mod repair;
 mod save;
 mod swap;
@@ -25,8 +26,9 @@ pub use builder::{
 pub use repair::RepairReport;
 
 use api::{Api, Fetched, counting_calls};
-use cache::{Cached, TokenCache, UserIds};
-use index::{Index, Snapshot};
+use cache::{Cached, Loaded, TokenCache, UserIds};
+use index::{Entry, Index, Snapshot};
+use record::TokenRecord;
 
 use layout::Layout;
 
@@ -34,7 +36,7 @@ use crate::error::StoreError;
 use crate::id::{is_valid_id, validate_id};
 use crate::lease::{LeaseFailure, LeaseRequest, RefreshLease};
 use crate::store::{LookupKey, TokenStore, check_user_name};
-use crate::token::{OAuthToken, decode_token};
+use crate::token::OAuthToken;
 
 /// How many API requests one `get_tokens` or `delete_tokens` keeps in flight.
 const CONCURRENCY: usize = 8;
@@ -160,8 +162,8 @@ pub struct IndexStats {
 
 /// What the index says about a lookup key.
 enum Resolved {
-    /// The stored token that matches.
-    Found(Box<OAuthToken>),
+    /// The stored token that matches, as read.
+    Found(Arc<Cached>),
     /// The index gives the key's user name to this id, but its secret does
     /// not exist (yet, or any more): a save for that user takes the id over.
     Reserved(String),
@@ -173,8 +175,8 @@ enum Resolved {
 
 /// What the secret of a user name's derived id holds.
 enum Probe {
-    /// That user's token.
-    Found(Box<OAuthToken>),
+    /// That user's token, as read.
+    Found(Arc<Cached>),
     /// No secret has the id (this one): a new token for the user may take it.
     Free(String),
     /// Another token has the id (its user name changed since), or a value
@@ -184,6 +186,14 @@ enum Probe {
 
 impl Resolved {
     const MISSING: Self = Self::Missing { free_user_id: None };
+}
+
+/// The error for a token secret that holds binary data, not a token's JSON.
+fn binary_secret(id: &str) -> StoreError {
+    StoreError::Corrupt {
+        id: id.to_owned(),
+        reason: "a binary secret, not a token JSON string".into(),
+    }
 }
 
 impl SecretsManagerStore {
@@ -232,18 +242,38 @@ impl SecretsManagerStore {
         result
     }
 
-    /// Reads token `id` from Secrets Manager, bypassing the cache.
-    async fn fetch(&self, id: &str) -> Result<Option<OAuthToken>, StoreError> {
-        match self.inner.api.get(&self.inner.layout.token(id)).await? {
+    /// Reads token `id` from Secrets Manager, bypassing the cache. A save's
+    /// intent in the secret (see `record.rs`) is what the index says: the
+    /// token it wants when the index has its entry, else the token as it was.
+    async fn fetch(&self, id: &str) -> Result<Option<Loaded>, StoreError> {
+        let (json, version) = match self.inner.api.get(&self.inner.layout.token(id)).await? {
             Fetched::Value {
-                string: Some(json), ..
-            } => decode_token(id, &json).map(Some),
-            Fetched::Value { string: None, .. } => Err(StoreError::Corrupt {
-                id: id.to_owned(),
-                reason: "a binary secret, not a token JSON string".into(),
-            }),
-            Fetched::Absent | Fetched::Deleted => Ok(None),
-        }
+                string: Some(json),
+                version_id,
+            } => (json, version_id),
+            Fetched::Value { string: None, .. } => return Err(binary_secret(id)),
+            Fetched::Absent | Fetched::Deleted => return Ok(None),
+        };
+        let record = TokenRecord::decode(id, &json)?;
+        let Some(intent) = record.intent else {
+            return Ok(Some(Loaded {
+                token: record.token,
+                version,
+                intent: false,
+            }));
+        };
+        let wanted = Entry::of(id, &intent);
+        let committed = self
+            .inner
+            .index
+            .entry_on(id, wanted.route())
+            .await?
+            .is_some_and(|entry| entry.same_keys(&wanted));
+        Ok(Some(Loaded {
+            token: if committed { intent } else { record.token },
+            version,
+            intent: true,
+        }))
     }
 
     /// Token `id`, from the cache or (coalesced) from Secrets Manager.
@@ -261,7 +291,7 @@ impl SecretsManagerStore {
         for id in snapshot.candidates(key) {
             match self.get(&id).await? {
                 Some(cached) if key.matches(&cached.token) => {
-                    return Ok(Resolved::Found(Box::new(cached.token.clone())));
+                    return Ok(Resolved::Found(cached));
                 }
                 None if matches!(key, LookupKey::UserName(_)) => reserved = Some(id),
                 _ => {}
@@ -278,13 +308,21 @@ impl SecretsManagerStore {
             // Access tokens change hourly, so they are not indexed: look in
             // the cache, then through every token.
             if let Some(cached) = self.inner.cache.iter().find(|c| key.matches(&c.token)) {
-                return Ok(Resolved::Found(Box::new(cached.token.clone())));
+                return Ok(Resolved::Found(cached));
             }
             let tokens = self.read_all().await?;
-            return Ok(tokens
+            let Some(id) = tokens
                 .into_iter()
                 .find(|t| key.matches(t))
-                .map_or(Resolved::MISSING, |t| Resolved::Found(Box::new(t))));
+                .and_then(|t| t.id)
+            else {
+                return Ok(Resolved::MISSING);
+            };
+            // Read again by id: a writer needs the version it merges onto.
+            return Ok(match self.get(&id).await? {
+                Some(cached) if key.matches(&cached.token) => Resolved::Found(cached),
+                _ => Resolved::MISSING,
+            });
         }
         if let LookupKey::UserName(user) = key {
             return self.resolve_user(user, key, recheck).await;
@@ -339,8 +377,8 @@ impl SecretsManagerStore {
             },
             resolved => resolved,
         };
-        if let Resolved::Found(token) = &resolved
-            && let Some(id) = &token.id
+        if let Resolved::Found(cached) = &resolved
+            && let Some(id) = &cached.token.id
         {
             self.inner.users.put(user, id);
         }
@@ -351,9 +389,7 @@ impl SecretsManagerStore {
     async fn probe_user_id(&self, user: &str, key: &LookupKey<'_>) -> Result<Probe, StoreError> {
         let id = layout::user_token_id(user);
         match self.get(&id).await {
-            Ok(Some(cached)) if key.matches(&cached.token) => {
-                Ok(Probe::Found(Box::new(cached.token.clone())))
-            }
+            Ok(Some(cached)) if key.matches(&cached.token) => Ok(Probe::Found(cached)),
             // Not this user's token: the index decides, and a lookup by
             // user name does not fail on another token's bad value.
             Ok(Some(_)) | Err(StoreError::Corrupt { .. }) => Ok(Probe::Taken),
@@ -381,12 +417,21 @@ impl SecretsManagerStore {
                 continue;
             };
             let Some(json) = value else {
-                return Err(StoreError::Corrupt {
-                    id: id.to_owned(),
-                    reason: "a binary secret, not a token JSON string".into(),
-                });
+                return Err(binary_secret(id));
             };
-            tokens.push(decode_token(id, &json)?);
+            let record = TokenRecord::decode(id, &json)?;
+            // A save's intent: the token it wants if the index has it.
+            let token = match record.intent {
+                Some(intent)
+                    if snapshot
+                        .entry(id)
+                        .is_some_and(|e| e.same_keys(&Entry::of(id, &intent))) =>
+                {
+                    intent
+                }
+                _ => record.token,
+            };
+            tokens.push(token);
         }
         Ok(tokens)
     }
@@ -416,7 +461,7 @@ impl SecretsManagerStore {
     {
         Box::pin(self.traced("find_token", None, async move {
             match self.resolve(&key, true).await? {
-                Resolved::Found(stored) => Ok(Some(token.merged_over(&stored))),
+                Resolved::Found(stored) => Ok(Some(token.merged_over(&stored.token))),
                 Resolved::Reserved(_) | Resolved::Missing { .. } => Ok(None),
             }
         }))
@@ -506,9 +551,9 @@ impl TokenStore for SecretsManagerStore {
         let id = token.id.clone();
         let saved = self
             .traced("save_token", id.as_deref(), async {
-                let mut takeover = None;
+                let mut attempts = save::Attempts::default();
                 for _ in 0..SAVE_ATTEMPTS {
-                    if let Some(saved) = self.try_save(token, &mut takeover).await? {
+                    if let Some(saved) = self.try_save(token, &mut attempts).await? {
                         return Ok(saved);
                     }
                 }

@@ -12,6 +12,26 @@
 use super::api::{Api, Fetched, Put};
 use crate::error::StoreError;
 
+/// The staging label a compare-and-swap stores its new version under.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Staging<'a> {
+    /// The writer's own label, removed again either way: a secret holds a
+    /// limited number of labels, and writers come and go.
+    Own(&'a str),
+    /// A label that every writer of the secret shares. Each put moves it to
+    /// its new version, so at most one version has it, and it is left there:
+    /// one call fewer per write.
+    Shared(&'a str),
+}
+
+impl<'a> Staging<'a> {
+    fn label(self) -> &'a str {
+        match self {
+            Self::Own(label) | Self::Shared(label) => label,
+        }
+    }
+}
+
 /// How a compare-and-swap ended.
 #[derive(Debug)]
 pub(crate) enum Swap {
@@ -41,8 +61,9 @@ impl Api {
         json: &str,
         request_token: &str,
         previous: &str,
-        label: &str,
+        staging: Staging<'_>,
     ) -> Result<Swap, StoreError> {
+        let label = staging.label();
         let version = match self
             .put_claiming(name, json, request_token, Some(label))
             .await?
@@ -53,9 +74,11 @@ impl Api {
             Some(Put::Deleted) => return Ok(Swap::Gone { scheduled: true }),
         };
         let moved = self.move_current(name, &version, previous).await;
-        // Drop the label either way so that labels do not pile up on the
+        // Drop an own label either way so that labels do not pile up on the
         // secret (there is a quota on them).
-        self.remove_stage(name, label, &version).await;
+        if let Staging::Own(label) = staging {
+            self.remove_stage(name, label, &version).await;
+        }
         let failure = match moved {
             Ok(true) => return Ok(Swap::Won(version)),
             Ok(false) => None,
@@ -71,7 +94,7 @@ impl Api {
         };
         match (current, failure) {
             (Some(current), _) if current == version => {
-                Ok(Swap::Won(self.settled(name, json, version, label).await?))
+                Ok(Swap::Won(self.settled(name, json, version, staging).await?))
             }
             // The move failed and nothing moved: the swap did not happen.
             (Some(current), Some(error)) if current == previous => Err(error),
@@ -93,7 +116,7 @@ impl Api {
         name: &str,
         json: &str,
         version: String,
-        label: &str,
+        staging: Staging<'_>,
     ) -> Result<String, StoreError> {
         let batch = self.batch_get_versioned(vec![name.to_owned()]).await?;
         if batch
@@ -103,11 +126,16 @@ impl Api {
             return Ok(version);
         }
         let request_token = uuid::Uuid::new_v4().to_string();
-        let Put::Yes(again) = self.put(name, json, &request_token, Some(label)).await? else {
+        let Put::Yes(again) = self
+            .put(name, json, &request_token, Some(staging.label()))
+            .await?
+        else {
             return Ok(version);
         };
         let moved = self.move_current(name, &again, &version).await;
-        self.remove_stage(name, label, &again).await;
+        if let Staging::Own(label) = staging {
+            self.remove_stage(name, label, &again).await;
+        }
         Ok(if moved? { again } else { version })
     }
 }

@@ -127,6 +127,9 @@ struct State {
     holding_deleted: std::sync::atomic::AtomicBool,
     /// Force-deleted names whose purge has not finished.
     purging: Mutex<std::collections::BTreeSet<String>>,
+    /// [`Proxy::fail_call_after`]: SDK calls still to let through, and the
+    /// fault of the one after them.
+    nth_call: Mutex<Option<(u64, Fault)>>,
     upstream: SocketAddr,
     slow: Duration,
     requests: AtomicU64,
@@ -139,9 +142,33 @@ impl State {
         *self.schedule.lock().unwrap()
     }
 
-    /// The fault of a call picked by [`Proxy::fail_calls`], if it is one.
-    fn targeted(&self, operation: &str, body: &str, invocation: Option<&str>) -> Option<Fault> {
+    /// The fault of a call picked by [`Proxy::fail_calls`] or
+    /// [`Proxy::fail_call_after`], if it is one. `first`: the call's first attempt.
+    fn targeted(
+        &self,
+        operation: &str,
+        body: &str,
+        invocation: Option<&str>,
+        first: bool,
+    ) -> Option<Fault> {
         let mut targets = self.targets.lock().unwrap();
+        if first {
+            let mut nth = self.nth_call.lock().unwrap();
+            if let Some((left, fault)) = nth.as_mut() {
+                if *left == 0 {
+                    targets.push(Target {
+                        operation: String::new(),
+                        contains: Vec::new(),
+                        calls: 0,
+                        fault: *fault,
+                        invocations: invocation.map(str::to_owned).into_iter().collect(),
+                    });
+                    *nth = None;
+                } else {
+                    *left -= 1;
+                }
+            }
+        }
         for target in targets.iter_mut() {
             if invocation.is_some_and(|id| target.invocations.iter().any(|i| i == id)) {
                 self.injected.fetch_add(1, Ordering::SeqCst);
@@ -301,6 +328,7 @@ impl Proxy {
             lagging: Mutex::new(Vec::new()),
             holding_deleted: std::sync::atomic::AtomicBool::new(false),
             purging: Mutex::new(std::collections::BTreeSet::new()),
+            nth_call: Mutex::new(None),
             upstream,
             slow,
             requests: AtomicU64::new(0),
@@ -357,6 +385,19 @@ impl Proxy {
             fault,
             invocations: Vec::new(),
         });
+    }
+
+    /// Lets the next `calls` SDK calls through (whatever they are), then
+    /// fails every attempt of the one after them with `fault`: a history
+    /// failed at each of its calls in turn.
+    pub fn fail_call_after(&self, calls: u64, fault: Fault) {
+        assert_ne!(fault, Fault::Refuse, "a refusal cannot pick requests");
+        *self.state.nth_call.lock().unwrap() = Some((calls, fault));
+    }
+
+    /// Whether the call picked by [`Proxy::fail_call_after`] has come (and failed).
+    pub fn failed_the_picked_call(&self) -> bool {
+        self.state.nth_call.lock().unwrap().is_none()
     }
 
     /// From now on, `BatchGetSecretValue` answers show secret `name` with
@@ -619,7 +660,7 @@ async fn serve(state: Arc<State>, stream: TcpStream) {
             continue;
         }
         let invocation = request.header("amz-sdk-invocation-id").map(str::to_owned);
-        let fault = match state.targeted(&operation, &body, invocation.as_deref()) {
+        let fault = match state.targeted(&operation, &body, invocation.as_deref(), attempt <= 1) {
             Some(fault) => Some(fault),
             None => state.decide(&operation, attempt, max),
         };

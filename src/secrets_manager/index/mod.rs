@@ -135,12 +135,6 @@ impl Index {
         }
     }
 
-    /// This instance's staging label for versions not yet made current
-    /// (the token secrets' compare-and-swap uses it too).
-    pub(crate) fn label(&self) -> &str {
-        &self.label
-    }
-
     /// Now, in Unix milliseconds, by the store's clock (the lease times).
     pub(crate) fn now_millis(&self) -> i64 {
         (self.clock)()
@@ -206,6 +200,19 @@ impl Index {
         let read = self.reads.fetch_add(1, Ordering::SeqCst);
         let nodes = self.read_route(route, depth).await?;
         Ok((Arc::new(Snapshot::new(nodes, read)), false))
+    }
+
+    /// Token `id`'s entry on the path of `route`, read now (not cached):
+    /// whether the index has committed a save's intent, whose entry routes
+    /// there.
+    pub(crate) async fn entry_on(&self, id: &str, route: u64) -> Result<Option<Entry>, StoreError> {
+        let depth = self
+            .cached()
+            .and_then(|s| s.leaf_for(route))
+            .map_or(0, NodeKey::depth);
+        let read = self.reads.fetch_add(1, Ordering::SeqCst);
+        let nodes = self.read_route(route, depth).await?;
+        Ok(Snapshot::new(nodes, read).entry(id).cloned())
     }
 
     /// The index as read after this call began, cached for later calls.

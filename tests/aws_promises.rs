@@ -384,3 +384,46 @@ async fn a_rename_failed_at_any_call_reads_as_before_or_after() {
             .any(|(_, _, user)| user.starts_with("renamed-from"))
     );
 }
+
+/// Finding 4, first part: two first saves of one new user race onto the
+/// user's derived id. The one that loses (its index entry written over the
+/// winner's, its create refused or failed) must not leave the index with
+/// its refresh token's hash while the secret holds the winner's: the
+/// winner's token stays found by its refresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_first_saves_leave_the_winner_found_by_its_refresh_token() {
+    common::localstack().await;
+    let client = checking_client().await;
+    let prefix = common::random_prefix();
+    let user = "racing-first@example.com";
+    let proxy_a = Proxy::start(common::endpoint(), Duration::from_millis(10)).await;
+    let proxy_b = Proxy::start(common::endpoint(), Duration::from_millis(10)).await;
+    let a = store_through(&proxy_a, &prefix).await;
+    let b = store_through(&proxy_b, &prefix).await;
+
+    // A has indexed its token and is about to create its secret.
+    let hold = proxy_a.hold("CreateSecret", &["/tokens/"]);
+    let a_save = tokio::spawn(async move {
+        let mut first = token_for(user, "1000.refresh-winner");
+        a.save_token(&mut first).await.map(|()| first)
+    });
+    hold.arrived().await;
+    // B indexes its own token under the same derived id, then fails to
+    // create it (its create never reaches Secrets Manager).
+    proxy_b.fail_calls("CreateSecret", &["/tokens/"], 1, Fault::Http500);
+    let lost = b
+        .save_token(&mut token_for(user, "1000.refresh-loser"))
+        .await;
+    assert!(lost.is_err(), "{lost:?}");
+    hold.release();
+    let winner = a_save.await.unwrap().unwrap();
+
+    let reader = instance(&client, &prefix);
+    let by_refresh =
+        OAuthToken::from_refresh_token("1000.CLIENT", "client-secret", "1000.refresh-winner");
+    let found = reader.find_token(&by_refresh).await.unwrap();
+    assert_eq!(found.and_then(|t| t.id), winner.id);
+    let by_user = reader.find_token(&OAuthToken::for_user(user)).await.unwrap().unwrap();
+    assert_eq!(by_user.refresh_token.as_deref(), Some("1000.refresh-winner"));
+    delete_all(&client, &prefix).await;
+}

@@ -217,7 +217,14 @@ impl SecretsManagerStore {
         let name = self.inner.layout.token(id);
         let request_token = uuid::Uuid::new_v4().to_string();
         let created = match self.inner.api.create(&name, json, &request_token).await? {
-            Created::Yes(version) => Some(Some(version)),
+            Created::Yes(version) => {
+                // Another save that raced for the id (and lost, or failed)
+                // may have written its own keys over this one's entry since:
+                // the secret's creator makes the index say what it holds.
+                self.index_entry(Entry::of(id, updated), true, token, updated)
+                    .await?;
+                Some(Some(version))
+            }
             Created::Exists => None,
             // The name of a deleted secret, still held by Secrets Manager.
             // An id the caller chose must be that one: wait for it. An id

@@ -423,7 +423,71 @@ async fn racing_first_saves_leave_the_winner_found_by_its_refresh_token() {
         OAuthToken::from_refresh_token("1000.CLIENT", "client-secret", "1000.refresh-winner");
     let found = reader.find_token(&by_refresh).await.unwrap();
     assert_eq!(found.and_then(|t| t.id), winner.id);
-    let by_user = reader.find_token(&OAuthToken::for_user(user)).await.unwrap().unwrap();
-    assert_eq!(by_user.refresh_token.as_deref(), Some("1000.refresh-winner"));
+    let by_user = reader
+        .find_token(&OAuthToken::for_user(user))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        by_user.refresh_token.as_deref(),
+        Some("1000.refresh-winner")
+    );
     delete_all(&client, &prefix).await;
+}
+
+/// Finding 4, second part, for a re-save under the deleted token's own id
+/// (recovery window): between the `RestoreSecret` and the write of the new
+/// token, readers see no token, never the deleted one's values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resave_by_id_never_shows_the_restored_deleted_token() {
+    common::localstack().await;
+    let client = checking_client().await;
+    let prefix = common::random_prefix();
+    let proxy = Proxy::start(common::endpoint(), Duration::from_millis(10)).await;
+    let store = SecretsManagerStore::builder()
+        .client(client_for(&proxy.url(), Duration::from_millis(10)).await)
+        .prefix(&prefix)
+        .deletion_mode(DeletionMode::RecoveryWindow { days: 7 })
+        .attempt_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut first = token_for("restored@example.com", "1000.refresh-deleted");
+    store.save_token(&mut first).await.unwrap();
+    let id = first.id.clone().unwrap();
+    store.delete_token(&id).await.unwrap();
+
+    // The re-save has restored the secret; its write of the new token waits.
+    let hold = proxy.hold("PutSecretValue", &["/tokens/"]);
+    let resave = {
+        let store = store.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let mut again = token_for("restored@example.com", "1000.refresh-new").with_id(&id);
+            store.save_token(&mut again).await
+        })
+    };
+    hold.arrived().await;
+    let reader = instance(&client, &prefix);
+    assert_eq!(reader.find_token_by_id(&id).await.unwrap(), None);
+    let by_user = reader
+        .find_token(&OAuthToken::for_user("restored@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(by_user, None);
+    hold.release();
+    resave.await.unwrap().unwrap();
+    let stored = instance(&client, &prefix)
+        .find_token_by_id(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.refresh_token.as_deref(), Some("1000.refresh-new"));
+    delete_all(&client, &prefix).await;
+    client
+        .delete_secret()
+        .secret_id(common::token_secret(&prefix, &id))
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .ok();
 }

@@ -32,11 +32,13 @@
 //!
 //! Times are the store's [clock](super::SecretsManagerStoreBuilder::clock).
 //!
-//! It is written by the compare-and-swap the index nodes use (`swap.rs`):
-//! the new version is staged under the instance's own label, then
-//! `AWSCURRENT` is moved to it from the version read, which Secrets Manager
-//! refuses if another writer moved it first; a move that took effect but
-//! was answered with an error counts as made. The new version's id (its
+//! It is written by the compare-and-swap of every token secret write
+//! (`swap.rs`): the new version is staged under the shared `zts-save`
+//! label, then `AWSCURRENT` is moved to it from the version read, which
+//! Secrets Manager refuses if another writer moved it first; a move that
+//! took effect but was answered with an error counts as made. A save's
+//! intent found in the secret (see `record.rs`) is settled before a lease
+//! is written over it. The new version's id (its
 //! `ClientRequestToken`) is derived from the secret's name, the version read
 //! and the lease period, so that every process racing for one lease claims
 //! the same version id: the first makes the version, the others are refused
@@ -195,7 +197,7 @@ impl SecretsManagerStore {
         if let Fetched::Value {
             string: Some(json), ..
         } = &fetched
-            && TokenRecord::decode(id, json)?.intent.is_some()
+            && TokenRecord::decode_live(id, json)?.is_some_and(|r| r.intent.is_some())
         {
             self.settle(id).await?;
             fetched = self.inner.api.get(&name).await?;
@@ -205,7 +207,10 @@ impl SecretsManagerStore {
                 string: Some(json),
                 version_id: Some(version),
             } => {
-                let record = TokenRecord::decode(id, &json)?;
+                let Some(record) = TokenRecord::decode_live(id, &json)? else {
+                    // A tombstone: a deleted token whose re-save is under way.
+                    return Ok(Read::Missing);
+                };
                 if record.intent.is_some() {
                     // Another save's, since: the caller's next round.
                     return Err(StoreError::Conflict {

@@ -42,8 +42,10 @@ use crate::token::OAuthToken;
 const CONCURRENCY: usize = 8;
 /// The most tokens one `BatchGetSecretValue` returns.
 const BATCH: usize = 20;
-/// Save attempts when concurrent writers keep changing what a save decided on.
-const SAVE_ATTEMPTS: u32 = 5;
+/// Save attempts when concurrent writers keep changing what a save decided
+/// on: every write of a token is a compare-and-swap, so N instances saving
+/// one token at once each lose up to N - 1 rounds.
+const SAVE_ATTEMPTS: u32 = 16;
 
 /// A [`TokenStore`] on AWS Secrets Manager, for serverless apps that share
 /// Zoho tokens without a disk or a database server.
@@ -63,6 +65,28 @@ const SAVE_ATTEMPTS: u32 = 5;
 ///   given or imported, and users renamed since, keep their ids).
 /// - Tokens read are cached (moka) for the cache TTL, but never past their
 ///   own `expiry_time`; the store's own writes update its cache at once.
+///
+/// # Writes over what they read
+///
+/// Every write of a token secret replaces the version it read, by
+/// compare-and-swap: the new version is put under the staging label
+/// `zts-save` (shared by all writers: each put moves it), then `AWSCURRENT`
+/// is moved to it from the version read, which Secrets Manager refuses if
+/// another writer moved it first. The save then reads the token again and
+/// merges onto what it holds, so a save from a stale cached copy never puts
+/// back an old refresh token or user name. A save that changes the token's
+/// user name, refresh or grant token writes the secret with its *intent*
+/// first (the new token beside the current one), then the index (the commit
+/// point), then the new token alone: after a failure at any one call,
+/// readers take the token as it was or as the save wanted (the index
+/// decides), and the next writer settles it.
+///
+/// A token saved without an id takes its user's derived id when no secret
+/// has it; if the name is still held by Secrets Manager (a deleted secret
+/// being purged, or scheduled for deletion), it takes a random id at once
+/// instead of waiting: the Zoho SDKs delete a revoked token and save its
+/// successor for the same user in the same second. That token is then
+/// found through the index, as a token with an id of its own.
 ///
 /// Clones share one cache and index. Build one per process (in a Lambda,
 /// once per cold start) with [`SecretsManagerStore::builder`].
@@ -96,11 +120,12 @@ const SAVE_ATTEMPTS: u32 = 5;
 /// | `find_token` by user, not cached, any other | 1 `GetSecretValue` (a miss) + 1 index path read (2 in a tree deeper than 4 levels) + 1 |
 /// | `find_token` by refresh or grant token, not cached | the index reads + 1 per candidate |
 /// | `find_token` by access token | the index reads + ⌈N/20⌉ unless cached |
-/// | `save_token`, user and refresh/grant token unchanged | 1 `PutSecretValue` |
+/// | `save_token`, user and refresh/grant token unchanged (the hourly refresh) | 1 `PutSecretValue` + 1 `UpdateSecretVersionStage` (one version) |
 /// | `save_token`, nothing changed | 1 `GetSecretValue`, no write |
-/// | `save_token`, new token | the lookup + 1 `CreateSecret` + an index update |
+/// | `save_token`, user, refresh or grant token changed | 2 × 2 (the secret with the save's intent, then alone) + an index update |
+/// | `save_token`, new token | the lookup + an index update + 1 `CreateSecret` + 1 index read (the check that the index says what the secret holds) |
 /// | `save_tokens` of N tokens | the index reads + N writes + a few index updates per index secret |
-/// | `delete_token` | 1 `DeleteSecret` + an index update |
+/// | `delete_token` | 1 `DeleteSecret` (with a recovery window, 1 `PutSecretValue` before it) + an index update |
 /// | `get_tokens` | the index reads + ⌈N/20⌉ `BatchGetSecretValue` |
 /// | `delete_tokens` | the index reads + N `DeleteSecret` + one update per index secret |
 ///
@@ -254,7 +279,9 @@ impl SecretsManagerStore {
             Fetched::Value { string: None, .. } => return Err(binary_secret(id)),
             Fetched::Absent | Fetched::Deleted => return Ok(None),
         };
-        let record = TokenRecord::decode(id, &json)?;
+        let Some(record) = TokenRecord::decode_live(id, &json)? else {
+            return Ok(None);
+        };
         let Some(intent) = record.intent else {
             return Ok(Some(Loaded {
                 token: record.token,
@@ -419,7 +446,9 @@ impl SecretsManagerStore {
             let Some(json) = value else {
                 return Err(binary_secret(id));
             };
-            let record = TokenRecord::decode(id, &json)?;
+            let Some(record) = TokenRecord::decode_live(id, &json)? else {
+                continue;
+            };
             // A save's intent: the token it wants if the index has it.
             let token = match record.intent {
                 Some(intent)
@@ -552,9 +581,15 @@ impl TokenStore for SecretsManagerStore {
         let saved = self
             .traced("save_token", id.as_deref(), async {
                 let mut attempts = save::Attempts::default();
-                for _ in 0..SAVE_ATTEMPTS {
+                for attempt in 0..SAVE_ATTEMPTS {
                     if let Some(saved) = self.try_save(token, &mut attempts).await? {
                         return Ok(saved);
+                    }
+                    // Jittered, so that writers that keep colliding part.
+                    if attempt > 0 {
+                        let ceiling = 5 * 2u64.pow(attempt.min(6));
+                        let wait = fastrand::u64(1..=ceiling);
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                     }
                 }
                 Err(StoreError::Conflict {

@@ -19,6 +19,13 @@
 //! token; else the token is what it was. A writer that meets one *settles*
 //! it first (writes the index entry of the intent, then the secret to match)
 //! so that no write ever drops an intent that the index may commit later.
+//!
+//! A store that deletes with a recovery window first writes a *tombstone*,
+//! `{"deleted":true}`, as the secret's value: a re-save of the id restores
+//! the secret before it writes the new token, and in between readers see
+//! the tombstone (no token) rather than the deleted token's values. The
+//! deleted token stays in the secret's previous version (`AWSPREVIOUS`), for
+//! whoever restores it by hand.
 
 use serde_json::{Map, Value};
 
@@ -27,6 +34,11 @@ use crate::token::{MAX_TOKEN_BYTES, OAuthToken, decode_token, encode_token};
 
 /// The field of a token secret that holds a save's intent.
 const INTENT: &str = "save_intent";
+/// The field of a tombstone.
+const DELETED: &str = "deleted";
+
+/// The value a token secret gets before it is deleted with a recovery window.
+pub(crate) const TOMBSTONE: &str = r#"{"deleted":true}"#;
 
 /// A token secret's value, decoded.
 #[derive(Debug)]
@@ -37,7 +49,22 @@ pub(crate) struct TokenRecord {
     pub(crate) intent: Option<OAuthToken>,
 }
 
+/// Whether a token secret's value is a [`TOMBSTONE`]: the token was deleted.
+pub(crate) fn is_tombstone(json: &str) -> bool {
+    json.contains(DELETED)
+        && serde_json::from_str::<Map<String, Value>>(json)
+            .is_ok_and(|object| object.get(DELETED) == Some(&Value::Bool(true)))
+}
+
 impl TokenRecord {
+    /// Decodes token `id`'s secret value; `None` for a [`TOMBSTONE`].
+    pub(crate) fn decode_live(id: &str, json: &str) -> Result<Option<Self>, StoreError> {
+        if is_tombstone(json) {
+            return Ok(None);
+        }
+        Self::decode(id, json).map(Some)
+    }
+
     /// Decodes token `id`'s secret value.
     pub(crate) fn decode(id: &str, json: &str) -> Result<Self, StoreError> {
         let token = decode_token(id, json)?;
@@ -109,6 +136,15 @@ mod tests {
         assert_eq!(record.intent, Some(new));
         // What a reader of an earlier release decodes.
         assert_eq!(decode_token("t1", &json).unwrap(), old);
+    }
+
+    #[test]
+    fn a_tombstone_is_no_token_and_a_token_is_no_tombstone() {
+        assert!(TokenRecord::decode_live("t1", TOMBSTONE).unwrap().is_none());
+        let named = token("deleted@x.com", "1000.deleted");
+        let json = encode_token(&named).unwrap();
+        assert!(!is_tombstone(&json));
+        assert!(TokenRecord::decode_live("t1", &json).unwrap().is_some());
     }
 
     #[test]

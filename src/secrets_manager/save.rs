@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::api::{Created, Fetched, Put};
 use super::cache::Cached;
 use super::index::{Entry, UpdateError};
-use super::record::{TokenRecord, encode_with_intent};
+use super::record::{TokenRecord, encode_with_intent, is_tombstone};
 use super::swap::{Staging, Swap};
 use super::{Resolved, SecretsManagerStore};
 use crate::error::StoreError;
@@ -225,7 +225,7 @@ impl SecretsManagerStore {
                     .await?;
                 Some(Some(version))
             }
-            Created::Exists => None,
+            Created::Exists => self.overwrite_tombstone(id, json).await?.map(Some),
             // The name of a deleted secret, still held by Secrets Manager.
             // An id the caller chose must be that one: wait for it. An id
             // this store chose is given up for another, at once.
@@ -242,6 +242,24 @@ impl SecretsManagerStore {
             self.inner.cache.invalidate(id);
         }
         Ok(created)
+    }
+
+    /// Writes `json` over token `id`'s secret if it holds a tombstone (a
+    /// re-save that restored a deleted secret, then failed): the version
+    /// written, or `None` when the secret holds something else.
+    async fn overwrite_tombstone(
+        &self,
+        id: &str,
+        json: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let name = self.inner.layout.token(id);
+        match self.inner.api.get(&name).await? {
+            Fetched::Value {
+                string: Some(value),
+                version_id: Some(version),
+            } if is_tombstone(&value) => self.swap_token(id, json, &version).await,
+            _ => Ok(None),
+        }
     }
 
     /// Replaces version `read` of token `id`'s secret by `json`, if it is
@@ -293,13 +311,16 @@ impl SecretsManagerStore {
             } => (json, version),
             _ => return Ok(()),
         };
-        let record = TokenRecord::decode(id, &json)?;
-        let Some(intent) = record.intent else {
+        let Some(TokenRecord {
+            token,
+            intent: Some(intent),
+        }) = TokenRecord::decode_live(id, &json)?
+        else {
             return Ok(());
         };
         let settled = match self.inner.index.upsert(Entry::of(id, &intent)).await {
             Ok(()) => intent,
-            Err(UpdateError::UserTaken(_)) => record.token,
+            Err(UpdateError::UserTaken(_)) => token,
             Err(UpdateError::Store(error)) => return Err(error),
         };
         self.swap_token(id, &encode_token(&settled)?, &version)

@@ -36,11 +36,26 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::layer::{ATTEMPTS, read_token};
-use super::{Expected, Storage, Version, token_key, user_key};
+use super::record::{read_token, token_key};
+use super::retry::ATTEMPTS;
+use super::{Expected, Storage, Version};
 use crate::error::StoreError;
 use crate::store::check_unique_user;
 use crate::token::{OAuthToken, encode_token};
+
+/// The key of the record that says which token holds `user_name`: a stable
+/// 64-bit FNV-1a hash of the name, so that the key is short and in the key
+/// alphabet whatever the name. Names whose hashes collide share the record,
+/// which keeps one entry per name, so a collision costs nothing but a
+/// conflict now and then.
+pub(super) fn user_key(user_name: &str) -> String {
+    let hash = user_name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("user.{hash:016x}")
+}
 
 /// The holder of one user name.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,5 +198,26 @@ pub(super) async fn settle(storage: &dyn Storage, settle: Box<Settle>) {
         ) {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_use_the_key_alphabet_and_stay_short() {
+        let long = "u".repeat(crate::MAX_USER_NAME_BYTES);
+        for key in [
+            token_key(&"x".repeat(crate::MAX_ID_LEN)),
+            user_key(&long),
+            user_key("tök@example.com"),
+        ] {
+            let alphabet = |b: u8| b.is_ascii_alphanumeric() || b"_.@+=-".contains(&b);
+            assert!(key.len() <= 70 && key.bytes().all(alphabet), "{key}");
+        }
+        // Stable across processes and versions: a fixed function of the name.
+        assert_eq!(user_key(""), "user.cbf29ce484222325");
+        assert_ne!(user_key("a@x"), user_key("b@x"));
     }
 }

@@ -1,60 +1,27 @@
 //! [`StorageStore`]: the rules of [`TokenStore`] on any [`Storage`].
 
 use std::fmt;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 
 use super::claims::{self, Claimed};
 use super::lease;
-use super::{Expected, Record, Storage, TOKEN_PREFIX, Version, token_key};
+use super::record::{TOKEN_PREFIX, read_token, token_key};
+use super::retry::{ATTEMPTS, yield_now};
+use super::{Expected, Storage, Version};
 use crate::error::StoreError;
 use crate::id::{is_valid_id, validate_id};
 use crate::lease::{LeaseFailure, LeaseRequest, RefreshLease};
 use crate::store::{LookupKey, TokenStore, prepare_save};
-use crate::token::{OAuthToken, decode_token, encode_token};
-
-/// Rounds of read and conditional put before a write gives up with
-/// [`StoreError::Conflict`].
-pub(super) const ATTEMPTS: u32 = 32;
-
-/// Reads token `id`'s record: the token and the record it was read from.
-/// `id` has passed `validate_id`.
-pub(super) async fn read_token(
-    storage: &dyn Storage,
-    id: &str,
-) -> Result<Option<(OAuthToken, Record)>, StoreError> {
-    let Some(record) = storage.get(&token_key(id)).await? else {
-        return Ok(None);
-    };
-    Ok(Some((decode_token(id, &record.value)?, record)))
-}
-
-/// Lets the other tasks of the runtime run once, whichever runtime it is:
-/// pending on the first poll, ready on the next.
-pub(super) async fn yield_now() {
-    struct YieldNow(bool);
-    impl Future for YieldNow {
-        type Output = ();
-        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            if std::mem::replace(&mut self.0, true) {
-                return Poll::Ready(());
-            }
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-    YieldNow(false).await;
-}
+use crate::token::{OAuthToken, encode_token};
 
 /// The [`TokenStore`] on a [`Storage`]: every rule of the trait in one
 /// place, so that a custom store writes only its storage.
 ///
 /// - **Records.** Each token is one record, `token.<id>`, holding its JSON
-///   ([`encode_token`], so the size limit holds; [`decode_token`] reads it).
+///   ([`encode_token`], so the size limit holds; [`decode_token`](crate::decode_token) reads it).
 /// - **Lookups** ([`LookupKey`]) read every token record, as the Zoho SDK's
 ///   `FileStore` reads its file: fine for the handful of tokens a Zoho app
 ///   keeps. `find_token` answers Zoho's merge.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::claims::{self, Claimed};
 use super::lease;
-use super::record::{TOKEN_PREFIX, read_token, token_key};
+use super::record::{Stored, TOKEN_PREFIX, read_stored, read_token, token_key};
 use super::retry::{ATTEMPTS, yield_now};
 use super::{Expected, Storage, Version};
 use crate::error::StoreError;
@@ -36,8 +36,25 @@ use crate::token::{OAuthToken, encode_token};
 ///   the name refuses the save. Of two concurrent saves of one new user
 ///   name, exactly one succeeds; the other starts over and is then
 ///   [`StoreError::InvalidInput`] (or updates the token, if its lookup key
-///   now matches it). Tokens written to the storage around this layer are
-///   not covered by claims.
+///   now matches it). A new token with a user name is first given a
+///   placeholder record (no token: readers skip it), so that the put of the
+///   token expects a version that a delete ends for good. Claims hold no
+///   token value. Tokens written to the storage around this layer are not
+///   covered by claims.
+/// - **A failed call** (any storage call answering an error, or the process
+///   stopping between two calls) leaves the tokens as they were before it
+///   or as they would be had it succeeded (a save without an id that would
+///   have made a new token: made under an id the caller never learnt), and
+///   which one is settled when the call returns: no later call makes a
+///   failed save's write appear, or takes it back. The one exception is
+///   `delete_tokens`, which deletes record by record: after a failure each
+///   token is either as it was or deleted. What else a failed save may
+///   leave is invisible to every reader and settled by the next save: a
+///   pending claim (the next save of the name fences its put and takes the
+///   claim over; after a `delete_token` of its token it can no longer bring
+///   anything back) and a placeholder record (the next save of its id
+///   writes over it, `delete_token` of its id removes it; a save under a
+///   generated id that failed may leave one for good, one small record).
 /// - **Refresh leases** ([`TokenStore::refresh_lease`]) are a field of the
 ///   token's record, taken and marked failed by conditional put, so that of
 ///   the processes sharing the storage one refreshes a token at Zoho; a save
@@ -138,9 +155,12 @@ impl<S: Storage> StorageStore<S> {
         // A given id decides alone.
         if let Some(id) = token.id.as_deref() {
             validate_id(id)?;
-            return Ok(match read_token(self.dyn_storage(), id).await? {
-                Some((stored, record)) => (Some(stored), Some(record.version)),
-                None => (None, None),
+            return Ok(match read_stored(self.dyn_storage(), id).await? {
+                Stored::Token(stored, record) => (Some(*stored), Some(record.version)),
+                // A save that did not finish left its placeholder: write
+                // over it.
+                Stored::Reserved(version) => (None, Some(version)),
+                Stored::Absent => (None, None),
             });
         }
         let Some(key) = LookupKey::of(token) else {
@@ -165,14 +185,22 @@ impl<S: Storage> StorageStore<S> {
             Some(user) => {
                 let id_given = token.id.is_some();
                 let storage = self.dyn_storage();
-                match claims::claim(storage, user, &updated, version.as_ref(), id_given).await? {
+                let claimed =
+                    claims::claim(storage, user, &id, &updated, version.as_ref(), id_given).await?;
+                match claimed {
                     Claimed::Pending(settle) => Some(settle),
                     Claimed::Lost => return Ok(None),
                 }
             }
             None => None,
         };
-        let expected = version.as_ref().map_or(Expected::Absent, Expected::Version);
+        // A claimed name's put expects the version the claim names (the
+        // reservation's, for a new token), so that a claimant can fence it.
+        let expected = match (&settle, &version) {
+            (Some(settle), _) => Expected::Version(settle.expected()),
+            (None, Some(version)) => Expected::Version(version),
+            (None, None) => Expected::Absent,
+        };
         if self
             .storage
             .put(&token_key(&id), &value, expected)

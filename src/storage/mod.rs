@@ -22,7 +22,8 @@ mod retry;
 pub use layer::StorageStore;
 
 /// A record's version as a [`Storage`] hands it out: opaque to the layer,
-/// and different after every put of the record (a counter, an etag, a
+/// and different after every put of the record, never one its key had
+/// before, even before a delete (a counter over the storage, an etag, a
 /// random id; never the value itself, which a put may write unchanged).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Version(String);
@@ -105,7 +106,15 @@ impl Expected<'_> {
 /// - **put conditionally**: [`put`](Self::put) writes only if the record is
 ///   as [`Expected`] (absent, or at the given version), atomically with that
 ///   check: of two puts expecting one version, at most one writes. Every
-///   write gives the record a new [`Version`];
+///   write gives the record a new [`Version`], never one the key had
+///   before, even after a delete (a counter over the whole storage, an
+///   etag, a random id; a per-record counter that restarts after a delete
+///   would let a stale put land);
+/// - **fail cleanly or not at all**: a call that answers an error may have
+///   taken effect or not (a timeout), but must not take effect later, once
+///   it has answered. The layer keeps its promises (below) whichever it
+///   was, and whichever call fails, or if the process stops between two
+///   calls: see [`StorageStore`] for what a failed call may leave;
 /// - store values as given (JSON text, at most about 1 KiB over
 ///   [`MAX_TOKEN_BYTES`](crate::MAX_TOKEN_BYTES)), and
 ///   keep the keys the layer chooses. Keys are at most 70 characters of

@@ -38,8 +38,10 @@
 //! token was deleted is inert: the version its put expects is gone, it
 //! holds no token value, and the next claimant of the name takes it over.
 //!
-//! Claims are never deleted (a stale one costs nothing); `delete_tokens`
-//! removes them with everything else. Claims written by earlier versions
+//! Claim records are never deleted: with no conditional delete, deleting
+//! one could drop a claim written just before, and a stale claim costs
+//! nothing. `delete_tokens` deletes the token records first, then [`prune`]s
+//! every claim record by conditional put. Claims written by earlier versions
 //! of the crate may hold a pending token value; it is dropped at the next
 //! write of their record, and a pending put expecting an absent record is
 //! fenced with a reservation.
@@ -49,11 +51,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::record::{RESERVATION, Stored, decode_stored, token_key};
-use super::retry::ATTEMPTS;
+use super::retry::{ATTEMPTS, yield_now};
 use super::{Expected, Storage, Version};
 use crate::error::StoreError;
 use crate::store::check_unique_user;
 use crate::token::OAuthToken;
+
+/// The prefix of claim records' keys.
+const USER_PREFIX: &str = "user.";
 
 /// The key of the record that says which token holds `user_name`: a stable
 /// 64-bit FNV-1a hash of the name, so that the key is short and in the key
@@ -66,7 +71,7 @@ pub(super) fn user_key(user_name: &str) -> String {
         .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
             (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
         });
-    format!("user.{hash:016x}")
+    format!("{USER_PREFIX}{hash:016x}")
 }
 
 /// The holder of one user name.
@@ -236,6 +241,38 @@ async fn holds(storage: &dyn Storage, user: &str, holder: &Claim) -> Result<bool
         Stored::Token(token, _) => token.user_name.as_deref() == Some(user),
         Stored::Absent | Stored::Reserved(_) => false,
     })
+}
+
+/// Drops the stale claims of the claim record at `key` (those whose token
+/// no longer has the name, their pending puts fenced) by a conditional put
+/// of the rest, so that no claim written meanwhile is lost. Rewriting the
+/// record also drops the token values that claims of earlier versions held.
+pub(super) async fn prune(storage: &dyn Storage, key: &str) -> Result<(), StoreError> {
+    for _ in 0..ATTEMPTS {
+        let (claims, version) = read_claims(storage, key).await?;
+        let Some(version) = version else {
+            return Ok(());
+        };
+        let mut kept = Claims::new();
+        for (user, claim) in claims {
+            if holds(storage, &user, &claim).await? {
+                kept.insert(user, claim);
+            }
+        }
+        if write_claims(storage, key, &kept, Some(&version)).await? {
+            return Ok(());
+        }
+        yield_now().await;
+    }
+    Err(StoreError::Conflict {
+        operation: format!("pruning the user name claims in {key}"),
+        attempts: ATTEMPTS,
+    })
+}
+
+/// Whether `key` is the key of a claim record.
+pub(super) fn is_claim_key(key: &str) -> bool {
+    key.starts_with(USER_PREFIX)
 }
 
 /// Step 5: marks the claim settled if it is still the one step 3 wrote.

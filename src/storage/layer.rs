@@ -255,9 +255,19 @@ impl<S: Storage> TokenStore for StorageStore<S> {
     }
 
     async fn delete_tokens(&self) -> Result<(), StoreError> {
-        // The user name claims too: the storage is left empty.
-        for key in self.storage.list().await? {
+        // Token records (and placeholders) first: a failure midway must not
+        // leave a token whose user name claim is gone, or a later save
+        // could give its name to a second token.
+        let keys = self.storage.list().await?;
+        let (claims, others): (Vec<_>, Vec<_>) =
+            keys.into_iter().partition(|key| claims::is_claim_key(key));
+        for key in others {
             self.storage.delete(&key).await?;
+        }
+        // Then the claims, now stale, pruned rather than deleted: a claim
+        // written by a concurrent save must survive.
+        for key in claims {
+            claims::prune(self.dyn_storage(), &key).await?;
         }
         Ok(())
     }

@@ -113,12 +113,25 @@ struct Target {
     invocations: Vec<String>,
 }
 
+/// The call that [`Proxy::fail_call_number`] fails.
+struct Numbered {
+    /// 1-based number of the call to fail, counted from when it was set.
+    call: usize,
+    /// Every call from `call` on fails, not only that one.
+    and_later: bool,
+    fault: Fault,
+    /// `amz-sdk-invocation-id`s of the calls seen since, in order.
+    seen: Vec<String>,
+}
+
 struct State {
     schedule: Mutex<Schedule>,
     /// Requests to hold until the test releases them ([`Proxy::hold`]).
     holds: Mutex<Vec<Arc<HoldState>>>,
     /// Calls to fail on every attempt ([`Proxy::fail_calls`]).
     targets: Mutex<Vec<Target>>,
+    /// The call picked by number ([`Proxy::fail_call_number`]).
+    numbered: Mutex<Option<Numbered>>,
     /// Secrets whose `BatchGetSecretValue` answers show an older version
     /// ([`Proxy::lag_batch_reads`]): name, value and version id shown.
     lagging: Mutex<Vec<(String, String, String)>>,
@@ -160,6 +173,26 @@ impl State {
             }
         }
         None
+    }
+
+    /// The fault of a call picked by [`Proxy::fail_call_number`], if it is one.
+    fn numbered(&self, invocation: Option<&str>) -> Option<Fault> {
+        let invocation = invocation?;
+        let mut numbered = self.numbered.lock().unwrap();
+        let numbered = numbered.as_mut()?;
+        let position = match numbered.seen.iter().position(|i| i == invocation) {
+            Some(position) => position,
+            None => {
+                numbered.seen.push(invocation.to_owned());
+                numbered.seen.len() - 1
+            }
+        };
+        let number = position + 1;
+        let picked = number == numbered.call || (numbered.and_later && number > numbered.call);
+        if picked {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        picked.then_some(numbered.fault)
     }
 
     /// Waits while a [`Proxy::hold`] holds this request.
@@ -298,6 +331,7 @@ impl Proxy {
             schedule: Mutex::new(Schedule::PassThrough),
             holds: Mutex::new(Vec::new()),
             targets: Mutex::new(Vec::new()),
+            numbered: Mutex::new(None),
             lagging: Mutex::new(Vec::new()),
             holding_deleted: std::sync::atomic::AtomicBool::new(false),
             purging: Mutex::new(std::collections::BTreeSet::new()),
@@ -357,6 +391,32 @@ impl Proxy {
             fault,
             invocations: Vec::new(),
         });
+    }
+
+    /// Fails every attempt of the `call`-th SDK call from now on (1-based,
+    /// calls told apart by their `amz-sdk-invocation-id`, so the SDK's
+    /// retries of a call count once) with `fault`, and with `and_later`
+    /// every call after it too (a process that dies between two calls:
+    /// use [`Fault::Drop`]). Replaces the call picked before; other
+    /// requests follow the targets and the schedule. The fault a test wants
+    /// on a store operation's n-th call, whatever that call is.
+    pub fn fail_call_number(&self, call: usize, fault: Fault, and_later: bool) {
+        assert!(call >= 1, "calls are numbered from 1");
+        assert_ne!(fault, Fault::Refuse, "a refusal cannot pick requests");
+        *self.state.numbered.lock().unwrap() = Some(Numbered {
+            call,
+            and_later,
+            fault,
+            seen: Vec::new(),
+        });
+    }
+
+    /// Forgets the call [`Proxy::fail_call_number`] picked, and the calls
+    /// [`Proxy::fail_calls`] picked and has not failed yet: requests
+    /// follow the schedule alone.
+    pub fn clear_call_faults(&self) {
+        *self.state.numbered.lock().unwrap() = None;
+        self.state.targets.lock().unwrap().clear();
     }
 
     /// From now on, `BatchGetSecretValue` answers show secret `name` with
@@ -619,9 +679,12 @@ async fn serve(state: Arc<State>, stream: TcpStream) {
             continue;
         }
         let invocation = request.header("amz-sdk-invocation-id").map(str::to_owned);
-        let fault = match state.targeted(&operation, &body, invocation.as_deref()) {
+        let fault = match state.numbered(invocation.as_deref()) {
             Some(fault) => Some(fault),
-            None => state.decide(&operation, attempt, max),
+            None => match state.targeted(&operation, &body, invocation.as_deref()) {
+                Some(fault) => Some(fault),
+                None => state.decide(&operation, attempt, max),
+            },
         };
         let reply = match fault {
             None => match forward(state.upstream, &request).await {

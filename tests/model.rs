@@ -411,3 +411,331 @@ async fn storage_store_fleet_keeps_the_guarantees() {
     )
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// The harness's own check: a store that keeps every guarantee by
+// construction (one map under a lock, each instance with a TTL cache) must
+// pass, and the same store with a known flaw must fail on the property
+// that flaw breaks. So a failure above is the store's, not the model's.
+
+/// A flaw planted in [`CachingStore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flaw {
+    None,
+    /// A save by id merges onto the instance's cached copy.
+    MergesOntoItsCache,
+    /// Cached values never expire.
+    CacheNeverExpires,
+}
+
+/// The records every [`CachingStore`] instance shares.
+type SharedWorld = Arc<Mutex<model::World>>;
+
+/// One instance: reads through a TTL cache, writes atomically on the shared
+/// map with the model's rules ([`model::apply_save`]), its own writes
+/// replacing what it cached. Each operation is one backend call.
+struct CachingStore {
+    shared: SharedWorld,
+    cache: Mutex<
+        std::collections::HashMap<String, (zoho_token_store::OAuthToken, std::time::Instant)>,
+    >,
+    ttl: Duration,
+    flaw: Flaw,
+    armed: Arc<Mutex<Option<Injection>>>,
+    fired: Arc<AtomicU64>,
+    ids: Arc<AtomicU64>,
+}
+
+type Token = zoho_token_store::OAuthToken;
+
+impl CachingStore {
+    /// Whether the armed injection fails this operation's one call, and
+    /// whether the call takes effect first.
+    fn fault(&self) -> Option<bool> {
+        let decision = match *self.armed.lock().unwrap() {
+            Some(Injection::FailCall { call: 1, effect }) => Some(effect == Effect::Applied),
+            Some(Injection::Stop { call: 1 }) => Some(false),
+            _ => None,
+        };
+        if decision.is_some() {
+            self.fired.fetch_add(1, Ordering::SeqCst);
+        }
+        decision
+    }
+
+    fn fail() -> StoreError {
+        StoreError::backend("call", "injected failure")
+    }
+
+    fn cached(&self, id: &str) -> Option<Token> {
+        let cache = self.cache.lock().unwrap();
+        let (token, at) = cache.get(id)?;
+        (self.flaw == Flaw::CacheNeverExpires || at.elapsed() < self.ttl).then(|| token.clone())
+    }
+
+    /// Caches `token`, dropping other entries of its user (so a lookup by
+    /// that user answers it).
+    fn remember(&self, token: &Token) {
+        let mut cache = self.cache.lock().unwrap();
+        if let Some(user) = &token.user_name {
+            cache.retain(|_, (t, _)| t.user_name.as_ref() != Some(user));
+        }
+        let id = token.id.clone().unwrap_or_default();
+        cache.insert(id, (token.clone(), std::time::Instant::now()));
+    }
+
+    fn forget(&self, id: &str) {
+        let mut cache = self.cache.lock().unwrap();
+        if let Some((token, _)) = cache.remove(id)
+            && let Some(user) = token.user_name
+        {
+            cache.retain(|_, (t, _)| t.user_name.as_ref() != Some(&user));
+        }
+    }
+
+    /// Runs `write` on the shared map, as the armed fault says.
+    fn write<T>(
+        &self,
+        write: impl FnOnce(&mut model::World) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let fault = self.fault();
+        if fault == Some(false) {
+            return Err(Self::fail());
+        }
+        let result = write(&mut self.shared.lock().unwrap());
+        if fault == Some(true) {
+            result?;
+            return Err(Self::fail());
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl TokenStore for CachingStore {
+    async fn find_token(&self, token: &Token) -> Result<Option<Token>, StoreError> {
+        let user = token.user_name.clone().unwrap_or_default();
+        let hit = {
+            let cache = self.cache.lock().unwrap();
+            cache
+                .values()
+                .find(|(t, at)| {
+                    t.user_name.as_deref() == Some(&user)
+                        && (self.flaw == Flaw::CacheNeverExpires || at.elapsed() < self.ttl)
+                })
+                .map(|(t, _)| t.clone())
+        };
+        if let Some(found) = hit {
+            return Ok(Some(found));
+        }
+        let found = self.write(|w| {
+            Ok(w.values()
+                .find(|t| t.user_name.as_deref() == Some(&user))
+                .cloned())
+        })?;
+        if let Some(found) = &found {
+            self.remember(found);
+        }
+        Ok(found)
+    }
+
+    async fn find_token_by_id(&self, id: &str) -> Result<Option<Token>, StoreError> {
+        if let Some(token) = self.cached(id) {
+            return Ok(Some(token));
+        }
+        let found = self.write(|w| Ok(w.get(id).cloned()))?;
+        if let Some(found) = &found {
+            self.remember(found);
+        }
+        Ok(found)
+    }
+
+    async fn save_token(&self, token: &mut Token) -> Result<(), StoreError> {
+        let fresh = format!("g{}", self.ids.fetch_add(1, Ordering::SeqCst));
+        let stale = match (&token.id, self.flaw) {
+            (Some(id), Flaw::MergesOntoItsCache) => self.cached(id),
+            _ => None,
+        };
+        let saved = self.write(|w| {
+            let mut base = w.clone();
+            if let Some(stale) = &stale {
+                base.insert(stale.id.clone().unwrap_or_default(), stale.clone());
+            }
+            match model::apply_save(&base, token, &fresh) {
+                model::Applied::Stored(_, stored) => {
+                    w.insert(stored.id.clone().unwrap_or_default(), stored.clone());
+                    Ok(stored)
+                }
+                model::Applied::Refused(why) => Err(StoreError::invalid_input(why)),
+            }
+        })?;
+        self.remember(&saved);
+        *token = saved;
+        Ok(())
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
+        self.forget(id);
+        self.write(|w| {
+            w.remove(id);
+            Ok(())
+        })
+    }
+
+    async fn get_tokens(&self) -> Result<Vec<Token>, StoreError> {
+        self.write(|w| Ok(w.values().cloned().collect()))
+    }
+
+    async fn delete_tokens(&self) -> Result<(), StoreError> {
+        self.write(|w| {
+            w.clear();
+            Ok(())
+        })
+    }
+}
+
+/// Three [`CachingStore`]s on one map.
+struct CachingFleet {
+    shared: SharedWorld,
+    stores: Mutex<Vec<Arc<CachingStore>>>,
+    flaw: Flaw,
+    ids: Arc<AtomicU64>,
+}
+
+/// The reference store's TTL: short, the harness's own check is quick.
+const REFERENCE_TTL: Duration = Duration::from_millis(40);
+
+impl CachingFleet {
+    fn new(flaw: Flaw) -> Self {
+        let shared = SharedWorld::default();
+        let ids = Arc::new(AtomicU64::new(0));
+        let stores = (0..INSTANCES)
+            .map(|_| caching_store(&shared, flaw, &ids))
+            .collect();
+        Self {
+            shared,
+            stores: Mutex::new(stores),
+            flaw,
+            ids,
+        }
+    }
+
+    fn instance(&self, i: usize) -> Arc<CachingStore> {
+        Arc::clone(&self.stores.lock().unwrap()[i])
+    }
+}
+
+fn caching_store(shared: &SharedWorld, flaw: Flaw, ids: &Arc<AtomicU64>) -> Arc<CachingStore> {
+    Arc::new(CachingStore {
+        shared: Arc::clone(shared),
+        cache: Mutex::default(),
+        ttl: REFERENCE_TTL,
+        flaw,
+        armed: Arc::default(),
+        fired: Arc::default(),
+        ids: Arc::clone(ids),
+    })
+}
+
+#[async_trait]
+impl Fleet for CachingFleet {
+    fn len(&self) -> usize {
+        INSTANCES
+    }
+
+    fn store(&self, i: usize) -> Arc<dyn TokenStore> {
+        self.instance(i)
+    }
+
+    fn cache_ttl(&self) -> Duration {
+        REFERENCE_TTL
+    }
+
+    fn cache_slack(&self) -> Duration {
+        Duration::from_millis(5)
+    }
+
+    async fn arm(&self, i: usize, injection: Injection) {
+        let store = self.instance(i);
+        store.fired.store(0, Ordering::SeqCst);
+        *store.armed.lock().unwrap() = Some(injection);
+    }
+
+    async fn disarm(&self, i: usize) -> u64 {
+        let store = self.instance(i);
+        *store.armed.lock().unwrap() = None;
+        store.fired.load(Ordering::SeqCst)
+    }
+
+    async fn replace(&self, i: usize) {
+        self.stores.lock().unwrap()[i] = caching_store(&self.shared, self.flaw, &self.ids);
+    }
+
+    async fn teardown(&self) {}
+}
+
+fn caching_fleets(flaw: Flaw) -> MakeFleet {
+    Arc::new(move || Box::pin(async move { Box::new(CachingFleet::new(flaw)) as Box<dyn Fleet> }))
+}
+
+fn reference_config(test: &'static str) -> Config {
+    Config {
+        test,
+        histories: 300,
+        steps: 16,
+        parallel: 4,
+        ..Config::default()
+    }
+}
+
+/// No false alarm: a store that keeps every guarantee (stale reads only
+/// within its TTL, reads of its own writes, all-or-nothing failures)
+/// passes, faults, stops, placeholders and all.
+#[tokio::test]
+async fn the_model_passes_a_store_that_keeps_the_guarantees() {
+    model::run(
+        reference_config("the_model_passes_a_store_that_keeps_the_guarantees"),
+        caching_fleets(Flaw::None),
+    )
+    .await;
+}
+
+/// The runner catches a lost update (a save by id merged onto a cached copy).
+#[tokio::test]
+async fn the_model_catches_a_save_merged_onto_a_cached_copy() {
+    let config = reference_config("the_model_catches_a_save_merged_onto_a_cached_copy");
+    let explored = model::explore(&config, &caching_fleets(Flaw::MergesOntoItsCache)).await;
+    let (_, outcome) = explored
+        .failures
+        .first()
+        .unwrap_or_else(|| panic!("no history caught the flaw: {}", explored.summary));
+    let failure = outcome.failure.as_ref().unwrap();
+    assert_eq!(
+        failure.property,
+        model::Property::NoAcknowledgedWriteLost,
+        "{}",
+        model::report(&config, outcome)
+    );
+}
+
+/// The runner catches a cache that outlives its TTL.
+#[tokio::test]
+async fn the_model_catches_a_cache_that_never_expires() {
+    let config = reference_config("the_model_catches_a_cache_that_never_expires");
+    let explored = model::explore(&config, &caching_fleets(Flaw::CacheNeverExpires)).await;
+    let (_, outcome) = explored
+        .failures
+        .first()
+        .unwrap_or_else(|| panic!("no history caught the flaw: {}", explored.summary));
+    let failure = outcome.failure.as_ref().unwrap();
+    assert!(
+        matches!(
+            failure.property,
+            model::Property::NoAcknowledgedWriteLost
+                | model::Property::NoDeletedTokenServed
+                | model::Property::InstancesAgreeAfterTheTtl
+        ),
+        "{}",
+        model::report(&config, outcome)
+    );
+}

@@ -135,6 +135,11 @@ pub trait Fleet: Send + Sync {
     fn store(&self, i: usize) -> Arc<dyn TokenStore>;
     /// How long an instance may serve a value from its cache (zero: none).
     fn cache_ttl(&self) -> Duration;
+    /// How much longer than the TTL a cached value may live, for the
+    /// difference between the store's clock reads and the runner's.
+    fn cache_slack(&self) -> Duration {
+        Duration::from_millis(60)
+    }
     /// Arms `injection` for instance `i`'s next operation.
     async fn arm(&self, i: usize, injection: Injection);
     /// Disarms instance `i`; answers how many faults fired since it was
@@ -216,8 +221,8 @@ pub enum Op {
     Repair,
     /// The held deleted names are purged (AWS's background purge ends).
     Purge,
-    /// Nothing happens for a while: caches age.
-    Wait { millis: u64 },
+    /// Nothing happens for this many thousandths of the cache TTL: caches age.
+    Wait { per_mille_of_ttl: u32 },
     /// Waits out the cache TTL, then reads everything on every instance
     /// and requires one state of the model to explain it all.
     Check,
@@ -392,7 +397,7 @@ pub fn plan(seed: u64, config: &Config, abilities: Abilities) -> Plan {
             90..=92 if hold_names => steps.push(step(Op::Purge, None)),
             93..=96 => steps.push(step(
                 Op::Wait {
-                    millis: rng.u64(0..400),
+                    per_mille_of_ttl: rng.u32(0..1500),
                 },
                 None,
             )),
@@ -502,8 +507,6 @@ struct Epoch {
     step: usize,
 }
 
-/// Extra time allowed around a cache entry's TTL for clock reads.
-const TTL_SLACK: Duration = Duration::from_millis(60);
 /// More possible states than this and the history stops being conclusive.
 const MAX_WORLDS: usize = 512;
 
@@ -512,12 +515,15 @@ const MAX_WORLDS: usize = 512;
 pub struct Model {
     epochs: Vec<Epoch>,
     ttl: Duration,
+    /// Allowed beyond `ttl` (see [`Fleet::cache_slack`]).
+    slack: Duration,
     placeholders: u64,
     /// Per instance (its current incarnation): the span of every operation.
     spans: Vec<Vec<(Instant, Instant)>>,
     /// (instance, id) → the epoch its last acknowledged write of that token made.
     own_token: BTreeMap<(usize, String), usize>,
-    /// (instance, user) → the epoch its last acknowledged write touching that user made.
+    /// (instance, user) → the epoch its last acknowledged save that gave a
+    /// token that user name made.
     own_user: BTreeMap<(usize, String), usize>,
     /// Every real id the model has seen.
     seen_ids: BTreeSet<String>,
@@ -571,8 +577,9 @@ impl fmt::Display for Property {
 }
 
 impl Model {
-    /// An empty store, `instances` instances whose caches live `ttl`.
-    pub fn new(instances: usize, ttl: Duration, start: Instant) -> Self {
+    /// An empty store, `instances` instances whose caches live `ttl`
+    /// (give or take `slack`).
+    pub fn new(instances: usize, ttl: Duration, slack: Duration, start: Instant) -> Self {
         Self {
             epochs: vec![Epoch {
                 begin: start,
@@ -581,6 +588,7 @@ impl Model {
                 step: 0,
             }],
             ttl,
+            slack,
             placeholders: 0,
             spans: vec![Vec::new(); instances],
             own_token: BTreeMap::new(),
@@ -760,14 +768,16 @@ impl Model {
                 }
                 // The save merged onto one of these: the others were never the state.
                 self.epochs.last_mut().expect("an epoch").worlds = dedup(before_kept);
-                let mut users = self.users_of(stored.id.as_deref().unwrap_or_default());
-                users.extend(stored.user_name.clone());
                 self.push_epoch(after, step, start, end);
                 let epoch = self.epochs.len() - 1;
                 if let Some(id) = stored.id.clone() {
                     self.own_token.insert((instance, id), epoch);
                 }
-                for user in users {
+                // Read your writes by user: the user this save gave the
+                // token. (A user it took away is covered by the token's own
+                // floor: the instance must not serve the token's old value;
+                // another token's stale copy is within the TTL rule.)
+                if let Some(user) = stored.user_name.clone() {
                     self.own_user.insert((instance, user), epoch);
                 }
                 Ok(())
@@ -865,7 +875,6 @@ impl Model {
         (start, end): (Instant, Instant),
     ) {
         let before = self.current().worlds.clone();
-        let users = self.users_of(id);
         let mut worlds: Vec<World> = before
             .iter()
             .map(|w| {
@@ -881,9 +890,6 @@ impl Model {
         if acknowledged {
             let epoch = self.epochs.len() - 1;
             self.own_token.insert((instance, id.to_owned()), epoch);
-            for user in users {
-                self.own_user.insert((instance, user), epoch);
-            }
         }
     }
 
@@ -895,7 +901,7 @@ impl Model {
         (start, end): (Instant, Instant),
         floor: usize,
     ) -> Vec<usize> {
-        let horizon = self.ttl + TTL_SLACK;
+        let horizon = self.ttl + self.slack;
         let oldest = self.spans[instance]
             .iter()
             .filter(|(_, e)| *e + horizon > start)
@@ -1482,26 +1488,22 @@ pub async fn run_plan(fleet: &dyn Fleet, plan: &Plan, users: usize) -> Outcome {
         counter: 0,
         base_expiry: now_millis() + 6 * 3_600_000,
     };
-    let mut model = Model::new(fleet.len(), fleet.cache_ttl(), Instant::now());
+    let mut model = Model::new(
+        fleet.len(),
+        fleet.cache_ttl(),
+        fleet.cache_slack(),
+        Instant::now(),
+    );
     let mut log = Vec::new();
     let mut faults = 0;
     if plan.hold_names {
         fleet.hold_deleted_names().await;
         log.push("    (deleted names stay taken until a purge step, as on AWS)".to_owned());
     }
-    let mut last_write_end = Instant::now();
     let mut failure = None;
     for (n, step) in plan.steps.iter().enumerate() {
         let number = n + 1;
-        let outcome = run_step(
-            fleet,
-            &mut model,
-            &mut values,
-            step,
-            number,
-            &mut last_write_end,
-        )
-        .await;
+        let outcome = run_step(fleet, &mut model, &mut values, step, number).await;
         if outcome.fired {
             faults += 1;
         }
@@ -1582,7 +1584,6 @@ async fn run_step(
     values: &mut Values,
     step: &Step,
     number: usize,
-    last_write_end: &mut Instant,
 ) -> StepOutcome {
     let i = step.instance % fleet.len();
     let users = values.users.clone();
@@ -1600,13 +1601,12 @@ async fn run_step(
 
     // Steps that are not one store operation.
     match step.op {
-        Op::Wait { millis } => {
+        Op::Wait { per_mille_of_ttl } => {
             // Only caches age: with none, there is nothing to wait for.
-            if !fleet.cache_ttl().is_zero() {
-                tokio::time::sleep(Duration::from_millis(millis)).await;
-            }
+            let pause = fleet.cache_ttl() * per_mille_of_ttl / 1000;
+            tokio::time::sleep(pause).await;
             return StepOutcome {
-                line: head(format!("wait {millis} ms")),
+                line: head(format!("wait {} ms", pause.as_millis())),
                 extra,
                 breach: None,
                 fired: false,
@@ -1738,7 +1738,6 @@ async fn run_step(
                     )
                 }
             };
-            *last_write_end = end;
             line = head(format!("{kind} {} -> {shown}", show(&token)));
             breach = result.err();
         }
@@ -1777,7 +1776,6 @@ async fn run_step(
                     )
                 }
             };
-            *last_write_end = end;
             line = head(format!("delete {id} -> {shown}"));
             breach = result.err();
         }
@@ -1904,7 +1902,7 @@ async fn check(
     let ttl = fleet.cache_ttl();
     if !ttl.is_zero() {
         // Every instance's last operation, whatever it was, fills caches.
-        tokio::time::sleep(ttl + 2 * TTL_SLACK).await;
+        tokio::time::sleep(ttl + 2 * fleet.cache_slack()).await;
     }
     let ids = model.known_ids();
     let mut observed = Vec::new();
@@ -2021,10 +2019,19 @@ fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok()?.trim().parse().ok()
 }
 
+/// What [`explore`] found.
+#[derive(Debug)]
+pub struct Explored {
+    /// Failing histories, in the order they ran.
+    pub failures: Vec<(Plan, Outcome)>,
+    /// One line: histories, faults, failures, time.
+    pub summary: String,
+}
+
 /// Runs the histories of `config` (or the one of `MODEL_SEED`) on fleets
-/// from `make`, shrinks the first failure, and panics with the report of
-/// every failing history. Prints a summary line either way.
-pub async fn run(config: Config, make: MakeFleet) {
+/// from `make`, `config.parallel` at a time, until the first failure (or all
+/// of them with `MODEL_KEEP_GOING=1`).
+pub async fn explore(config: &Config, make: &MakeFleet) -> Explored {
     let abilities = {
         let fleet = make().await;
         let abilities = Abilities {
@@ -2035,7 +2042,7 @@ pub async fn run(config: Config, make: MakeFleet) {
         fleet.teardown().await;
         abilities
     };
-    let mut config = config;
+    let mut config = config.clone();
     if let Some(steps) = env_number("MODEL_STEPS") {
         config.steps = steps as usize;
     }
@@ -2061,7 +2068,7 @@ pub async fn run(config: Config, make: MakeFleet) {
         }
         let runs = batch.into_iter().map(|seed| {
             let plan = plan(seed, &config, abilities);
-            let make = Arc::clone(&make);
+            let make = Arc::clone(make);
             let users = config.users;
             async move {
                 let fleet = make().await;
@@ -2091,6 +2098,13 @@ pub async fn run(config: Config, make: MakeFleet) {
         started.elapsed().as_secs_f64(),
         longest.as_secs_f64()
     );
+    Explored { failures, summary }
+}
+
+/// [`explore`], then shrinks the first failure of each property and panics
+/// with the report of every failing history. Prints the summary either way.
+pub async fn run(config: Config, make: MakeFleet) {
+    let Explored { failures, summary } = explore(&config, &make).await;
     eprintln!("{summary}");
     if failures.is_empty() {
         return;
@@ -2104,17 +2118,18 @@ pub async fn run(config: Config, make: MakeFleet) {
         let first_of_kind = failures[..k]
             .iter()
             .all(|(_, o)| o.failure.as_ref().map(|f| f.property) != property);
-        if first_of_kind && !shrink_budget.is_zero() {
-            if let Some(shorter) = shrink(&make, plan, outcome, config.users, shrink_budget).await {
-                let _ = writeln!(
-                    text,
-                    "--- shrunk to {} steps (same property, seed {} with steps dropped; \
-                     the plan below is what ran):\n{}",
-                    shorter.1.log.iter().filter(|l| l.contains(". [")).count(),
-                    plan.seed,
-                    report(&config, &shorter.1)
-                );
-            }
+        if first_of_kind
+            && !shrink_budget.is_zero()
+            && let Some(shorter) = shrink(&make, plan, outcome, config.users, shrink_budget).await
+        {
+            let _ = writeln!(
+                text,
+                "--- shrunk to {} steps (same property; seed {} with steps dropped, so replaying \
+                 the seed runs the unshrunk history):\n{}",
+                shorter.1.log.iter().filter(|l| l.contains(". [")).count(),
+                plan.seed,
+                report(&config, &shorter.1)
+            );
         }
     }
     let mut by_property: BTreeMap<String, Vec<u64>> = BTreeMap::new();

@@ -563,8 +563,8 @@ impl TokenStore for CachingStore {
             }
             match model::apply_save(&base, token, &fresh) {
                 model::Applied::Stored(_, stored) => {
-                    w.insert(stored.id.clone().unwrap_or_default(), stored.clone());
-                    Ok(stored)
+                    w.insert(stored.id.clone().unwrap_or_default(), (*stored).clone());
+                    Ok(*stored)
                 }
                 model::Applied::Refused(why) => Err(StoreError::invalid_input(why)),
             }

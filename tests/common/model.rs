@@ -452,7 +452,7 @@ fn holder<'a>(world: &'a World, user: &str) -> Option<&'a OAuthToken> {
 /// refusal (`InvalidInput`).
 #[derive(Debug, Clone)]
 pub enum Applied {
-    Stored(World, OAuthToken),
+    Stored(World, Box<OAuthToken>),
     Refused(&'static str),
 }
 
@@ -492,7 +492,7 @@ pub fn apply_save(world: &World, token: &OAuthToken, fresh: &str) -> Applied {
     }
     let mut after = world.clone();
     after.insert(id, stored.clone());
-    Applied::Stored(after, stored)
+    Applied::Stored(after, Box::new(stored))
 }
 
 /// The worlds between two writes, and when they may have been current.

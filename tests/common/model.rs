@@ -73,6 +73,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use zoho_token_store::{OAuthToken, StoreError, TokenStore};
 
 // ---------------------------------------------------------------------------
@@ -833,7 +834,9 @@ impl Model {
                     same_content(&merged, stored)
                 })
             })
-        });
+        }) || !self
+            .overwritten_fields(&id, stored, &[self.epochs.len() - 1])
+            .is_empty();
         let second_user = results
             .iter()
             .any(|(_, a)| matches!(a, Applied::Refused(why) if why.contains("second token")));
@@ -980,10 +983,21 @@ impl Model {
                  stale copy was served past the TTL or after this instance's own write)"
                     .to_owned(),
             ),
-            Some(_) => (
-                Property::AnswersExplainedByTheModel,
-                "a value no state the model allows has (a half-applied write?)".to_owned(),
-            ),
+            Some(v) => match self.overwritten_fields(id, v, epochs) {
+                fields if !fields.is_empty() => (
+                    Property::NoAcknowledgedWriteLost,
+                    format!(
+                        "it carries {} of an older value of the token, which later \
+                         acknowledged writes replaced: a save merged onto a stale copy and \
+                         undid them",
+                        fields.join(", ")
+                    ),
+                ),
+                _ => (
+                    Property::AnswersExplainedByTheModel,
+                    "a value no state the model allows has (a half-applied write?)".to_owned(),
+                ),
+            },
         };
         Breach {
             property,
@@ -994,6 +1008,44 @@ impl Model {
             ),
             ids: vec![(id.to_owned(), user.map(str::to_owned))],
         }
+    }
+
+    /// The fields (`r=…`, `a=…`, `e=…`: unique to one write) in which `v`
+    /// has a value of an older version of token `id` that no value allowed
+    /// in `epochs` has: the mark of a write merged onto a stale copy.
+    fn overwritten_fields(&self, id: &str, v: &OAuthToken, epochs: &[usize]) -> Vec<String> {
+        let allowed: Vec<&OAuthToken> = epochs
+            .iter()
+            .flat_map(|&k| self.epochs[k].worlds.iter())
+            .filter_map(|w| w.get(id))
+            .collect();
+        let older: Vec<&OAuthToken> = self
+            .epochs
+            .iter()
+            .flat_map(|e| e.worlds.iter())
+            .filter_map(|w| w.get(id))
+            .collect();
+        let mut fields = Vec::new();
+        let fields_of = |t: &OAuthToken| {
+            [
+                t.refresh_token.clone().map(|r| format!("r={r}")),
+                t.access_token.clone().map(|a| format!("a={a}")),
+                t.expiry_time.map(|e| format!("e={}", e % 1_000_000)),
+            ]
+        };
+        for (n, field) in fields_of(v).into_iter().enumerate() {
+            let Some(field) = field else { continue };
+            let now = allowed
+                .iter()
+                .any(|t| fields_of(t)[n].as_ref() == Some(&field));
+            let before = older
+                .iter()
+                .any(|t| fields_of(t)[n].as_ref() == Some(&field));
+            if before && !now {
+                fields.push(field);
+            }
+        }
+        fields
     }
 
     fn existed(&self, id: &str) -> bool {
@@ -2060,43 +2112,56 @@ pub async fn explore(config: &Config, make: &MakeFleet) -> Explored {
     let mut ran = 0;
     let mut faults = 0;
     let mut longest = Duration::ZERO;
-    let mut seeds = seeds.into_iter();
-    loop {
-        let batch: Vec<u64> = seeds.by_ref().take(config.parallel.max(1)).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let runs = batch.into_iter().map(|seed| {
+    let mut passing_time = Duration::ZERO;
+    let mut passing = 0u32;
+    // Once a history fails (and not keep_going), no new one starts; those
+    // running finish, so that each tears its fleet down.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runs = futures::stream::iter(seeds)
+        .map(|seed| {
             let plan = plan(seed, &config, abilities);
             let make = Arc::clone(make);
             let users = config.users;
+            let stop = Arc::clone(&stop);
             async move {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    return None;
+                }
                 let fleet = make().await;
                 let outcome = run_plan(fleet.as_ref(), &plan, users).await;
                 fleet.teardown().await;
-                (plan, outcome)
+                if outcome.failure.is_some() && !keep_going {
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                Some((plan, outcome))
             }
-        });
-        for (plan, outcome) in futures::future::join_all(runs).await {
-            ran += 1;
-            faults += outcome.faults;
-            longest = longest.max(outcome.elapsed);
-            if outcome.failure.is_some() {
-                failures.push((plan, outcome));
-            }
-        }
-        if !failures.is_empty() && !keep_going {
-            break;
+        })
+        .buffer_unordered(config.parallel.max(1));
+    futures::pin_mut!(runs);
+    while let Some(run) = runs.next().await {
+        let Some((plan, outcome)) = run else { continue };
+        ran += 1;
+        faults += outcome.faults;
+        longest = longest.max(outcome.elapsed);
+        if outcome.failure.is_some() {
+            failures.push((plan, outcome));
+        } else {
+            passing += 1;
+            passing_time += outcome.elapsed;
         }
     }
+    let mean = passing_time.checked_div(passing).unwrap_or_default();
     let summary = format!(
         "model test {}: {ran} histories ({} steps each), {faults} steps with a fault fired, \
-         {} failing, {:.1} s (longest history {:.1} s)",
+         {} failing, {:.1} s ({} at a time; longest history {:.1} s, a passing one {:.2} s \
+         on average)",
         config.test,
         config.steps,
         failures.len(),
         started.elapsed().as_secs_f64(),
-        longest.as_secs_f64()
+        config.parallel.max(1),
+        longest.as_secs_f64(),
+        mean.as_secs_f64()
     );
     Explored { failures, summary }
 }

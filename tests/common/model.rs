@@ -62,7 +62,9 @@
 //! Environment: `MODEL_SEED` (replay one history), `MODEL_HISTORIES` (how
 //! many), `MODEL_STEPS` (steps per history), `MODEL_KEEP_GOING=1` (run every
 //! history and report every failure, not the first only),
-//! `MODEL_SHRINK_SECS` (time for shrinking, default 120; 0: none).
+//! `MODEL_SHRINK_SECS` (time for shrinking, default 120; 0: none),
+//! `MODEL_HOLD_PERCENT` (histories that hold deleted names; 0 to look past
+//! that finding).
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -2097,6 +2099,9 @@ pub async fn explore(config: &Config, make: &MakeFleet) -> Explored {
     let mut config = config.clone();
     if let Some(steps) = env_number("MODEL_STEPS") {
         config.steps = steps as usize;
+    }
+    if let Some(percent) = env_number("MODEL_HOLD_PERCENT") {
+        config.hold_percent = percent as u32;
     }
     let seeds: Vec<u64> = match env_number("MODEL_SEED") {
         Some(seed) => vec![seed],

@@ -362,6 +362,12 @@ impl Fleet for StorageFleet {
         Duration::ZERO
     }
 
+    /// No cache and one linearizable storage: every read answers the state
+    /// during its call, nothing older.
+    fn cache_slack(&self) -> Duration {
+        Duration::ZERO
+    }
+
     async fn arm(&self, i: usize, injection: Injection) {
         let storage = self.storage(i);
         storage.fired.store(0, Ordering::SeqCst);
@@ -710,9 +716,16 @@ async fn the_model_catches_a_save_merged_onto_a_cached_copy() {
         .first()
         .unwrap_or_else(|| panic!("no history caught the flaw: {}", explored.summary));
     let failure = outcome.failure.as_ref().unwrap();
-    assert_eq!(
-        failure.property,
-        model::Property::NoAcknowledgedWriteLost,
+    // A merge onto a stale copy loses a write, or (when the stale copy has
+    // another user name) refuses or accepts a save the current state decides
+    // otherwise.
+    assert!(
+        matches!(
+            failure.property,
+            model::Property::NoAcknowledgedWriteLost
+                | model::Property::SavesFollowTheRules
+                | model::Property::OneTokenPerUserName
+        ),
         "{}",
         model::report(&config, outcome)
     );

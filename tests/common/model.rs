@@ -715,12 +715,44 @@ impl Model {
                 Ok(())
             }
             Some(Err(error)) => {
-                // Refused: nothing changed, and only worlds that refuse it remain.
+                // Refused: nothing changed, and only worlds that refuse it
+                // remain; when the refusal names the user's holder, only
+                // worlds where that token holds the user (a placeholder
+                // there is that token).
+                let named = named_holder(error);
+                let user = token.user_name.as_deref().or_else(|| {
+                    let id = token.id.as_deref()?;
+                    before.iter().find_map(|w| w.get(id)?.user_name.as_deref())
+                });
                 let refusing: Vec<World> = results
                     .iter()
                     .filter(|(_, a)| matches!(a, Applied::Refused(_)))
-                    .map(|(w, _)| w.clone())
+                    .filter_map(|(w, _)| match (&named, user) {
+                        (Some(named), Some(user)) => {
+                            let holder = holder(w, user)?.id.clone()?;
+                            if holder == *named {
+                                Some(w.clone())
+                            } else if is_placeholder(&holder) && !w.contains_key(named) {
+                                Some(bind(w, &holder, named))
+                            } else {
+                                None
+                            }
+                        }
+                        _ => Some(w.clone()),
+                    })
                     .collect();
+                if refusing.is_empty() && named.is_some() {
+                    return Err(Breach {
+                        property: Property::SavesFollowTheRules,
+                        detail: format!(
+                            "the save was refused ({error}), but in no state the model allows \
+                             does token {} hold that user name: the refusal was decided on a \
+                             stale copy (a cached index) or a leftover claim",
+                            named.as_deref().unwrap_or_default()
+                        ),
+                        ids: self.ids_of(token),
+                    });
+                }
                 if refusing.is_empty() {
                     let expected = results
                         .iter()
@@ -978,6 +1010,12 @@ impl Model {
             Some(_) if allowed.iter().all(|a| a == "absent") && self.existed(id) => (
                 Property::NoDeletedTokenServed,
                 "the token was served after its delete was acknowledged".to_owned(),
+            ),
+            Some(_) if allowed.iter().all(|a| a == "absent") => (
+                Property::AnswersExplainedByTheModel,
+                "no state the model allows has the token: a write applied after its \
+                 operation failed and was settled as not applied (or one never made)"
+                    .to_owned(),
             ),
             Some(v) if older(v) => (
                 Property::NoAcknowledgedWriteLost,
@@ -1266,6 +1304,15 @@ impl Model {
         }
         out
     }
+}
+
+/// The holder a refusal names: the stores' "user … already has stored
+/// token <id>; …" (`check_unique_user`'s words).
+fn named_holder(error: &StoreError) -> Option<String> {
+    let text = error.to_string();
+    let rest = text.split("already has stored token ").nth(1)?;
+    let id = rest.split(';').next()?.trim();
+    (!id.is_empty()).then(|| id.to_owned())
 }
 
 fn holders_ids(all: &[Epoch], epochs: &[usize], user: &str) -> Vec<(String, Option<String>)> {

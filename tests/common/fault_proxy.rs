@@ -257,8 +257,11 @@ impl State {
     }
 
     /// Records a force-deleted name as purging, when names are held.
-    fn note_delete(&self, body: &str, response: &Message) {
-        if !self.holding_deleted.load(Ordering::SeqCst) || !response.head[0].contains(" 200 ") {
+    fn note_delete(&self, body: &str, response: &Message, existed: bool) {
+        if !existed
+            || !self.holding_deleted.load(Ordering::SeqCst)
+            || !response.head[0].contains(" 200 ")
+        {
             return;
         }
         let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
@@ -641,6 +644,35 @@ async fn forward(upstream: std::net::SocketAddr, request: &Message) -> std::io::
     }
 }
 
+/// Whether the secret a `DeleteSecret` request names exists upstream (a
+/// `DescribeSecret` made from the request; LocalStack does not check the
+/// signature).
+async fn exists(upstream: std::net::SocketAddr, request: &Message, body: &str) -> bool {
+    let Some(id) = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| json.get("SecretId")?.as_str().map(str::to_owned))
+    else {
+        return false;
+    };
+    let head = request
+        .head
+        .iter()
+        .map(|line| match line.split_once(':') {
+            Some((key, _)) if key.trim().eq_ignore_ascii_case("x-amz-target") => {
+                "X-Amz-Target: secretsmanager.DescribeSecret".to_owned()
+            }
+            _ => line.clone(),
+        })
+        .collect();
+    let describe = Message {
+        head,
+        body: serde_json::to_vec(&serde_json::json!({ "SecretId": id })).unwrap_or_default(),
+    };
+    forward(upstream, &describe)
+        .await
+        .is_ok_and(|response| response.head[0].contains(" 200 "))
+}
+
 fn canned(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status}\r\nx-amzn-RequestId: fault-proxy\r\n");
     for header in headers {
@@ -686,13 +718,20 @@ async fn serve(state: Arc<State>, stream: TcpStream) {
                 None => state.decide(&operation, attempt, max),
             },
         };
+        // Only a name that exists is held once deleted: Secrets Manager (and
+        // LocalStack) answer a forced delete of an absent name with success,
+        // and there is nothing to purge then.
+        let existed = operation == "DeleteSecret"
+            && fault.is_none()
+            && state.holding_deleted.load(Ordering::SeqCst)
+            && exists(state.upstream, &request, &body).await;
         let reply = match fault {
             None => match forward(state.upstream, &request).await {
                 Ok(response) if operation == "BatchGetSecretValue" => {
                     state.lagged(response).to_bytes()
                 }
                 Ok(response) if operation == "DeleteSecret" => {
-                    state.note_delete(&body, &response);
+                    state.note_delete(&body, &response, existed);
                     response.to_bytes()
                 }
                 Ok(response) => response.to_bytes(),

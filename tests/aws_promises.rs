@@ -328,10 +328,11 @@ async fn a_rename_failed_at_any_call_reads_as_before_or_after() {
         store.save_token(&mut t).await.unwrap();
         let id = t.id.clone().unwrap();
 
-        proxy.fail_call_after(call, Fault::Http500);
+        proxy.fail_call_number(call as usize + 1, Fault::Http500, false);
         let mut rename = OAuthToken::for_user(&to).with_id(&id);
         let result = store.save_token(&mut rename).await;
-        let failed = proxy.failed_the_picked_call();
+        let failed = proxy.picked_call_came();
+        proxy.clear_call_faults();
         if !failed {
             // The rename made fewer calls than `call`: every one was failed once.
             result.unwrap();

@@ -113,12 +113,25 @@ struct Target {
     invocations: Vec<String>,
 }
 
+/// The call that [`Proxy::fail_call_number`] fails.
+struct Numbered {
+    /// 1-based number of the call to fail, counted from when it was set.
+    call: usize,
+    /// Every call from `call` on fails, not only that one.
+    and_later: bool,
+    fault: Fault,
+    /// `amz-sdk-invocation-id`s of the calls seen since, in order.
+    seen: Vec<String>,
+}
+
 struct State {
     schedule: Mutex<Schedule>,
     /// Requests to hold until the test releases them ([`Proxy::hold`]).
     holds: Mutex<Vec<Arc<HoldState>>>,
     /// Calls to fail on every attempt ([`Proxy::fail_calls`]).
     targets: Mutex<Vec<Target>>,
+    /// The call picked by number ([`Proxy::fail_call_number`]).
+    numbered: Mutex<Option<Numbered>>,
     /// Secrets whose `BatchGetSecretValue` answers show an older version
     /// ([`Proxy::lag_batch_reads`]): name, value and version id shown.
     lagging: Mutex<Vec<(String, String, String)>>,
@@ -127,9 +140,6 @@ struct State {
     holding_deleted: std::sync::atomic::AtomicBool,
     /// Force-deleted names whose purge has not finished.
     purging: Mutex<std::collections::BTreeSet<String>>,
-    /// [`Proxy::fail_call_after`]: SDK calls still to let through, and the
-    /// fault of the one after them.
-    nth_call: Mutex<Option<(u64, Fault)>>,
     upstream: SocketAddr,
     slow: Duration,
     requests: AtomicU64,
@@ -142,33 +152,9 @@ impl State {
         *self.schedule.lock().unwrap()
     }
 
-    /// The fault of a call picked by [`Proxy::fail_calls`] or
-    /// [`Proxy::fail_call_after`], if it is one. `first`: the call's first attempt.
-    fn targeted(
-        &self,
-        operation: &str,
-        body: &str,
-        invocation: Option<&str>,
-        first: bool,
-    ) -> Option<Fault> {
+    /// The fault of a call picked by [`Proxy::fail_calls`], if it is one.
+    fn targeted(&self, operation: &str, body: &str, invocation: Option<&str>) -> Option<Fault> {
         let mut targets = self.targets.lock().unwrap();
-        if first {
-            let mut nth = self.nth_call.lock().unwrap();
-            if let Some((left, fault)) = nth.as_mut() {
-                if *left == 0 {
-                    targets.push(Target {
-                        operation: String::new(),
-                        contains: Vec::new(),
-                        calls: 0,
-                        fault: *fault,
-                        invocations: invocation.map(str::to_owned).into_iter().collect(),
-                    });
-                    *nth = None;
-                } else {
-                    *left -= 1;
-                }
-            }
-        }
         for target in targets.iter_mut() {
             if invocation.is_some_and(|id| target.invocations.iter().any(|i| i == id)) {
                 self.injected.fetch_add(1, Ordering::SeqCst);
@@ -187,6 +173,26 @@ impl State {
             }
         }
         None
+    }
+
+    /// The fault of a call picked by [`Proxy::fail_call_number`], if it is one.
+    fn numbered(&self, invocation: Option<&str>) -> Option<Fault> {
+        let invocation = invocation?;
+        let mut numbered = self.numbered.lock().unwrap();
+        let numbered = numbered.as_mut()?;
+        let position = match numbered.seen.iter().position(|i| i == invocation) {
+            Some(position) => position,
+            None => {
+                numbered.seen.push(invocation.to_owned());
+                numbered.seen.len() - 1
+            }
+        };
+        let number = position + 1;
+        let picked = number == numbered.call || (numbered.and_later && number > numbered.call);
+        if picked {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        picked.then_some(numbered.fault)
     }
 
     /// Waits while a [`Proxy::hold`] holds this request.
@@ -251,8 +257,11 @@ impl State {
     }
 
     /// Records a force-deleted name as purging, when names are held.
-    fn note_delete(&self, body: &str, response: &Message) {
-        if !self.holding_deleted.load(Ordering::SeqCst) || !response.head[0].contains(" 200 ") {
+    fn note_delete(&self, body: &str, response: &Message, existed: bool) {
+        if !existed
+            || !self.holding_deleted.load(Ordering::SeqCst)
+            || !response.head[0].contains(" 200 ")
+        {
             return;
         }
         let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
@@ -325,10 +334,10 @@ impl Proxy {
             schedule: Mutex::new(Schedule::PassThrough),
             holds: Mutex::new(Vec::new()),
             targets: Mutex::new(Vec::new()),
+            numbered: Mutex::new(None),
             lagging: Mutex::new(Vec::new()),
             holding_deleted: std::sync::atomic::AtomicBool::new(false),
             purging: Mutex::new(std::collections::BTreeSet::new()),
-            nth_call: Mutex::new(None),
             upstream,
             slow,
             requests: AtomicU64::new(0),
@@ -387,17 +396,40 @@ impl Proxy {
         });
     }
 
-    /// Lets the next `calls` SDK calls through (whatever they are), then
-    /// fails every attempt of the one after them with `fault`: a history
-    /// failed at each of its calls in turn.
-    pub fn fail_call_after(&self, calls: u64, fault: Fault) {
+    /// Fails every attempt of the `call`-th SDK call from now on (1-based,
+    /// calls told apart by their `amz-sdk-invocation-id`, so the SDK's
+    /// retries of a call count once) with `fault`, and with `and_later`
+    /// every call after it too (a process that dies between two calls:
+    /// use [`Fault::Drop`]). Replaces the call picked before; other
+    /// requests follow the targets and the schedule. The fault a test wants
+    /// on a store operation's n-th call, whatever that call is.
+    pub fn fail_call_number(&self, call: usize, fault: Fault, and_later: bool) {
+        assert!(call >= 1, "calls are numbered from 1");
         assert_ne!(fault, Fault::Refuse, "a refusal cannot pick requests");
-        *self.state.nth_call.lock().unwrap() = Some((calls, fault));
+        *self.state.numbered.lock().unwrap() = Some(Numbered {
+            call,
+            and_later,
+            fault,
+            seen: Vec::new(),
+        });
     }
 
-    /// Whether the call picked by [`Proxy::fail_call_after`] has come (and failed).
-    pub fn failed_the_picked_call(&self) -> bool {
-        self.state.nth_call.lock().unwrap().is_none()
+    /// Forgets the call [`Proxy::fail_call_number`] picked, and the calls
+    /// [`Proxy::fail_calls`] picked and has not failed yet: requests
+    /// follow the schedule alone.
+    pub fn clear_call_faults(&self) {
+        *self.state.numbered.lock().unwrap() = None;
+        self.state.targets.lock().unwrap().clear();
+    }
+
+    /// Whether the call [`Proxy::fail_call_number`] picked has come (and failed).
+    pub fn picked_call_came(&self) -> bool {
+        self.state
+            .numbered
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|n| n.seen.len() >= n.call)
     }
 
     /// From now on, `BatchGetSecretValue` answers show secret `name` with
@@ -622,6 +654,35 @@ async fn forward(upstream: std::net::SocketAddr, request: &Message) -> std::io::
     }
 }
 
+/// Whether the secret a `DeleteSecret` request names exists upstream (a
+/// `DescribeSecret` made from the request; LocalStack does not check the
+/// signature).
+async fn exists(upstream: std::net::SocketAddr, request: &Message, body: &str) -> bool {
+    let Some(id) = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| json.get("SecretId")?.as_str().map(str::to_owned))
+    else {
+        return false;
+    };
+    let head = request
+        .head
+        .iter()
+        .map(|line| match line.split_once(':') {
+            Some((key, _)) if key.trim().eq_ignore_ascii_case("x-amz-target") => {
+                "X-Amz-Target: secretsmanager.DescribeSecret".to_owned()
+            }
+            _ => line.clone(),
+        })
+        .collect();
+    let describe = Message {
+        head,
+        body: serde_json::to_vec(&serde_json::json!({ "SecretId": id })).unwrap_or_default(),
+    };
+    forward(upstream, &describe)
+        .await
+        .is_ok_and(|response| response.head[0].contains(" 200 "))
+}
+
 fn canned(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status}\r\nx-amzn-RequestId: fault-proxy\r\n");
     for header in headers {
@@ -660,17 +721,27 @@ async fn serve(state: Arc<State>, stream: TcpStream) {
             continue;
         }
         let invocation = request.header("amz-sdk-invocation-id").map(str::to_owned);
-        let fault = match state.targeted(&operation, &body, invocation.as_deref(), attempt <= 1) {
+        let fault = match state.numbered(invocation.as_deref()) {
             Some(fault) => Some(fault),
-            None => state.decide(&operation, attempt, max),
+            None => match state.targeted(&operation, &body, invocation.as_deref()) {
+                Some(fault) => Some(fault),
+                None => state.decide(&operation, attempt, max),
+            },
         };
+        // Only a name that exists is held once deleted: Secrets Manager (and
+        // LocalStack) answer a forced delete of an absent name with success,
+        // and there is nothing to purge then.
+        let existed = operation == "DeleteSecret"
+            && fault.is_none()
+            && state.holding_deleted.load(Ordering::SeqCst)
+            && exists(state.upstream, &request, &body).await;
         let reply = match fault {
             None => match forward(state.upstream, &request).await {
                 Ok(response) if operation == "BatchGetSecretValue" => {
                     state.lagged(response).to_bytes()
                 }
                 Ok(response) if operation == "DeleteSecret" => {
-                    state.note_delete(&body, &response);
+                    state.note_delete(&body, &response, existed);
                     response.to_bytes()
                 }
                 Ok(response) => response.to_bytes(),

@@ -51,6 +51,18 @@ pub(crate) struct Cached {
     expires_at: Instant,
 }
 
+impl Cached {
+    /// A token just read, held by a save only (never put in the cache).
+    pub(crate) fn read_now(loaded: Loaded) -> Arc<Self> {
+        Arc::new(Self {
+            token: loaded.token,
+            version: loaded.version,
+            intent: loaded.intent,
+            expires_at: Instant::now(),
+        })
+    }
+}
+
 /// A token as read from its secret, for [`TokenCache::get_or_fetch`].
 #[derive(Debug)]
 pub(crate) struct Loaded {

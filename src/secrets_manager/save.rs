@@ -97,8 +97,17 @@ impl SecretsManagerStore {
                         // taken over: a new id instead.
                         Resolved::Reserved(id) if attempts.held.as_ref() == Some(&id) => None,
                         Resolved::Reserved(id) => {
-                            attempts.takeover = Some(id);
-                            None
+                            // Read past the cache first: a save racing for
+                            // the id may have created its secret since.
+                            match self.fetch(&id).await? {
+                                Some(loaded) if key.matches(&loaded.token) => {
+                                    Some(Cached::read_now(loaded))
+                                }
+                                _ => {
+                                    attempts.takeover = Some(id);
+                                    None
+                                }
+                            }
                         }
                         Resolved::Missing { free_user_id } => {
                             // A new token: under its user's derived id
@@ -372,8 +381,11 @@ impl SecretsManagerStore {
                 if token.id.is_some() {
                     check_unique_user(updated, Some(&holder))?;
                 }
-                // Else this instance's index was stale: the index now names
-                // the holder, and the next attempt updates it.
+                // Else this instance's index was stale: read it again, so
+                // that the next attempt finds the holder (a cached index
+                // that still names a reservation would be taken over, and
+                // refused, again and again).
+                self.inner.index.load().await?;
                 Ok(false)
             }
         }

@@ -25,13 +25,15 @@ struct Interleaving {
     /// Operations so far: how many times the next one yields is a hash of it.
     ops: AtomicUsize,
     puts: AtomicUsize,
-    /// Hold the first put of a token record until another get reads it.
+    /// Hold the first put of a token (not of a placeholder) until another
+    /// get reads its record.
     stall_first_token_put: bool,
     stalled: AtomicBool,
     stalled_key: Mutex<Option<String>>,
     stalled_key_reads: AtomicUsize,
     released: AtomicBool,
-    /// Puts of token records to answer with a backend error.
+    /// Puts of tokens (not placeholders) to answer with a backend error,
+    /// writing nothing.
     failing_token_puts: AtomicUsize,
     /// Answer every put "not as expected".
     always_lose: bool,
@@ -66,6 +68,7 @@ impl Storage for Interleaving {
         self.interleave().await;
         if self.stall_first_token_put
             && key.starts_with("token.")
+            && carries_a_token(value)
             && !self.stalled.swap(true, Ordering::SeqCst)
         {
             // A slow write: it lands only once another saver has read this
@@ -87,6 +90,7 @@ impl Storage for Interleaving {
         }
         let failing = &self.failing_token_puts;
         if key.starts_with("token.")
+            && carries_a_token(value)
             && failing
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
@@ -244,11 +248,29 @@ async fn a_save_that_keeps_losing_gives_up_after_32_puts() {
     assert_eq!(token.id, None, "a failed save leaves the token as it was");
 }
 
-/// A save that claimed its user name but whose write failed is finished by
-/// the next save of that name: its token appears whole, never half-way, and
-/// the name stays with it.
+/// A token record's value that carries a token, not a placeholder the
+/// layer writes before claiming a name (which holds no token fields).
+fn carries_a_token(value: &str) -> bool {
+    value.contains("\"refresh_token\"") || value.contains("\"access_token\"")
+}
+
+/// The values of every record in `storage`, raw.
+async fn raw_values(storage: &MemoryStorage) -> Vec<String> {
+    let mut values = Vec::new();
+    for key in storage.list().await.unwrap() {
+        if let Some(record) = storage.get(&key).await.unwrap() {
+            values.push(record.value);
+        }
+    }
+    values
+}
+
+/// A save that claimed its user name but whose token write failed leaves
+/// the tokens as they were, for good: the next save of another token for
+/// that name succeeds, and the failed save's token never appears (nor do
+/// its secrets stay anywhere in the storage).
 #[tokio::test]
-async fn a_claim_whose_write_failed_is_finished_by_the_next_claimant() {
+async fn a_claim_whose_write_failed_is_taken_over_by_the_next_claimant() {
     let store = StorageStore::new(Interleaving::default());
     store
         .storage()
@@ -258,14 +280,50 @@ async fn a_claim_whose_write_failed_is_finished_by_the_next_claimant() {
     let error = store.save_token(&mut first).await.unwrap_err();
     assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
     assert_eq!(store.get_tokens().await.unwrap(), vec![]);
-    let mut second = sample_token(1).with_id("second");
-    let error = store.save_token(&mut second).await.unwrap_err();
+    let mut second = OAuthToken {
+        refresh_token: Some("1000.refresh-second".into()),
+        ..sample_token(1).with_id("second")
+    };
+    store.save_token(&mut second).await.unwrap();
+    assert_eq!(store.get_tokens().await.unwrap(), vec![second]);
+    assert_eq!(store.find_token_by_id("first").await.unwrap(), None);
+    let values = raw_values(&store.storage().inner).await;
     assert!(
-        matches!(error, StoreError::InvalidInput { .. }),
-        "{error:?}"
+        values.iter().all(|v| !v.contains("1000.refresh-1")),
+        "the failed save's refresh token is still stored"
     );
-    let stored = store.get_tokens().await.unwrap();
-    assert_eq!(stored, vec![sample_token(1).with_id("first")]);
+}
+
+/// The same failed save, then the caller deletes its token: the name is
+/// free for another token, and nothing brings the deleted token back.
+#[tokio::test]
+async fn a_failed_save_then_a_delete_leaves_the_name_free_and_the_token_gone() {
+    let store = StorageStore::new(Interleaving::default());
+    store
+        .storage()
+        .failing_token_puts
+        .store(1, Ordering::SeqCst);
+    let mut first = sample_token(1).with_id("first");
+    let error = store.save_token(&mut first).await.unwrap_err();
+    assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+    store.delete_token("first").await.unwrap();
+    let mut second = OAuthToken {
+        refresh_token: Some("1000.refresh-second".into()),
+        ..sample_token(1).with_id("second")
+    };
+    store.save_token(&mut second).await.unwrap();
+    assert_eq!(store.get_tokens().await.unwrap(), vec![second]);
+    assert_eq!(store.find_token_by_id("first").await.unwrap(), None);
+    let found = store
+        .find_token(&OAuthToken::for_user("user1@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(found.and_then(|t| t.id).as_deref(), Some("second"));
+    let values = raw_values(&store.storage().inner).await;
+    assert!(
+        values.iter().all(|v| !v.contains("1000.refresh-1")),
+        "the deleted token's refresh token is still stored"
+    );
 }
 
 /// Four processes (four `ZohoAuth`s, each its own lease holder) of ten

@@ -136,3 +136,115 @@ fn every_thread_serves_warm_calls_without_allocating() {
         }
     });
 }
+
+/// A `MemoryStore` that counts `find_token` calls and, while `held`, keeps
+/// each one pending after it has read the store (the lookup is in flight).
+#[derive(Default)]
+struct Held {
+    inner: MemoryStore,
+    held: std::sync::atomic::AtomicBool,
+    finds: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for Held {
+    async fn find_token(
+        &self,
+        token: &OAuthToken,
+    ) -> Result<Option<OAuthToken>, zoho_token_store::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.finds.fetch_add(1, SeqCst);
+        let found = self.inner.find_token(token).await;
+        // Pending until released; the test polls by hand, so no waker.
+        std::future::poll_fn(|_| {
+            if self.held.load(SeqCst) {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        found
+    }
+    async fn find_token_by_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<OAuthToken>, zoho_token_store::StoreError> {
+        self.inner.find_token_by_id(id).await
+    }
+    async fn save_token(&self, token: &mut OAuthToken) -> Result<(), zoho_token_store::StoreError> {
+        self.inner.save_token(token).await
+    }
+    async fn delete_token(&self, id: &str) -> Result<(), zoho_token_store::StoreError> {
+        self.inner.delete_token(id).await
+    }
+    async fn get_tokens(&self) -> Result<Vec<OAuthToken>, zoho_token_store::StoreError> {
+        self.inner.get_tokens().await
+    }
+    async fn delete_tokens(&self) -> Result<(), zoho_token_store::StoreError> {
+        self.inner.delete_tokens().await
+    }
+}
+
+/// A lookup that started before `invalidate` never fills the warm map: a
+/// caller that shared a lookup in flight, and resumed only after another
+/// caller had invalidated its token, does not make that token warm, so the
+/// next call asks the store (counted: one more `find_token`) and serves
+/// the newer token another process stored.
+#[test]
+fn a_lookup_from_before_an_invalidate_never_makes_its_token_warm() {
+    use std::sync::atomic::Ordering::SeqCst;
+    const NOW: i64 = 1_900_000_000_000;
+    let store = Arc::new(Held::default());
+    let mut stored = OAuthToken {
+        access_token: Some("1000.old-access".into()),
+        expiry_time: Some(NOW + 3_600_000),
+        ..OAuthToken::from_refresh_token("1000.CLIENT", "client-secret", "1000.refresh")
+            .with_user_name(USER)
+    };
+    poll_once(store.save_token(&mut stored)).unwrap().unwrap();
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(NOW as u64);
+    let auth = ZohoAuth::builder(Arc::clone(&store) as Arc<dyn TokenStore>)
+        .accounts_url("http://127.0.0.1:9")
+        .clock(move || now)
+        .build()
+        .unwrap();
+    let query = OAuthToken::for_user(USER);
+
+    // Two callers: the first runs the lookup (held in find_token), the
+    // second shares it.
+    store.held.store(true, SeqCst);
+    let mut first = Box::pin(auth.access_token(&query));
+    let mut second = Box::pin(auth.access_token(&query));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(first.as_mut().poll(&mut cx).is_pending());
+    assert!(second.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(store.finds.load(SeqCst), 1, "the second shares the lookup");
+    store.held.store(false, SeqCst);
+    let Poll::Ready(old) = first.as_mut().poll(&mut cx) else {
+        panic!("the lookup was released");
+    };
+    let old = old.unwrap();
+    assert_eq!(old.as_str(), "1000.old-access");
+
+    // The CRM API rejects it; another process stores a newer access token.
+    assert!(poll_once(auth.invalidate(&old)).is_some());
+    let mut newer = OAuthToken {
+        access_token: Some("1000.new-access".into()),
+        ..stored.clone()
+    };
+    poll_once(store.save_token(&mut newer)).unwrap().unwrap();
+
+    // The second caller resumes: its lookup started before the invalidate.
+    let Poll::Ready(shared) = second.as_mut().poll(&mut cx) else {
+        panic!("the shared lookup is done");
+    };
+    assert_eq!(shared.unwrap().as_str(), "1000.old-access");
+
+    let next = futures::executor::block_on(auth.access_token(&query)).unwrap();
+    assert_eq!(
+        (next.as_str(), store.finds.load(SeqCst)),
+        ("1000.new-access", 2),
+        "the next call asks the store and serves the newer token"
+    );
+}

@@ -51,16 +51,21 @@ impl ZohoAuth {
         let Some(user) = user else {
             return self.access_token_from_store(query).await;
         };
+        // Before the lookup: if the warm map is emptied while it runs (an
+        // invalidate, a new grant), what it finds is never served warm.
+        let epoch = self.inner.warm_epoch();
         // Concurrent cold callers for one user share one lookup (and one
         // refresh): a burst of requests reads the index once, not once each.
+        // Only callers of one epoch do: one that starts after a forget runs
+        // a lookup of its own.
         let token = self
             .inner
             .lookups
-            .run(user.into(), || self.access_token_from_store(query))
+            .run((user.into(), epoch), || self.access_token_from_store(query))
             .await?;
         // Every caller, not only the one whose lookup ran: the warm map is
         // per thread, and each caller fills its own thread's.
-        self.inner.warm_insert(user, &token);
+        self.inner.warm_insert(user, &token, epoch);
         Ok(token)
     }
 

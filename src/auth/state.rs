@@ -72,8 +72,10 @@ pub(super) struct Inner {
     warm: WarmMap,
     /// Refreshes in flight, by token id.
     pub(super) flights: SingleFlight<String, Result<AccessToken, AuthError>>,
-    /// Lookups by user name in flight (past the warm map).
-    pub(super) lookups: SingleFlight<Box<str>, Result<AccessToken, AuthError>>,
+    /// Lookups by user name in flight (past the warm map), by user name and
+    /// the warm epoch they started at: a caller after a forget never shares
+    /// a lookup from before it.
+    pub(super) lookups: SingleFlight<(Box<str>, u64), Result<AccessToken, AuthError>>,
     /// Grant exchanges in flight, by a digest of the grant.
     pub(super) grant_flights: SingleFlight<String, Result<OAuthToken, AuthError>>,
     pub(super) failures: Failures,
@@ -123,10 +125,18 @@ impl Inner {
         self.warm.hit(user, now)
     }
 
+    /// The warm map's epoch: read before a lookup, for
+    /// [`warm_insert`](Self::warm_insert) of what it finds.
+    #[inline]
+    pub(super) fn warm_epoch(&self) -> u64 {
+        self.warm.epoch()
+    }
+
     /// Remembers `token` as served for `user`, until its refresh time or
     /// the next store check, whichever comes first (less the coarse clock's
-    /// lag, so that the rules on expiry hold).
-    pub(super) fn warm_insert(&self, user: &str, token: &AccessToken) {
+    /// lag, so that the rules on expiry hold), unless the warm map was
+    /// emptied since `epoch`, read before the lookup that found `token`.
+    pub(super) fn warm_insert(&self, user: &str, token: &AccessToken, epoch: u64) {
         let now = self.now_millis();
         let until = token
             .expiry_time()
@@ -134,14 +144,16 @@ impl Inner {
             .min(now.saturating_add(millis(WARM_RECHECK)))
             .saturating_sub(warm::COARSE_CLOCK_SLACK_MS);
         if until > now {
-            self.warm.insert(user, token, until);
+            self.warm.insert(user, token, until, epoch);
         }
     }
 
     /// Marks `token` as rejected by the CRM API: never served again, and
     /// no longer served from the warm map.
     pub(super) fn invalidate(&self, token: &AccessToken) {
-        self.warm.forget_all();
+        // The mark first, then the forget: a lookup that reads the new
+        // epoch sees the mark, so none can find `token` servable and
+        // insert it at that epoch.
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         let slot = slots.entry(token.0.id.to_string()).or_default();
         slot.invalidated = Some(Arc::clone(&token.0.bearer));
@@ -152,6 +164,8 @@ impl Inner {
         {
             slot.served = None;
         }
+        drop(slots);
+        self.warm.forget_all();
     }
 
     /// Empties the warm map (on every thread): a token's access token

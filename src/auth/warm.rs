@@ -60,10 +60,20 @@ impl WarmMap {
             .then(|| entry.token.clone())
     }
 
+    /// The epoch now: read it before the lookup whose token
+    /// [`insert`](Self::insert) will remember.
+    #[inline]
+    pub(super) fn epoch(&self) -> u64 {
+        // Acquire, against `forget_all`'s release: what the forget followed
+        // (a token marked invalidated) is seen by the lookup after this.
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// Remembers `token` as served for `user` on this thread until `until`
-    /// (Unix ms), as a copy of its own.
-    pub(super) fn insert(&self, user: &str, token: &AccessToken, until: i64) {
-        let epoch = self.epoch.load(Ordering::Acquire);
+    /// (Unix ms), as a copy of its own, at `epoch`: the [`epoch`](Self::epoch)
+    /// read before the lookup that found it began, so that a forget during
+    /// the lookup keeps the entry from ever being served.
+    pub(super) fn insert(&self, user: &str, token: &AccessToken, until: i64, epoch: u64) {
         let entries = self
             .threads
             .get_or(|| RefCell::new(HashMap::with_hasher(Hasher::default())));
@@ -131,7 +141,7 @@ mod tests {
     fn serves_until_its_time_then_not() {
         let map = WarmMap::default();
         assert!(map.hit("u", 0).is_none());
-        map.insert("u", &token("a"), 100);
+        map.insert("u", &token("a"), 100, map.epoch());
         assert_eq!(map.hit("u", 99).unwrap().as_str(), "a");
         assert!(map.hit("u", 100).is_none());
         assert!(map.hit("v", 0).is_none());
@@ -140,25 +150,34 @@ mod tests {
     #[test]
     fn forget_all_reaches_every_thread() {
         let map = Arc::new(WarmMap::default());
-        map.insert("u", &token("a"), 100);
+        map.insert("u", &token("a"), 100, map.epoch());
         let other = Arc::clone(&map);
         std::thread::spawn(move || {
-            other.insert("u", &token("b"), 100);
+            other.insert("u", &token("b"), 100, other.epoch());
             assert_eq!(other.hit("u", 0).unwrap().as_str(), "b");
             other.forget_all();
         })
         .join()
         .unwrap();
         assert!(map.hit("u", 0).is_none(), "this thread's entry survived");
-        map.insert("u", &token("c"), 100);
+        map.insert("u", &token("c"), 100, map.epoch());
         assert_eq!(map.hit("u", 0).unwrap().as_str(), "c");
+    }
+
+    #[test]
+    fn an_entry_from_before_a_forget_is_never_served() {
+        let map = WarmMap::default();
+        let before = map.epoch();
+        map.forget_all();
+        map.insert("u", &token("a"), 100, before);
+        assert!(map.hit("u", 0).is_none());
     }
 
     #[test]
     fn each_thread_serves_its_own_copy() {
         let map = WarmMap::default();
         let shared = token("a");
-        map.insert("u", &shared, 100);
+        map.insert("u", &shared, 100, map.epoch());
         let served = map.hit("u", 0).unwrap();
         assert_eq!(served, shared);
         assert!(!Arc::ptr_eq(&served.0, &shared.0));

@@ -8,57 +8,90 @@
 //! **every token record with user name `u` is the one `u`'s claim names.**
 //! A save that gives token `X` the user name `u` (a new token, or a rename):
 //!
-//! 1. reads `X`'s record (at version `vX`, or absent);
-//! 2. claims `u` for `X` by a conditional put of the claim record, marked
-//!    *pending* with the write it is about to make (the token, and `vX`);
-//! 3. writes `X`'s record by a put expecting `vX`;
-//! 4. marks the claim *settled* (dropping the pending write), if it is
-//!    still the one step 2 wrote.
+//! 1. reads `X`'s record (at version `vX`), and `u`'s claim; if another
+//!    token holds `u` (below), stops here, having written nothing;
+//! 2. if `X` has no record, writes a [`RESERVATION`] there (expecting none),
+//!    whose version is then `vX`: the put of step 4 expects a version, never
+//!    an absent record, so no delete of `X` can make it land again later;
+//! 3. claims `u` for `X` by a conditional put of the claim record, marked
+//!    *pending* with the version `vX` its put expects (no token value: a
+//!    claim never holds a secret);
+//! 4. writes `X`'s record by a put expecting `vX`;
+//! 5. marks the claim *settled*, if it is still the one step 3 wrote.
 //!
-//! A save that finds `u` claimed for another token `Y` first finishes a
-//! pending claim's write itself (the same put, expecting the same version:
-//! of the two puts at most one lands, and after either the put of step 3
-//! can never land again). Then, if `Y`'s record has `u`, the name is taken:
-//! a save with a given id is `InvalidInput`, writing nothing; a save
-//! without one starts over and now finds `Y` by its user name, as if it
-//! had come second. If `Y`'s record does not have `u` (renamed, deleted, or
-//! its save lost), the claim is stale and is taken over by the claim put:
-//! `Y` can regain `u` only by claiming it again, which changes the claim
-//! record and so fails the takeover. Of two concurrent saves of one new
-//! user name, then, one claim put fails, or one save finds the other's
-//! token: never both create one.
+//! A save that finds `u` claimed for another token `Y` with a pending put
+//! first *fences* that put: it rewrites `Y`'s record unchanged by a put
+//! expecting the pending version, so that the pending put (expecting the
+//! same version) can never land after. Then, if `Y`'s record has `u`, the
+//! name is taken: a save with a given id is `InvalidInput`, writing
+//! nothing; a save without one starts over and now finds `Y` by its user
+//! name, as if it had come second. If `Y`'s record does not have `u`
+//! (renamed, deleted, or its save failed or lost), the claim is stale and
+//! is taken over by the claim put: `Y` can regain `u` only by claiming it
+//! again, which changes the claim record and so fails the takeover. Of two
+//! concurrent saves of one new user name, then, one claim put fails, or one
+//! save finds the other's token: never both create one.
 //!
-//! Claims are never deleted (a stale one costs nothing); `delete_tokens`
-//! removes them with everything else. A pending claim holds the token being
-//! written, secrets included, until it is settled.
+//! So a save that fails at any step leaves the tokens as before it or as
+//! after it, and that is settled when it returns: a put it did not make is
+//! fenced by the next claimant, never made for it. A pending claim whose
+//! token was deleted is inert: the version its put expects is gone, it
+//! holds no token value, and the next claimant of the name takes it over.
+//!
+//! Claim records are never deleted: with no conditional delete, deleting
+//! one could drop a claim written just before, and a stale claim costs
+//! nothing. `delete_tokens` deletes the token records first, then [`prune`]s
+//! every claim record by conditional put. Claims written by earlier versions
+//! of the crate may hold a pending token value; it is dropped at the next
+//! write of their record, and a pending put expecting an absent record is
+//! fenced with a reservation.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::layer::{ATTEMPTS, read_token};
-use super::{Expected, Storage, Version, token_key, user_key};
+use super::record::{RESERVATION, Stored, decode_stored, token_key};
+use super::retry::{ATTEMPTS, yield_now};
+use super::{Expected, Storage, Version};
 use crate::error::StoreError;
 use crate::store::check_unique_user;
-use crate::token::{OAuthToken, encode_token};
+use crate::token::OAuthToken;
+
+/// The prefix of claim records' keys.
+const USER_PREFIX: &str = "user.";
+
+/// The key of the record that says which token holds `user_name`: a stable
+/// 64-bit FNV-1a hash of the name, so that the key is short and in the key
+/// alphabet whatever the name. Names whose hashes collide share the record,
+/// which keeps one entry per name, so a collision costs nothing but a
+/// conflict now and then.
+pub(super) fn user_key(user_name: &str) -> String {
+    let hash = user_name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{USER_PREFIX}{hash:016x}")
+}
 
 /// The holder of one user name.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Claim {
     /// The id of the token that holds (or is being given) the name.
     id: String,
-    /// From step 2 to step 4: the write that gives the token the name.
+    /// From step 3 to step 5: the put that gives the token the name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pending: Option<PendingWrite>,
 }
 
-/// A put of a token record that a claim waits on.
+/// A put of a token record that a claim waits on: only the version it
+/// expects, enough to fence it (serde ignores the `token` field that
+/// claims of earlier versions carried).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct PendingWrite {
-    /// The version the put expects; `None`: the record is absent.
+    /// The version the put expects; `None` (claims of earlier versions
+    /// only): the record is absent.
     expected: Option<String>,
-    /// The token it writes (its record's value is `encode_token` of it).
-    token: OAuthToken,
 }
 
 /// A claim record: the claims of every name with its key.
@@ -66,17 +99,27 @@ type Claims = BTreeMap<String, Claim>;
 
 /// What [`claim`] did.
 pub(super) enum Claimed {
-    /// Claimed: write the token, then [`settle`] this.
+    /// Claimed: put the token expecting [`Settle::expected`], then
+    /// [`settle`] this.
     Pending(Box<Settle>),
     /// A concurrent writer got in first, or the name's holder is a token
     /// the save's lookup key will now find: start the save over.
     Lost,
 }
 
-/// A claim made at step 2, for [`settle`] at step 4.
+/// A claim made at step 3, for [`settle`] at step 5.
 pub(super) struct Settle {
     user: String,
     claim: Claim,
+    expected: Version,
+}
+
+impl Settle {
+    /// The version the token's put must expect (its record's, or its
+    /// reservation's).
+    pub(super) fn expected(&self) -> &Version {
+        &self.expected
+    }
 }
 
 /// Reads the claim record at `key`, with its version (`None`: absent).
@@ -110,17 +153,18 @@ async fn write_claims(
     Ok(storage.put(key, &value, expected).await?.is_some())
 }
 
-/// Step 2: claims user name `user` for `token` (as it is about to be
-/// written over version `expected` of its record). `id_given`: the caller
-/// gave the id, so a name held by another token is `InvalidInput`.
+/// Steps 1 to 3: claims user name `user` for token `id`, whose record is at
+/// version `expected` (`None`: absent, and then reserved here). `token` is
+/// the token being saved; `id_given`: the caller gave the id, so a name
+/// held by another token is `InvalidInput`.
 pub(super) async fn claim(
     storage: &dyn Storage,
     user: &str,
+    id: &str,
     token: &OAuthToken,
     expected: Option<&Version>,
     id_given: bool,
 ) -> Result<Claimed, StoreError> {
-    let id = token.id.clone().unwrap_or_default();
     let key = user_key(user);
     let (mut claims, version) = read_claims(storage, &key).await?;
     if let Some(holder) = claims.get(user).filter(|claim| claim.id != id)
@@ -131,42 +175,109 @@ pub(super) async fn claim(
         }
         return Ok(Claimed::Lost);
     }
+    let reserved = expected.is_none();
+    let expected = match expected {
+        Some(version) => version.clone(),
+        None => match storage
+            .put(&token_key(id), RESERVATION, Expected::Absent)
+            .await?
+        {
+            Some(version) => version,
+            // Another save of this id got in first.
+            None => return Ok(Claimed::Lost),
+        },
+    };
     let claim = Claim {
-        id,
+        id: id.to_owned(),
         pending: Some(PendingWrite {
-            expected: expected.map(|v| v.as_str().to_owned()),
-            token: token.clone(),
+            expected: Some(expected.as_str().to_owned()),
         }),
     };
     claims.insert(user.to_owned(), claim.clone());
     if !write_claims(storage, &key, &claims, version.as_ref()).await? {
+        if reserved && !id_given {
+            // A generated id no other save knows (the claim naming it never
+            // landed): its reservation would only be left behind.
+            storage.delete(&token_key(id)).await?;
+        }
         return Ok(Claimed::Lost);
     }
     Ok(Claimed::Pending(Box::new(Settle {
         user: user.to_owned(),
         claim,
+        expected,
     })))
 }
 
-/// Whether `holder`'s token has `user`, once its pending write (if any) is
-/// finished.
+/// Whether `holder`'s token has `user`, once its pending put (if any) is
+/// fenced: after this, that put can never land.
 async fn holds(storage: &dyn Storage, user: &str, holder: &Claim) -> Result<bool, StoreError> {
+    let key = token_key(&holder.id);
+    let mut record = storage.get(&key).await?;
     if let Some(write) = &holder.pending {
-        let version = write.expected.clone().map(Version::new);
-        let expected = version.as_ref().map_or(Expected::Absent, Expected::Version);
-        let value = encode_token(&write.token)?;
-        // Landed or not, the owner's own put can no longer land after this.
-        storage
-            .put(&token_key(&holder.id), &value, expected)
-            .await?;
+        let fence = match (&write.expected, &record) {
+            // The record is still as the pending put expects it: rewrite it
+            // as it is, so that its version moves on.
+            (Some(wanted), Some(current)) if current.version.as_str() == wanted => Some(
+                storage
+                    .put(&key, &current.value, Expected::Version(&current.version))
+                    .await?,
+            ),
+            // A claim of an earlier version expecting no record: reserve it.
+            (None, None) => Some(storage.put(&key, RESERVATION, Expected::Absent).await?),
+            // The record moved on (or went; versions are never reused): the
+            // pending put can no longer land.
+            _ => None,
+        };
+        if let Some(None) = fence {
+            // Another writer moved the record first: read what it wrote.
+            record = storage.get(&key).await?;
+        }
     }
-    let read = read_token(storage, &holder.id).await?;
-    Ok(read.is_some_and(|(token, _)| token.user_name.as_deref() == Some(user)))
+    let Some(record) = record else {
+        return Ok(false);
+    };
+    Ok(match decode_stored(&holder.id, record)? {
+        Stored::Token(token, _) => token.user_name.as_deref() == Some(user),
+        Stored::Absent | Stored::Reserved(_) => false,
+    })
 }
 
-/// Step 4: marks the claim settled if it is still the one step 2 wrote.
-/// Best effort: a claim left pending only makes the next claimant finish a
-/// put that can no longer land.
+/// Drops the stale claims of the claim record at `key` (those whose token
+/// no longer has the name, their pending puts fenced) by a conditional put
+/// of the rest, so that no claim written meanwhile is lost. Rewriting the
+/// record also drops the token values that claims of earlier versions held.
+pub(super) async fn prune(storage: &dyn Storage, key: &str) -> Result<(), StoreError> {
+    for _ in 0..ATTEMPTS {
+        let (claims, version) = read_claims(storage, key).await?;
+        let Some(version) = version else {
+            return Ok(());
+        };
+        let mut kept = Claims::new();
+        for (user, claim) in claims {
+            if holds(storage, &user, &claim).await? {
+                kept.insert(user, claim);
+            }
+        }
+        if write_claims(storage, key, &kept, Some(&version)).await? {
+            return Ok(());
+        }
+        yield_now().await;
+    }
+    Err(StoreError::Conflict {
+        operation: format!("pruning the user name claims in {key}"),
+        attempts: ATTEMPTS,
+    })
+}
+
+/// Whether `key` is the key of a claim record.
+pub(super) fn is_claim_key(key: &str) -> bool {
+    key.starts_with(USER_PREFIX)
+}
+
+/// Step 5: marks the claim settled if it is still the one step 3 wrote.
+/// Best effort: a claim left pending only makes the next claimant fence a
+/// put that has landed already (or never will).
 pub(super) async fn settle(storage: &dyn Storage, settle: Box<Settle>) {
     let key = user_key(&settle.user);
     for _ in 0..ATTEMPTS {
@@ -183,5 +294,26 @@ pub(super) async fn settle(storage: &dyn Storage, settle: Box<Settle>) {
         ) {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_use_the_key_alphabet_and_stay_short() {
+        let long = "u".repeat(crate::MAX_USER_NAME_BYTES);
+        for key in [
+            token_key(&"x".repeat(crate::MAX_ID_LEN)),
+            user_key(&long),
+            user_key("tök@example.com"),
+        ] {
+            let alphabet = |b: u8| b.is_ascii_alphanumeric() || b"_.@+=-".contains(&b);
+            assert!(key.len() <= 70 && key.bytes().all(alphabet), "{key}");
+        }
+        // Stable across processes and versions: a fixed function of the name.
+        assert_eq!(user_key(""), "user.cbf29ce484222325");
+        assert_ne!(user_key("a@x"), user_key("b@x"));
     }
 }

@@ -1,60 +1,27 @@
 //! [`StorageStore`]: the rules of [`TokenStore`] on any [`Storage`].
 
 use std::fmt;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 
 use super::claims::{self, Claimed};
 use super::lease;
-use super::{Expected, Record, Storage, TOKEN_PREFIX, Version, token_key};
+use super::record::{Stored, TOKEN_PREFIX, read_stored, read_token, token_key};
+use super::retry::{ATTEMPTS, yield_now};
+use super::{Expected, Storage, Version};
 use crate::error::StoreError;
 use crate::id::{is_valid_id, validate_id};
 use crate::lease::{LeaseFailure, LeaseRequest, RefreshLease};
 use crate::store::{LookupKey, TokenStore, prepare_save};
-use crate::token::{OAuthToken, decode_token, encode_token};
-
-/// Rounds of read and conditional put before a write gives up with
-/// [`StoreError::Conflict`].
-pub(super) const ATTEMPTS: u32 = 32;
-
-/// Reads token `id`'s record: the token and the record it was read from.
-/// `id` has passed `validate_id`.
-pub(super) async fn read_token(
-    storage: &dyn Storage,
-    id: &str,
-) -> Result<Option<(OAuthToken, Record)>, StoreError> {
-    let Some(record) = storage.get(&token_key(id)).await? else {
-        return Ok(None);
-    };
-    Ok(Some((decode_token(id, &record.value)?, record)))
-}
-
-/// Lets the other tasks of the runtime run once, whichever runtime it is:
-/// pending on the first poll, ready on the next.
-pub(super) async fn yield_now() {
-    struct YieldNow(bool);
-    impl Future for YieldNow {
-        type Output = ();
-        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            if std::mem::replace(&mut self.0, true) {
-                return Poll::Ready(());
-            }
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-    YieldNow(false).await;
-}
+use crate::token::{OAuthToken, encode_token};
 
 /// The [`TokenStore`] on a [`Storage`]: every rule of the trait in one
 /// place, so that a custom store writes only its storage.
 ///
 /// - **Records.** Each token is one record, `token.<id>`, holding its JSON
-///   ([`encode_token`], so the size limit holds; [`decode_token`] reads it).
+///   ([`encode_token`], so the size limit holds; [`decode_token`](crate::decode_token) reads it).
 /// - **Lookups** ([`LookupKey`]) read every token record, as the Zoho SDK's
 ///   `FileStore` reads its file: fine for the handful of tokens a Zoho app
 ///   keeps. `find_token` answers Zoho's merge.
@@ -69,8 +36,25 @@ pub(super) async fn yield_now() {
 ///   the name refuses the save. Of two concurrent saves of one new user
 ///   name, exactly one succeeds; the other starts over and is then
 ///   [`StoreError::InvalidInput`] (or updates the token, if its lookup key
-///   now matches it). Tokens written to the storage around this layer are
-///   not covered by claims.
+///   now matches it). A new token with a user name is first given a
+///   placeholder record (no token: readers skip it), so that the put of the
+///   token expects a version that a delete ends for good. Claims hold no
+///   token value. Tokens written to the storage around this layer are not
+///   covered by claims.
+/// - **A failed call** (any storage call answering an error, or the process
+///   stopping between two calls) leaves the tokens as they were before it
+///   or as they would be had it succeeded (a save without an id that would
+///   have made a new token: made under an id the caller never learnt), and
+///   which one is settled when the call returns: no later call makes a
+///   failed save's write appear, or takes it back. The one exception is
+///   `delete_tokens`, which deletes record by record: after a failure each
+///   token is either as it was or deleted. What else a failed save may
+///   leave is invisible to every reader and settled by the next save: a
+///   pending claim (the next save of the name fences its put and takes the
+///   claim over; after a `delete_token` of its token it can no longer bring
+///   anything back) and a placeholder record (the next save of its id
+///   writes over it, `delete_token` of its id removes it; a save under a
+///   generated id that failed may leave one for good, one small record).
 /// - **Refresh leases** ([`TokenStore::refresh_lease`]) are a field of the
 ///   token's record, taken and marked failed by conditional put, so that of
 ///   the processes sharing the storage one refreshes a token at Zoho; a save
@@ -171,9 +155,12 @@ impl<S: Storage> StorageStore<S> {
         // A given id decides alone.
         if let Some(id) = token.id.as_deref() {
             validate_id(id)?;
-            return Ok(match read_token(self.dyn_storage(), id).await? {
-                Some((stored, record)) => (Some(stored), Some(record.version)),
-                None => (None, None),
+            return Ok(match read_stored(self.dyn_storage(), id).await? {
+                Stored::Token(stored, record) => (Some(*stored), Some(record.version)),
+                // A save that did not finish left its placeholder: write
+                // over it.
+                Stored::Reserved(version) => (None, Some(version)),
+                Stored::Absent => (None, None),
             });
         }
         let Some(key) = LookupKey::of(token) else {
@@ -198,14 +185,22 @@ impl<S: Storage> StorageStore<S> {
             Some(user) => {
                 let id_given = token.id.is_some();
                 let storage = self.dyn_storage();
-                match claims::claim(storage, user, &updated, version.as_ref(), id_given).await? {
+                let claimed =
+                    claims::claim(storage, user, &id, &updated, version.as_ref(), id_given).await?;
+                match claimed {
                     Claimed::Pending(settle) => Some(settle),
                     Claimed::Lost => return Ok(None),
                 }
             }
             None => None,
         };
-        let expected = version.as_ref().map_or(Expected::Absent, Expected::Version);
+        // A claimed name's put expects the version the claim names (the
+        // reservation's, for a new token), so that a claimant can fence it.
+        let expected = match (&settle, &version) {
+            (Some(settle), _) => Expected::Version(settle.expected()),
+            (None, Some(version)) => Expected::Version(version),
+            (None, None) => Expected::Absent,
+        };
         if self
             .storage
             .put(&token_key(&id), &value, expected)
@@ -260,9 +255,19 @@ impl<S: Storage> TokenStore for StorageStore<S> {
     }
 
     async fn delete_tokens(&self) -> Result<(), StoreError> {
-        // The user name claims too: the storage is left empty.
-        for key in self.storage.list().await? {
+        // Token records (and placeholders) first: a failure midway must not
+        // leave a token whose user name claim is gone, or a later save
+        // could give its name to a second token.
+        let keys = self.storage.list().await?;
+        let (claims, others): (Vec<_>, Vec<_>) =
+            keys.into_iter().partition(|key| claims::is_claim_key(key));
+        for key in others {
             self.storage.delete(&key).await?;
+        }
+        // Then the claims, now stale, pruned rather than deleted: a claim
+        // written by a concurrent save must survive.
+        for key in claims {
+            claims::prune(self.dyn_storage(), &key).await?;
         }
         Ok(())
     }

@@ -23,8 +23,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::layer::{ATTEMPTS, read_token, yield_now};
-use super::{Expected, Storage, token_key};
+use super::record::{read_token, token_key};
+use super::retry::{ATTEMPTS, yield_now};
+use super::{Expected, Storage};
 use crate::error::StoreError;
 use crate::id::validate_id;
 use crate::lease::{FailureCause, LeaseFailure, LeaseRequest, RefreshLease};

@@ -11,14 +11,19 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 
+// The dependency graph is one-way: `layer` (the store) uses `claims` and
+// `lease`, and all three use `record` and `retry`, which use none of them.
 mod claims;
 mod layer;
 mod lease;
+mod record;
+mod retry;
 
 pub use layer::StorageStore;
 
 /// A record's version as a [`Storage`] hands it out: opaque to the layer,
-/// and different after every put of the record (a counter, an etag, a
+/// and different after every put of the record, never one its key had
+/// before, even before a delete (a counter over the storage, an etag, a
 /// random id; never the value itself, which a put may write unchanged).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Version(String);
@@ -101,7 +106,15 @@ impl Expected<'_> {
 /// - **put conditionally**: [`put`](Self::put) writes only if the record is
 ///   as [`Expected`] (absent, or at the given version), atomically with that
 ///   check: of two puts expecting one version, at most one writes. Every
-///   write gives the record a new [`Version`];
+///   write gives the record a new [`Version`], never one the key had
+///   before, even after a delete (a counter over the whole storage, an
+///   etag, a random id; a per-record counter that restarts after a delete
+///   would let a stale put land);
+/// - **fail cleanly or not at all**: a call that answers an error may have
+///   taken effect or not (a timeout), but must not take effect later, once
+///   it has answered. The layer keeps its promises (below) whichever it
+///   was, and whichever call fails, or if the process stops between two
+///   calls: see [`StorageStore`] for what a failed call may leave;
 /// - store values as given (JSON text, at most about 1 KiB over
 ///   [`MAX_TOKEN_BYTES`](crate::MAX_TOKEN_BYTES)), and
 ///   keep the keys the layer chooses. Keys are at most 70 characters of
@@ -162,28 +175,6 @@ macro_rules! forward_storage {
 forward_storage!(Arc);
 forward_storage!(Box);
 
-/// The prefix of token records' keys.
-const TOKEN_PREFIX: &str = "token.";
-
-/// The key of token `id`'s record; `id` has passed `validate_id`.
-fn token_key(id: &str) -> String {
-    format!("{TOKEN_PREFIX}{id}")
-}
-
-/// The key of the record that says which token holds `user_name`: a stable
-/// 64-bit FNV-1a hash of the name, so that the key is short and in the key
-/// alphabet whatever the name. Names whose hashes collide share the record,
-/// which keeps one entry per name, so a collision costs nothing but a
-/// conflict now and then.
-fn user_key(user_name: &str) -> String {
-    let hash = user_name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
-    format!("user.{hash:016x}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,22 +187,6 @@ mod tests {
         assert!(Expected::Version(&v1).is_met_by(Some(&v1)));
         assert!(!Expected::Version(&v1).is_met_by(Some(&v2)));
         assert!(!Expected::Version(&v1).is_met_by(None));
-    }
-
-    #[test]
-    fn keys_use_the_key_alphabet_and_stay_short() {
-        let long = "u".repeat(crate::MAX_USER_NAME_BYTES);
-        for key in [
-            token_key(&"x".repeat(crate::MAX_ID_LEN)),
-            user_key(&long),
-            user_key("tök@example.com"),
-        ] {
-            let alphabet = |b: u8| b.is_ascii_alphanumeric() || b"_.@+=-".contains(&b);
-            assert!(key.len() <= 70 && key.bytes().all(alphabet), "{key}");
-        }
-        // Stable across processes and versions: a fixed function of the name.
-        assert_eq!(user_key(""), "user.cbf29ce484222325");
-        assert_ne!(user_key("a@x"), user_key("b@x"));
     }
 
     #[test]

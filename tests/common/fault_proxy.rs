@@ -113,12 +113,25 @@ struct Target {
     invocations: Vec<String>,
 }
 
+/// The call that [`Proxy::fail_call_number`] fails.
+struct Numbered {
+    /// 1-based number of the call to fail, counted from when it was set.
+    call: usize,
+    /// Every call from `call` on fails, not only that one.
+    and_later: bool,
+    fault: Fault,
+    /// `amz-sdk-invocation-id`s of the calls seen since, in order.
+    seen: Vec<String>,
+}
+
 struct State {
     schedule: Mutex<Schedule>,
     /// Requests to hold until the test releases them ([`Proxy::hold`]).
     holds: Mutex<Vec<Arc<HoldState>>>,
     /// Calls to fail on every attempt ([`Proxy::fail_calls`]).
     targets: Mutex<Vec<Target>>,
+    /// The call picked by number ([`Proxy::fail_call_number`]).
+    numbered: Mutex<Option<Numbered>>,
     /// Secrets whose `BatchGetSecretValue` answers show an older version
     /// ([`Proxy::lag_batch_reads`]): name, value and version id shown.
     lagging: Mutex<Vec<(String, String, String)>>,
@@ -160,6 +173,26 @@ impl State {
             }
         }
         None
+    }
+
+    /// The fault of a call picked by [`Proxy::fail_call_number`], if it is one.
+    fn numbered(&self, invocation: Option<&str>) -> Option<Fault> {
+        let invocation = invocation?;
+        let mut numbered = self.numbered.lock().unwrap();
+        let numbered = numbered.as_mut()?;
+        let position = match numbered.seen.iter().position(|i| i == invocation) {
+            Some(position) => position,
+            None => {
+                numbered.seen.push(invocation.to_owned());
+                numbered.seen.len() - 1
+            }
+        };
+        let number = position + 1;
+        let picked = number == numbered.call || (numbered.and_later && number > numbered.call);
+        if picked {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        picked.then_some(numbered.fault)
     }
 
     /// Waits while a [`Proxy::hold`] holds this request.
@@ -224,8 +257,11 @@ impl State {
     }
 
     /// Records a force-deleted name as purging, when names are held.
-    fn note_delete(&self, body: &str, response: &Message) {
-        if !self.holding_deleted.load(Ordering::SeqCst) || !response.head[0].contains(" 200 ") {
+    fn note_delete(&self, body: &str, response: &Message, existed: bool) {
+        if !existed
+            || !self.holding_deleted.load(Ordering::SeqCst)
+            || !response.head[0].contains(" 200 ")
+        {
             return;
         }
         let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
@@ -298,6 +334,7 @@ impl Proxy {
             schedule: Mutex::new(Schedule::PassThrough),
             holds: Mutex::new(Vec::new()),
             targets: Mutex::new(Vec::new()),
+            numbered: Mutex::new(None),
             lagging: Mutex::new(Vec::new()),
             holding_deleted: std::sync::atomic::AtomicBool::new(false),
             purging: Mutex::new(std::collections::BTreeSet::new()),
@@ -357,6 +394,32 @@ impl Proxy {
             fault,
             invocations: Vec::new(),
         });
+    }
+
+    /// Fails every attempt of the `call`-th SDK call from now on (1-based,
+    /// calls told apart by their `amz-sdk-invocation-id`, so the SDK's
+    /// retries of a call count once) with `fault`, and with `and_later`
+    /// every call after it too (a process that dies between two calls:
+    /// use [`Fault::Drop`]). Replaces the call picked before; other
+    /// requests follow the targets and the schedule. The fault a test wants
+    /// on a store operation's n-th call, whatever that call is.
+    pub fn fail_call_number(&self, call: usize, fault: Fault, and_later: bool) {
+        assert!(call >= 1, "calls are numbered from 1");
+        assert_ne!(fault, Fault::Refuse, "a refusal cannot pick requests");
+        *self.state.numbered.lock().unwrap() = Some(Numbered {
+            call,
+            and_later,
+            fault,
+            seen: Vec::new(),
+        });
+    }
+
+    /// Forgets the call [`Proxy::fail_call_number`] picked, and the calls
+    /// [`Proxy::fail_calls`] picked and has not failed yet: requests
+    /// follow the schedule alone.
+    pub fn clear_call_faults(&self) {
+        *self.state.numbered.lock().unwrap() = None;
+        self.state.targets.lock().unwrap().clear();
     }
 
     /// From now on, `BatchGetSecretValue` answers show secret `name` with
@@ -581,6 +644,35 @@ async fn forward(upstream: std::net::SocketAddr, request: &Message) -> std::io::
     }
 }
 
+/// Whether the secret a `DeleteSecret` request names exists upstream (a
+/// `DescribeSecret` made from the request; LocalStack does not check the
+/// signature).
+async fn exists(upstream: std::net::SocketAddr, request: &Message, body: &str) -> bool {
+    let Some(id) = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| json.get("SecretId")?.as_str().map(str::to_owned))
+    else {
+        return false;
+    };
+    let head = request
+        .head
+        .iter()
+        .map(|line| match line.split_once(':') {
+            Some((key, _)) if key.trim().eq_ignore_ascii_case("x-amz-target") => {
+                "X-Amz-Target: secretsmanager.DescribeSecret".to_owned()
+            }
+            _ => line.clone(),
+        })
+        .collect();
+    let describe = Message {
+        head,
+        body: serde_json::to_vec(&serde_json::json!({ "SecretId": id })).unwrap_or_default(),
+    };
+    forward(upstream, &describe)
+        .await
+        .is_ok_and(|response| response.head[0].contains(" 200 "))
+}
+
 fn canned(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status}\r\nx-amzn-RequestId: fault-proxy\r\n");
     for header in headers {
@@ -619,17 +711,27 @@ async fn serve(state: Arc<State>, stream: TcpStream) {
             continue;
         }
         let invocation = request.header("amz-sdk-invocation-id").map(str::to_owned);
-        let fault = match state.targeted(&operation, &body, invocation.as_deref()) {
+        let fault = match state.numbered(invocation.as_deref()) {
             Some(fault) => Some(fault),
-            None => state.decide(&operation, attempt, max),
+            None => match state.targeted(&operation, &body, invocation.as_deref()) {
+                Some(fault) => Some(fault),
+                None => state.decide(&operation, attempt, max),
+            },
         };
+        // Only a name that exists is held once deleted: Secrets Manager (and
+        // LocalStack) answer a forced delete of an absent name with success,
+        // and there is nothing to purge then.
+        let existed = operation == "DeleteSecret"
+            && fault.is_none()
+            && state.holding_deleted.load(Ordering::SeqCst)
+            && exists(state.upstream, &request, &body).await;
         let reply = match fault {
             None => match forward(state.upstream, &request).await {
                 Ok(response) if operation == "BatchGetSecretValue" => {
                     state.lagged(response).to_bytes()
                 }
                 Ok(response) if operation == "DeleteSecret" => {
-                    state.note_delete(&body, &response);
+                    state.note_delete(&body, &response, existed);
                     response.to_bytes()
                 }
                 Ok(response) => response.to_bytes(),

@@ -282,7 +282,7 @@ impl SecretsManagerStore {
             let Some(read) = &d.read else {
                 return Ok(None);
             };
-            return Ok(self.swap_token(&d.id, &json, read).await?.map(Some));
+            return Ok(self.swap_token(&d.id, &json, read, 0).await?.map(Some));
         }
         let name = inner.layout.token(&d.id);
         let request_token = uuid::Uuid::new_v4().to_string();

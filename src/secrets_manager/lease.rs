@@ -33,8 +33,8 @@
 //! Times are the store's [clock](super::SecretsManagerStoreBuilder::clock).
 //!
 //! It is written by the compare-and-swap of every token secret write
-//! (`swap.rs`): the new version is staged under the shared `zts-save`
-//! label, then `AWSCURRENT` is moved to it from the version read, which
+//! (`swap.rs`): the new version is staged under one of a few pooled
+//! `zts-lease` labels, then `AWSCURRENT` is moved to it from the version read, which
 //! Secrets Manager refuses if another writer moved it first; a move that
 //! took effect but was answered with an error counts as made. A save's
 //! intent found in the secret (see `record.rs`) is settled before a lease
@@ -63,6 +63,11 @@ use crate::token::{MAX_TOKEN_BYTES, OAuthToken, encode_token};
 
 /// Rounds of read and compare-and-swap before giving up.
 const ATTEMPTS: u32 = 5;
+
+/// The prefix of the pooled staging labels a lease write puts its version
+/// under (`Staging::Pooled`).
+const LEASE_LABEL: &str = "zts-lease";
+
 /// The lease period of derived version ids when a request asks for none.
 const MIN_PERIOD: Duration = Duration::from_secs(1);
 
@@ -199,7 +204,7 @@ impl SecretsManagerStore {
         } = &fetched
             && TokenRecord::decode_live(id, json)?.is_some_and(|r| r.intent.is_some())
         {
-            self.settle(id).await?;
+            self.settle(id, 0).await?;
             fetched = self.inner.api.get(&name).await?;
         }
         match fetched {
@@ -255,7 +260,15 @@ impl SecretsManagerStore {
         read: &str,
     ) -> Result<bool, StoreError> {
         let name = self.inner.layout.token(id);
-        let staging = Staging::Shared(super::save::SAVE_LABEL);
+        // The lease's own labels: a lease and a save racing from one version
+        // never share one (see `Staging::Pooled`).
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&Sha256::digest(request_token.as_bytes())[..8]);
+        let slot = u64::from_be_bytes(seed);
+        let staging = Staging::Pooled {
+            prefix: LEASE_LABEL,
+            slot,
+        };
         let swapped = self
             .inner
             .api

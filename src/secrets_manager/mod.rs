@@ -582,6 +582,7 @@ impl TokenStore for SecretsManagerStore {
             .traced("save_token", id.as_deref(), async {
                 let mut attempts = save::Attempts::default();
                 for attempt in 0..SAVE_ATTEMPTS {
+                    attempts.number = attempt;
                     if let Some(saved) = self.try_save(token, &mut attempts).await? {
                         return Ok(saved);
                     }

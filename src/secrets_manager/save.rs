@@ -7,7 +7,7 @@ use super::api::{Created, Fetched, Put};
 use super::cache::Cached;
 use super::index::{Entry, UpdateError};
 use super::record::{TokenRecord, encode_with_intent, is_tombstone};
-use super::swap::{Staging, Swap};
+use super::swap::{Staging, Swap, claim};
 use super::{Resolved, SecretsManagerStore};
 use crate::error::StoreError;
 use crate::store::{LookupKey, check_unique_user, prepare_save};
@@ -35,12 +35,15 @@ pub(super) struct Attempts {
     /// An id whose secret name Secrets Manager still holds (a deleted secret
     /// being purged, or scheduled for deletion): a new token takes another.
     held: Option<String>,
+    /// How many attempts came before this one: writers racing from one
+    /// version in one attempt claim one version id (see `swap::claim`).
+    pub(super) number: u32,
 }
 
-/// The staging label of the compare-and-swap on token secrets. Shared by
-/// every writer: each put moves it to the new version, so it is on one
-/// version at most and is never removed (a call saved on every write).
-pub(super) const SAVE_LABEL: &str = "zts-save";
+/// The prefix of the pooled staging labels of the compare-and-swap on token
+/// secrets: each put moves one of them to its new version, and none is ever
+/// removed (a call saved on every write).
+const SAVE_LABEL: &str = "zts-save";
 
 impl SecretsManagerStore {
     /// One attempt at a save: `Ok(None)` when a concurrent writer changed what
@@ -55,14 +58,14 @@ impl SecretsManagerStore {
             // Another save is under way on it (or stopped half-way): settle
             // that one first, so that this one merges onto what it left.
             Some(target) if target.intent => {
-                self.settle(&decision.id).await?;
+                self.settle(&decision.id, attempts.number).await?;
                 None
             }
             Some(target) if target.token == decision.updated => {
                 self.confirms_unchanged(&decision.id, &decision.updated)
                     .await?
             }
-            Some(target) => self.update(&decision, target, token).await?,
+            Some(target) => self.update(&decision, target, token, attempts.number).await?,
             None => self.create_new(&decision, token, attempts).await?,
         };
         let Some(version) = written else {
@@ -167,6 +170,7 @@ impl SecretsManagerStore {
         decision: &Decision,
         target: &Cached,
         token: &OAuthToken,
+        attempt: u32,
     ) -> Result<Option<Option<String>>, StoreError> {
         let Decision {
             id, updated, json, ..
@@ -179,10 +183,10 @@ impl SecretsManagerStore {
         };
         let entry = Entry::of(id, updated);
         if Entry::of(id, &target.token).same_keys(&entry) {
-            return Ok(self.swap_token(id, json, read).await?.map(Some));
+            return Ok(self.swap_token(id, json, read, attempt).await?.map(Some));
         }
         let staged = encode_with_intent(id, &target.token, updated)?;
-        let Some(staged_version) = self.swap_token(id, &staged, read).await? else {
+        let Some(staged_version) = self.swap_token(id, &staged, read, attempt).await? else {
             return Ok(None);
         };
         match self.index_entry(entry, false, token, updated).await {
@@ -192,7 +196,7 @@ impl SecretsManagerStore {
                 // the intent back. When that fails, the intent stays, and
                 // the index (which does not have it) says it did not happen.
                 let before = encode_token(&target.token)?;
-                if let Err(error) = self.swap_token(id, &before, &staged_version).await {
+                if let Err(error) = self.swap_token(id, &before, &staged_version, attempt).await {
                     tracing::debug!(%error, "taking back a save's intent failed");
                 }
                 return refused.map(|_| None);
@@ -200,7 +204,7 @@ impl SecretsManagerStore {
         }
         // Committed. A failure from here leaves the intent, which readers
         // now take for the token, and the next writer settles.
-        Ok(self.swap_token(id, json, &staged_version).await?.map(Some))
+        Ok(self.swap_token(id, json, &staged_version, attempt).await?.map(Some))
     }
 
     /// A new token: indexed first (which reserves its user name), then
@@ -234,7 +238,10 @@ impl SecretsManagerStore {
                     .await?;
                 Some(Some(version))
             }
-            Created::Exists => self.overwrite_tombstone(id, json).await?.map(Some),
+            Created::Exists => self
+                .overwrite_tombstone(id, json, attempts.number)
+                .await?
+                .map(Some),
             // The name of a deleted secret, still held by Secrets Manager.
             // An id the caller chose must be that one: wait for it. An id
             // this store chose is given up for another, at once.
@@ -260,38 +267,39 @@ impl SecretsManagerStore {
         &self,
         id: &str,
         json: &str,
+        attempt: u32,
     ) -> Result<Option<String>, StoreError> {
         let name = self.inner.layout.token(id);
         match self.inner.api.get(&name).await? {
             Fetched::Value {
                 string: Some(value),
                 version_id: Some(version),
-            } if is_tombstone(&value) => self.swap_token(id, json, &version).await,
+            } if is_tombstone(&value) => self.swap_token(id, json, &version, attempt).await,
             _ => Ok(None),
         }
     }
 
     /// Replaces version `read` of token `id`'s secret by `json`, if it is
-    /// still current: the new version, or `None` (and the cached copy
-    /// forgotten) when another writer got there first or the secret is gone.
+    /// still current, in attempt `attempt` of its writer: the new version,
+    /// or `None` (and the cached copy forgotten) when another writer got
+    /// there first or the secret is gone.
     pub(super) async fn swap_token(
         &self,
         id: &str,
         json: &str,
         read: &str,
+        attempt: u32,
     ) -> Result<Option<String>, StoreError> {
         let name = self.inner.layout.token(id);
-        let request_token = uuid::Uuid::new_v4().to_string();
+        let (request_token, slot) = claim(&name, read, attempt);
+        let staging = Staging::Pooled {
+            prefix: SAVE_LABEL,
+            slot,
+        };
         let swapped = self
             .inner
             .api
-            .swap(
-                &name,
-                json,
-                &request_token,
-                read,
-                Staging::Shared(SAVE_LABEL),
-            )
+            .swap(&name, json, &request_token, read, staging)
             .await;
         match swapped {
             Ok(Swap::Won(version)) => Ok(Some(version)),
@@ -310,7 +318,7 @@ impl SecretsManagerStore {
     /// in another instance, or stopped half-way): commits its index entry
     /// (unless another token holds its user name), then writes the secret
     /// to match, so that the next writer merges onto a settled token.
-    pub(super) async fn settle(&self, id: &str) -> Result<(), StoreError> {
+    pub(super) async fn settle(&self, id: &str, attempt: u32) -> Result<(), StoreError> {
         self.inner.cache.invalidate(id);
         let name = self.inner.layout.token(id);
         let (json, version) = match self.inner.api.get(&name).await? {
@@ -332,7 +340,7 @@ impl SecretsManagerStore {
             Err(UpdateError::UserTaken(_)) => token,
             Err(UpdateError::Store(error)) => return Err(error),
         };
-        self.swap_token(id, &encode_token(&settled)?, &version)
+        self.swap_token(id, &encode_token(&settled)?, &version, attempt)
             .await?;
         Ok(())
     }

@@ -18,18 +18,64 @@ pub(crate) enum Staging<'a> {
     /// The writer's own label, removed again either way: a secret holds a
     /// limited number of labels, and writers come and go.
     Own(&'a str),
-    /// A label that every writer of the secret shares. Each put moves it to
-    /// its new version, so at most one version has it, and it is left there:
-    /// one call fewer per write.
-    Shared(&'a str),
+    /// One of [`POOLED_LABELS`] labels named after `prefix`, picked by
+    /// `slot`, and left on its version: one call fewer per write. Each put
+    /// moves its label to the new version, so a secret carries at most that
+    /// many of them (and keeps as many versions alive).
+    ///
+    /// A pool rather than one shared label because LocalStack deletes a
+    /// version the moment its last label moves away, and its
+    /// `UpdateSecretVersionStage` takes `AWSCURRENT` off the version read
+    /// *before* it finds that the version to move it to is gone, which
+    /// leaves the secret with no current version at all. Writers that race
+    /// from one version in one attempt claim one version id (see [`claim`]),
+    /// so only one of them puts and moves a label; successive attempts use
+    /// successive slots. Secrets Manager keeps a version whose labels moved
+    /// away (for a day at least), and validates a move before making it.
+    Pooled { prefix: &'a str, slot: u64 },
 }
 
-impl<'a> Staging<'a> {
-    fn label(self) -> &'a str {
+/// How many pooled staging labels of one prefix a secret may carry.
+pub(crate) const POOLED_LABELS: u64 = 8;
+
+impl Staging<'_> {
+    fn label(self) -> String {
         match self {
-            Self::Own(label) | Self::Shared(label) => label,
+            Self::Own(label) => label.to_owned(),
+            Self::Pooled { prefix, slot } => format!("{prefix}-{}", slot % POOLED_LABELS),
         }
     }
+}
+
+/// The version id (`ClientRequestToken`) and pooled staging slot of attempt
+/// `attempt` at replacing version `read` of secret `name`.
+///
+/// Writers racing from one version in one attempt derive one version id:
+/// the first stores it, the others are refused before anything is stored
+/// (`Swap::Lost { versioned: false }`), and try again from what they read
+/// next. A writer whose claim is taken while `read` is still current (the
+/// claimant stopped between its put and its move) claims another id, under
+/// another label, in its next attempt.
+pub(crate) fn claim(name: &str, read: &str, attempt: u32) -> (String, u64) {
+    use sha2::{Digest, Sha256};
+    let base = Sha256::new()
+        .chain_update(name.as_bytes())
+        .chain_update([0])
+        .chain_update(read.as_bytes());
+    let slot_digest = base.clone().finalize();
+    let id_digest = base
+        .chain_update([0])
+        .chain_update(attempt.to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&id_digest[..16]);
+    let request_token = uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string();
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&slot_digest[..8]);
+    let slot = u64::from_be_bytes(seed).wrapping_add(u64::from(attempt));
+    (request_token, slot)
 }
 
 /// How a compare-and-swap ended.
@@ -65,7 +111,7 @@ impl Api {
     ) -> Result<Swap, StoreError> {
         let label = staging.label();
         let version = match self
-            .put_claiming(name, json, request_token, Some(label))
+            .put_claiming(name, json, request_token, Some(&label))
             .await?
         {
             Some(Put::Yes(version)) => version,
@@ -127,7 +173,7 @@ impl Api {
         }
         let request_token = uuid::Uuid::new_v4().to_string();
         let Put::Yes(again) = self
-            .put(name, json, &request_token, Some(staging.label()))
+            .put(name, json, &request_token, Some(&staging.label()))
             .await?
         else {
             return Ok(version);

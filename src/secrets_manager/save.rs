@@ -232,11 +232,22 @@ impl SecretsManagerStore {
         let created = match self.inner.api.create(&name, json, &request_token).await? {
             Created::Yes(version) => {
                 // Another save that raced for the id (and lost, or failed)
-                // may have written its own keys over this one's entry since:
-                // the secret's creator makes the index say what it holds.
-                self.index_entry(Entry::of(id, updated), true, token, updated)
-                    .await?;
-                Some(Some(version))
+                // may have written its own keys over this one's entry since,
+                // or taken the entry out as a stale reservation (this save
+                // looked stopped): the secret's creator makes the index say
+                // what it holds, unless another token has the user name by
+                // now, when this one must not be a second.
+                match self.inner.index.ensure(Entry::of(id, updated)).await {
+                    Ok(()) => Some(Some(version)),
+                    Err(UpdateError::Store(error)) => return Err(error),
+                    Err(UpdateError::UserTaken(holder)) => {
+                        self.inner.api.delete(&name).await?;
+                        if token.id.is_some() {
+                            check_unique_user(updated, Some(&holder))?;
+                        }
+                        None
+                    }
+                }
             }
             Created::Exists => self
                 .overwrite_tombstone(id, json, attempts.number)
@@ -385,6 +396,23 @@ impl SecretsManagerStore {
             Ok(()) => Ok(true),
             Err(UpdateError::Store(error)) => Err(error),
             Err(UpdateError::UserTaken(holder)) => {
+                // A holder with no secret is a reservation: a first save
+                // under way, or one that stopped half-way (or a delete that
+                // failed after its secret went). It holds no token: take its
+                // entry out and decide again. A save under way finds its
+                // entry gone when it indexes what it created, and backs off;
+                // one that got in first is put back.
+                if self.fetch(&holder).await?.is_none() {
+                    index.remove(std::slice::from_ref(&holder)).await?;
+                    self.inner.cache.invalidate(&holder);
+                    if let Some(created) = self.fetch(&holder).await? {
+                        match index.ensure(Entry::of(&holder, &created.token)).await {
+                            Ok(()) | Err(UpdateError::UserTaken(_)) => {}
+                            Err(UpdateError::Store(error)) => return Err(error),
+                        }
+                    }
+                    return Ok(false);
+                }
                 // An explicit id may not take another token's user name.
                 if token.id.is_some() {
                     check_unique_user(updated, Some(&holder))?;

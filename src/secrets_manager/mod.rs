@@ -69,10 +69,12 @@ const SAVE_ATTEMPTS: u32 = 16;
 /// # Writes over what they read
 ///
 /// Every write of a token secret replaces the version it read, by
-/// compare-and-swap: the new version is put under the staging label
-/// `zts-save` (shared by all writers: each put moves it), then `AWSCURRENT`
-/// is moved to it from the version read, which Secrets Manager refuses if
-/// another writer moved it first. The save then reads the token again and
+/// compare-and-swap: the new version is put under one of eight staging
+/// labels `zts-save-N` (left on it; each put moves one), with a version id
+/// derived from the version read, which writers racing from one version
+/// share (the first stores it, the others are refused before anything is
+/// stored); then `AWSCURRENT` is moved to it from the version read, which
+/// Secrets Manager refuses if another writer moved it first. The save then reads the token again and
 /// merges onto what it holds, so a save from a stale cached copy never puts
 /// back an old refresh token or user name. A save that changes the token's
 /// user name, refresh or grant token writes the secret with its *intent*

@@ -65,7 +65,10 @@ impl SecretsManagerStore {
                 self.confirms_unchanged(&decision.id, &decision.updated)
                     .await?
             }
-            Some(target) => self.update(&decision, target, token, attempts.number).await?,
+            Some(target) => {
+                self.update(&decision, target, token, attempts.number)
+                    .await?
+            }
             None => self.create_new(&decision, token, attempts).await?,
         };
         let Some(version) = written else {
@@ -204,7 +207,10 @@ impl SecretsManagerStore {
         }
         // Committed. A failure from here leaves the intent, which readers
         // now take for the token, and the next writer settles.
-        Ok(self.swap_token(id, json, &staged_version, attempt).await?.map(Some))
+        Ok(self
+            .swap_token(id, json, &staged_version, attempt)
+            .await?
+            .map(Some))
     }
 
     /// A new token: indexed first (which reserves its user name), then

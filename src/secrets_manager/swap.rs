@@ -1,8 +1,9 @@
 //! The compare-and-swap on version stages that every conditional write
-//! uses: index nodes and refresh leases alike.
+//! uses: index nodes, token secrets and refresh leases alike.
 //!
-//! The new value is stored as a version under the writer's own staging
-//! label, then `AWSCURRENT` is moved to it from the version the writer read
+//! The new value is stored as a version under a staging label (the
+//! writer's own, or a pooled one: see [`Staging`]), then `AWSCURRENT` is
+//! moved to it from the version the writer read
 //! (`UpdateSecretVersionStage` with `RemoveFromVersionId`), which Secrets
 //! Manager refuses if `AWSCURRENT` has moved since. A move can take effect
 //! and still be answered with an error (the response lost, every SDK retry
@@ -96,8 +97,8 @@ impl Api {
     /// holds `AWSCURRENT`. The new version's id is `request_token` (also its
     /// idempotency token); if another value already took that id, the swap
     /// is lost before anything is stored (writers that derive the token
-    /// from what they read claim one version). `label` is the writer's own
-    /// staging label, removed again either way.
+    /// from what they read claim one version: see [`claim`]). `staging`
+    /// says which label the new version is put under.
     ///
     /// An error is returned only when the swap did not take effect, or
     /// when what happened cannot be read.

@@ -1844,7 +1844,10 @@ async fn run_step(
                 Answer::Unfaulted(StoreError::Conflict { operation, .. })
                     if model.holds_names
                         && operation.contains("deletion is in flight")
-                        && token.id.as_ref().is_some_and(|id| model.held_ids.contains(id)) =>
+                        && token
+                            .id
+                            .as_ref()
+                            .is_some_and(|id| model.held_ids.contains(id)) =>
                 {
                     model.unchanged(number, (start, end));
                     (

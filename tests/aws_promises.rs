@@ -59,6 +59,15 @@ fn refreshed(id: &str, n: i64) -> OAuthToken {
     .with_id(id)
 }
 
+/// Two instances on a new prefix, straight to LocalStack.
+async fn two_instances() -> (Client, String, SecretsManagerStore, SecretsManagerStore) {
+    let client = checking_client().await;
+    let prefix = common::random_prefix();
+    let a = instance(&client, &prefix);
+    let b = instance(&client, &prefix);
+    (client, prefix, a, b)
+}
+
 async fn delete_all(client: &Client, prefix: &str) {
     instance(client, prefix).delete_tokens().await.unwrap();
 }
@@ -69,10 +78,7 @@ async fn delete_all(client: &Client, prefix: &str) {
 #[tokio::test]
 async fn a_refresh_from_a_stale_copy_keeps_the_new_refresh_token() {
     common::localstack().await;
-    let client = checking_client().await;
-    let prefix = common::random_prefix();
-    let a = instance(&client, &prefix);
-    let b = instance(&client, &prefix);
+    let (client, prefix, a, b) = two_instances().await;
     let mut t = token_for("stale-refresh@example.com", "1000.refresh-old");
     a.save_token(&mut t).await.unwrap();
     let id = t.id.clone().unwrap();
@@ -113,10 +119,7 @@ async fn a_refresh_from_a_stale_copy_keeps_the_new_refresh_token() {
 #[tokio::test]
 async fn a_refresh_from_a_stale_copy_keeps_the_rename() {
     common::localstack().await;
-    let client = checking_client().await;
-    let prefix = common::random_prefix();
-    let a = instance(&client, &prefix);
-    let b = instance(&client, &prefix);
+    let (client, prefix, a, b) = two_instances().await;
     let mut t = token_for("before-rename@example.com", "1000.refresh-r");
     a.save_token(&mut t).await.unwrap();
     let id = t.id.clone().unwrap();

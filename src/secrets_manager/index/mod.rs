@@ -188,6 +188,18 @@ impl Index {
             return Ok((snapshot, true));
         }
         let route = route_of_user(user);
+        Ok((Arc::new(self.path_now(route).await?), false))
+    }
+
+    /// Token `id`'s entry on the path of `route`, read now (not cached):
+    /// whether the index has committed a save's intent, whose entry routes
+    /// there.
+    pub(crate) async fn entry_on(&self, id: &str, route: u64) -> Result<Option<Entry>, StoreError> {
+        Ok(self.path_now(route).await?.entry(id).cloned())
+    }
+
+    /// The path from the root to the leaf of `route`, read now (not cached).
+    async fn path_now(&self, route: u64) -> Result<Snapshot, StoreError> {
         // The depth of the cached tree, however old, saves re-reads.
         let depth = self
             .cached()
@@ -195,20 +207,7 @@ impl Index {
             .map_or(0, NodeKey::depth);
         let read = self.reads.fetch_add(1, Ordering::SeqCst);
         let nodes = self.read_route(route, depth).await?;
-        Ok((Arc::new(Snapshot::new(nodes, read)), false))
-    }
-
-    /// Token `id`'s entry on the path of `route`, read now (not cached):
-    /// whether the index has committed a save's intent, whose entry routes
-    /// there.
-    pub(crate) async fn entry_on(&self, id: &str, route: u64) -> Result<Option<Entry>, StoreError> {
-        let depth = self
-            .cached()
-            .and_then(|s| s.leaf_for(route))
-            .map_or(0, NodeKey::depth);
-        let read = self.reads.fetch_add(1, Ordering::SeqCst);
-        let nodes = self.read_route(route, depth).await?;
-        Ok(Snapshot::new(nodes, read).entry(id).cloned())
+        Ok(Snapshot::new(nodes, read))
     }
 
     /// The index as read after this call began, cached for later calls.

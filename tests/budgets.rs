@@ -216,9 +216,13 @@ async fn cold_lookup_by_user_falls_back_to_the_index() {
 }
 
 /// The hourly refresh (same user and refresh token, new access token) is
-/// exactly one write and no index write, warm or cold.
+/// one version of the token's secret in two calls, and no index write, warm
+/// or cold: the new version put under the store's staging label, then
+/// `AWSCURRENT` moved to it from the version read, which Secrets Manager
+/// refuses if another instance wrote the token since (that save then reads
+/// the token again and merges onto what it holds).
 #[tokio::test]
-async fn hourly_refresh_is_one_write() {
+async fn hourly_refresh_is_one_version_in_two_calls() {
     let h = common::harness().await;
     let token = saved(&h.store, 1).await;
     let refresh = |n: i64| OAuthToken {
@@ -233,7 +237,10 @@ async fn hourly_refresh_is_one_write() {
     assert_eq!(refreshed.id, token.id);
     assert_eq!(
         h.counter.snapshot().into_iter().collect::<Vec<_>>(),
-        vec![("PutSecretValue".to_owned(), 1)]
+        vec![
+            ("PutSecretValue".to_owned(), 1),
+            ("UpdateSecretVersionStage".to_owned(), 1)
+        ]
     );
 
     // By id, with the refresh token restated: the same.
@@ -244,14 +251,15 @@ async fn hourly_refresh_is_one_write() {
         ..refresh(2)
     };
     h.store.save_token(&mut by_id).await.unwrap();
-    assert_eq!(h.counter.total(), 1, "{:?}", h.counter.snapshot());
+    assert_eq!(h.counter.total(), 2, "{:?}", h.counter.snapshot());
 
     // A cold instance reads what it must, but still writes once.
     let cold = h.instance();
     h.counter.reset();
     cold.save_token(&mut refresh(3)).await.unwrap();
-    assert_eq!(writes(&h.counter), 1, "{:?}", h.counter.snapshot());
+    assert_eq!(writes(&h.counter), 2, "{:?}", h.counter.snapshot());
     assert_eq!(h.counter.count("PutSecretValue"), 1);
+    assert_eq!(h.counter.count("UpdateSecretVersionStage"), 1);
     h.assert_within_version_quota();
 }
 

@@ -201,13 +201,7 @@ fn sm_fleets() -> MakeFleet {
 }
 
 /// The CI-sized run: about 200 short histories.
-///
-/// Ignored until the `SecretsManagerStore` fixes of issue 24 land: on this
-/// store it finds the lost updates, held-name failures and stale-index
-/// refusals that issue describes (seeds in the issue's notes). Run it with
-/// `--ignored` to see them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails on SecretsManagerStore until issue 24's fixes land"]
 async fn secrets_manager_fleet_keeps_the_guarantees() {
     model::run(
         Config {

@@ -453,7 +453,17 @@ impl Api {
 
     /// Deletes a secret (at once, or with the recovery window); an absent or
     /// already deleted secret is `Ok`.
+    ///
+    /// With the recovery window, the secret's value becomes a tombstone
+    /// first, so that a re-save that restores it (then writes the new token)
+    /// never shows readers the deleted token in between.
     pub(crate) async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        if self.recovery_window_days.is_some() {
+            let request_token = uuid::Uuid::new_v4().to_string();
+            // Absent or deleted already: nothing to hide.
+            self.put(name, super::record::TOMBSTONE, &request_token, None)
+                .await?;
+        }
         count_call();
         let request = self.client.delete_secret().secret_id(name);
         let request = match self.recovery_window_days {

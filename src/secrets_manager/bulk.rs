@@ -3,11 +3,11 @@
 //! once per token (Secrets Manager keeps every version for a day and a
 //! secret holds about 100).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
 
-use super::api::{Created, Put};
+use super::api::Created;
 use super::index::{Entry, UpdateError};
 use super::layout::user_token_id;
 use super::{CONCURRENCY, Resolved, SecretsManagerStore};
@@ -25,6 +25,8 @@ struct Decided {
     updated: OAuthToken,
     /// What is stored now; `None` for a new token.
     target: Option<OAuthToken>,
+    /// The version of `target` read, which the write replaces.
+    read: Option<String>,
 }
 
 impl SecretsManagerStore {
@@ -66,16 +68,27 @@ impl SecretsManagerStore {
         let to_write: Vec<usize> = (0..decided.len())
             .filter(|n| !refused.contains(n) && !unchanged.contains(n))
             .collect();
-        one_by_one.extend(self.write_all(&decided, to_write).await?);
+        let written = self.write_all(&decided, to_write).await?;
         for (n, d) in decided.into_iter().enumerate() {
-            if refused.contains(&n) {
-                one_by_one.insert(d.at);
-            } else if !one_by_one.contains(&d.at) {
-                self.inner.cache.put(&d.id, d.updated.clone());
-                if let Some(user) = d.updated.user_name.as_deref().filter(|u| !u.is_empty()) {
-                    self.inner.users.put(user, &d.id);
+            // The version each saved token now has; `None`: not saved here.
+            let version = if refused.contains(&n) {
+                None
+            } else if unchanged.contains(&n) {
+                Some(d.read.clone())
+            } else {
+                written.get(&d.at).cloned()
+            };
+            match version {
+                None => {
+                    one_by_one.insert(d.at);
                 }
-                tokens[d.at] = d.updated;
+                Some(version) => {
+                    self.inner.cache.put(&d.id, d.updated.clone(), version);
+                    if let Some(user) = d.updated.user_name.as_deref().filter(|u| !u.is_empty()) {
+                        self.inner.users.put(user, &d.id);
+                    }
+                    tokens[d.at] = d.updated;
+                }
             }
         }
 
@@ -102,9 +115,9 @@ impl SecretsManagerStore {
                 async move {
                     let mut derived = None;
                     let target = match (&token.id, LookupKey::of(token)) {
-                        (Some(id), _) => self.get(id).await?.map(|c| c.token.clone()),
+                        (Some(id), _) => self.get(id).await?,
                         (None, Some(key)) => match self.resolve_in(snapshot, &key).await? {
-                            Resolved::Found(stored) => Some(*stored),
+                            Resolved::Found(stored) => Some(stored),
                             // A user name whose token is gone: the single
                             // save knows how to take it over.
                             Resolved::Reserved(_) => return Ok(Err(at)),
@@ -126,13 +139,24 @@ impl SecretsManagerStore {
                         id: Some(id),
                         ..token.clone()
                     });
-                    let (id, updated) =
-                        prepare_save(request.as_ref().unwrap_or(token), target.as_ref())?;
+                    let (id, updated) = prepare_save(
+                        request.as_ref().unwrap_or(token),
+                        target.as_ref().map(|t| &t.token),
+                    )?;
+                    // An update that changes lookup keys, or meets another
+                    // save's intent, takes the single save's steps.
+                    if let Some(t) = &target
+                        && (t.intent
+                            || !Entry::of(&id, &t.token).same_keys(&Entry::of(&id, &updated)))
+                    {
+                        return Ok(Err(at));
+                    }
                     Ok::<_, StoreError>(Ok(Decided {
                         at,
                         id,
                         updated,
-                        target,
+                        read: target.as_ref().and_then(|t| t.version.clone()),
+                        target: target.map(|t| t.token.clone()),
                     }))
                 }
             })
@@ -184,13 +208,13 @@ impl SecretsManagerStore {
         Ok(refused)
     }
 
-    /// Writes the secrets of `decided[to_write]`; the batch places of those
-    /// whose secret was not what the decision assumed.
+    /// Writes the secrets of `decided[to_write]`: the versions written, by
+    /// batch place. A place missing was not what the decision assumed.
     async fn write_all(
         &self,
         decided: &[Decided],
         to_write: Vec<usize>,
-    ) -> Result<Vec<usize>, StoreError> {
+    ) -> Result<HashMap<usize, Option<String>>, StoreError> {
         let writes = futures::stream::iter(to_write)
             .map(|n| async move {
                 let d = &decided[n];
@@ -199,14 +223,13 @@ impl SecretsManagerStore {
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
-        let mut unwritten = Vec::new();
+        let mut written = HashMap::new();
         for write in writes {
-            let (at, written) = write?;
-            if !written {
-                unwritten.push(at);
+            if let (at, Some(version)) = write? {
+                written.insert(at, version);
             }
         }
-        Ok(unwritten)
+        Ok(written)
     }
 
     /// The ids among `decided[unchanged]` whose secrets hold exactly what
@@ -247,27 +270,30 @@ impl SecretsManagerStore {
         Ok(confirmed)
     }
 
-    /// Writes one decided token's secret; `Ok(false)` when what is there is
-    /// not what the decision assumed (left to `save_token`).
-    async fn write_decided(&self, d: &Decided) -> Result<bool, StoreError> {
+    /// Writes one decided token's secret: an update by compare-and-swap
+    /// over the version read, or a new secret. `Ok(None)` when what is there
+    /// is not what the decision assumed (left to `save_token`); else the
+    /// version written.
+    async fn write_decided(&self, d: &Decided) -> Result<Option<Option<String>>, StoreError> {
         let inner = &self.inner;
-        let name = inner.layout.token(&d.id);
         let json = encode_token(&d.updated)?;
         inner.cache.invalidate(&d.id);
         if d.target.is_some() {
-            let request_token = uuid::Uuid::new_v4().to_string();
-            Ok(matches!(
-                inner.api.put(&name, &json, &request_token, None).await?,
-                Put::Yes(_)
-            ))
-        } else {
-            let request_token = uuid::Uuid::new_v4().to_string();
-            match inner.api.create(&name, &json, &request_token).await? {
-                Created::Yes(_) => Ok(true),
-                Created::Exists => Ok(false),
-                Created::Deleted => self.restore_and_put(&name, &json).await,
-            }
+            let Some(read) = &d.read else {
+                return Ok(None);
+            };
+            return Ok(self.swap_token(&d.id, &json, read, 0).await?.map(Some));
         }
+        let name = inner.layout.token(&d.id);
+        let request_token = uuid::Uuid::new_v4().to_string();
+        Ok(
+            match inner.api.create(&name, &json, &request_token).await? {
+                Created::Yes(version) => Some(Some(version)),
+                // Taken, or a deleted secret's name still held: `save_token`
+                // decides again (and takes another id for a held one).
+                Created::Exists | Created::Deleted => None,
+            },
+        )
     }
 }
 

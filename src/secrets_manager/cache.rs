@@ -41,7 +41,37 @@ pub(crate) const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct Cached {
     pub(crate) token: OAuthToken,
+    /// The secret version the token was read from (or written as): what a
+    /// save that merges onto it replaces, by compare-and-swap.
+    pub(crate) version: Option<String>,
+    /// The secret carried a save's intent (see `record.rs`): the token is
+    /// what the index confirmed, and a writer must settle the intent before
+    /// it merges onto it. Such a token is never kept in the cache.
+    pub(crate) intent: bool,
     expires_at: Instant,
+}
+
+impl Cached {
+    /// A token just read, held by a save only (never put in the cache).
+    pub(crate) fn read_now(loaded: Loaded) -> Arc<Self> {
+        Arc::new(Self {
+            token: loaded.token,
+            version: loaded.version,
+            intent: loaded.intent,
+            expires_at: Instant::now(),
+        })
+    }
+}
+
+/// A token as read from its secret, for [`TokenCache::get_or_fetch`].
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// The token, as readers see it.
+    pub(crate) token: OAuthToken,
+    /// The version read.
+    pub(crate) version: Option<String>,
+    /// See [`Cached::intent`].
+    pub(crate) intent: bool,
 }
 
 /// Per-entry expiry: the shorter of the TTL and the token's own expiry.
@@ -237,7 +267,17 @@ impl TokenCache {
         }
     }
 
-    fn wrap(&self, token: OAuthToken) -> Arc<Cached> {
+    fn wrap_loaded(&self, loaded: Loaded) -> Arc<Cached> {
+        let mut cached = self.wrap(loaded.token, loaded.version);
+        if loaded.intent
+            && let Some(cached) = Arc::get_mut(&mut cached)
+        {
+            cached.intent = true;
+        }
+        cached
+    }
+
+    fn wrap(&self, token: OAuthToken, version: Option<String>) -> Arc<Cached> {
         // Until EXPIRY_MARGIN before the token's expiry_time, at most the TTL.
         let until_expiry = token.expiry_time.map(|expiry| {
             let left = expiry.saturating_sub(now_millis()).max(0) as u64;
@@ -246,6 +286,8 @@ impl TokenCache {
         let lifetime = until_expiry.map_or(self.ttl, |left| left.min(self.ttl));
         Arc::new(Cached {
             token,
+            version,
+            intent: false,
             expires_at: Instant::now() + lifetime,
         })
     }
@@ -290,7 +332,7 @@ impl TokenCache {
     ) -> Result<Option<Arc<Cached>>, StoreError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<OAuthToken>, StoreError>>,
+        Fut: Future<Output = Result<Option<Loaded>, StoreError>>,
     {
         if let Some(cached) = self.get(id) {
             return Ok(Some(cached));
@@ -302,7 +344,7 @@ impl TokenCache {
                 if let Some(cached) = self.get(id) {
                     return Ok(Some(cached));
                 }
-                Ok(fetch().await?.map(|token| self.wrap(token)))
+                Ok(fetch().await?.map(|loaded| self.wrap_loaded(loaded)))
             })
             .await
             .cloned();
@@ -310,17 +352,19 @@ impl TokenCache {
         if flights.get(id).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
             flights.remove(id);
             // Still this read's flight: no write happened since it started,
-            // so its value may be cached.
-            if let Ok(Some(cached)) = &result {
+            // so its value may be cached (unless it is in doubt).
+            if let Ok(Some(cached)) = &result
+                && !cached.intent
+            {
                 self.insert(id, Arc::clone(cached));
             }
         }
         result
     }
 
-    /// Caches what the store just wrote for `id`.
-    pub(crate) fn put(&self, id: &str, token: OAuthToken) {
-        let cached = self.wrap(token);
+    /// Caches what the store just wrote for `id`, as `version`.
+    pub(crate) fn put(&self, id: &str, token: OAuthToken, version: Option<String>) {
+        let cached = self.wrap(token, version);
         let mut flights = self.flights();
         flights.remove(id);
         self.insert(id, cached);
@@ -430,11 +474,11 @@ mod tests {
     #[test]
     fn put_get_invalidate() {
         let cache = TokenCache::new(Duration::from_secs(60), 100);
-        cache.put("a", token(1));
-        cache.put("b", token(2));
+        cache.put("a", token(1), None);
+        cache.put("b", token(2), None);
         assert_eq!(cache.get_token("a"), Some(token(1)));
         assert_eq!(cache.get("b").map(|c| c.token.clone()), Some(token(2)));
-        cache.put("a", token(3));
+        cache.put("a", token(3), None);
         assert_eq!(cache.get_token("a"), Some(token(3)));
         cache.invalidate("a");
         assert_eq!(cache.get_token("a"), None);
@@ -448,7 +492,7 @@ mod tests {
     fn the_hot_map_keeps_only_what_moka_keeps() {
         let cache = TokenCache::new(Duration::from_secs(60), 8);
         for n in 0..200 {
-            cache.put(&format!("id{n}"), token(n));
+            cache.put(&format!("id{n}"), token(n), None);
         }
         cache.entries.run_pending_tasks();
         let kept = cache.hot.len();
@@ -466,7 +510,7 @@ mod tests {
             expiry_time: Some(now_millis() + EXPIRY_MARGIN.as_millis() as i64 + 150),
             ..token(1)
         };
-        cache.put("a", expiring.clone());
+        cache.put("a", expiring.clone(), None);
         assert_eq!(cache.get_token("a"), Some(expiring));
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(cache.get_token("a"), None);

@@ -32,11 +32,13 @@
 //!
 //! Times are the store's [clock](super::SecretsManagerStoreBuilder::clock).
 //!
-//! It is written by the compare-and-swap the index nodes use (`swap.rs`):
-//! the new version is staged under the instance's own label, then
-//! `AWSCURRENT` is moved to it from the version read, which Secrets Manager
-//! refuses if another writer moved it first; a move that took effect but
-//! was answered with an error counts as made. The new version's id (its
+//! It is written by the compare-and-swap of every token secret write
+//! (`swap.rs`): the new version is staged under one of a few pooled
+//! `zts-lease` labels, then `AWSCURRENT` is moved to it from the version read, which
+//! Secrets Manager refuses if another writer moved it first; a move that
+//! took effect but was answered with an error counts as made. A save's
+//! intent found in the secret (see `record.rs`) is settled before a lease
+//! is written over it. The new version's id (its
 //! `ClientRequestToken`) is derived from the secret's name, the version read
 //! and the lease period, so that every process racing for one lease claims
 //! the same version id: the first makes the version, the others are refused
@@ -52,14 +54,20 @@ use sha2::{Digest, Sha256};
 
 use super::SecretsManagerStore;
 use super::api::Fetched;
-use super::swap::Swap;
+use super::record::TokenRecord;
+use super::swap::{Staging, Swap};
 use crate::error::StoreError;
 use crate::id::validate_id;
 use crate::lease::{FailureCause, LeaseFailure, LeaseRequest, RefreshLease};
-use crate::token::{MAX_TOKEN_BYTES, OAuthToken, decode_token, encode_token};
+use crate::token::{MAX_TOKEN_BYTES, OAuthToken, encode_token};
 
 /// Rounds of read and compare-and-swap before giving up.
 const ATTEMPTS: u32 = 5;
+
+/// The prefix of the pooled staging labels a lease write puts its version
+/// under (`Staging::Pooled`).
+const LEASE_LABEL: &str = "zts-lease";
+
 /// The lease period of derived version ids when a request asks for none.
 const MIN_PERIOD: Duration = Duration::from_secs(1);
 
@@ -186,17 +194,41 @@ impl SecretsManagerStore {
     }
 
     /// Reads token `id`'s secret past the cache, with its lease and version.
+    /// A save's intent in it is settled first (see `record.rs`), so that
+    /// the lease is written over a settled token.
     async fn read_leased(&self, id: &str) -> Result<Read, StoreError> {
         let name = self.inner.layout.token(id);
-        match self.inner.api.get(&name).await? {
+        let mut fetched = self.inner.api.get(&name).await?;
+        if let Fetched::Value {
+            string: Some(json), ..
+        } = &fetched
+            && TokenRecord::decode_live(id, json)?.is_some_and(|r| r.intent.is_some())
+        {
+            self.settle(id, 0).await?;
+            fetched = self.inner.api.get(&name).await?;
+        }
+        match fetched {
             Fetched::Value {
                 string: Some(json),
                 version_id: Some(version),
-            } => Ok(Read::Found {
-                token: Box::new(decode_token(id, &json)?),
-                lease: lease_of(&json),
-                version,
-            }),
+            } => {
+                let Some(record) = TokenRecord::decode_live(id, &json)? else {
+                    // A tombstone: a deleted token whose re-save is under way.
+                    return Ok(Read::Missing);
+                };
+                if record.intent.is_some() {
+                    // Another save's, since: the caller's next round.
+                    return Err(StoreError::Conflict {
+                        operation: format!("reading the refresh lease of token {id}"),
+                        attempts: 2,
+                    });
+                }
+                Ok(Read::Found {
+                    token: Box::new(record.token),
+                    lease: lease_of(&json),
+                    version,
+                })
+            }
             Fetched::Value { string: None, .. } => Err(StoreError::Corrupt {
                 id: id.to_owned(),
                 reason: "a binary secret, not a token JSON string".into(),
@@ -211,28 +243,52 @@ impl SecretsManagerStore {
         }
     }
 
-    /// Replaces version `read` of `name` by `json` if it is still current,
-    /// by the compare-and-swap the index uses ([`Api::swap`]): a stage move
-    /// that took effect counts, whatever it was answered. `Ok(true)` when
-    /// this write made it current.
+    /// Replaces version `read` of token `id`'s secret by `json` if it is
+    /// still current, by the compare-and-swap every write of a token secret
+    /// uses ([`Api::swap`]): a stage move that took effect counts, whatever
+    /// it was answered. The new version when this write made it current,
+    /// which this instance's cached copy then names, so that the save that
+    /// ends the lease replaces it without reading it again.
     ///
     /// [`Api::swap`]: super::api::Api::swap
     async fn swap(
         &self,
-        name: &str,
+        id: &str,
+        token: &OAuthToken,
         json: &str,
         request_token: &str,
         read: &str,
     ) -> Result<bool, StoreError> {
-        let label = self.inner.index.label();
-        // Lost: claimed by another process, or the secret is gone.
-        Ok(matches!(
-            self.inner
-                .api
-                .swap(name, json, request_token, read, label)
-                .await?,
-            Swap::Won(_)
-        ))
+        let name = self.inner.layout.token(id);
+        // The lease's own labels: a lease and a save racing from one version
+        // never share one (see `Staging::Pooled`).
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&Sha256::digest(request_token.as_bytes())[..8]);
+        let slot = u64::from_be_bytes(seed);
+        let staging = Staging::Pooled {
+            prefix: LEASE_LABEL,
+            slot,
+        };
+        let swapped = self
+            .inner
+            .api
+            .swap(&name, json, request_token, read, staging)
+            .await;
+        match swapped {
+            Ok(Swap::Won(version)) => {
+                self.inner.cache.put(id, token.clone(), Some(version));
+                Ok(true)
+            }
+            // Lost: claimed by another process, or the secret is gone.
+            Ok(_) => {
+                self.inner.cache.invalidate(id);
+                Ok(false)
+            }
+            Err(error) => {
+                self.inner.cache.invalidate(id);
+                Err(error)
+            }
+        }
     }
 
     /// [`TokenStore::refresh_lease`](crate::TokenStore::refresh_lease) on
@@ -257,7 +313,7 @@ impl SecretsManagerStore {
                 } => (token, lease, version),
             };
             if request.is_refreshed(&token) {
-                self.inner.cache.put(id, (*token).clone());
+                self.inner.cache.put(id, (*token).clone(), Some(version));
                 return Ok(RefreshLease::Refreshed(token));
             }
             let now = self.now_millis();
@@ -294,7 +350,7 @@ impl SecretsManagerStore {
             };
             let json = with_lease(id, &token, &lease)?;
             let claim = claim_token(&name, &version, now, request.duration);
-            if self.swap(&name, &json, &claim, &version).await? {
+            if self.swap(id, &token, &json, &claim, &version).await? {
                 return Ok(RefreshLease::Acquired {
                     token,
                     until,
@@ -321,7 +377,6 @@ impl SecretsManagerStore {
     ) -> Result<(), StoreError> {
         validate_id(id)?;
         let (code, until) = mark_of(failure);
-        let name = self.inner.layout.token(id);
         // A mark that does not land lets the next caller retry as soon as
         // the lease ends, before the backoff: so it is retried, and a write
         // refused (or failed) after it took effect counts as landed.
@@ -353,7 +408,7 @@ impl SecretsManagerStore {
             };
             let json = with_lease(id, &token, &failed)?;
             let request_token = uuid::Uuid::new_v4().to_string();
-            match self.swap(&name, &json, &request_token, &version).await {
+            match self.swap(id, &token, &json, &request_token, &version).await {
                 Ok(true) => return Ok(()),
                 // Lost, or an error: the next read tells which.
                 Ok(false) => {}
@@ -386,7 +441,7 @@ mod tests {
             failures: 3,
         };
         let json = with_lease("abc", &token, &lease).unwrap();
-        assert_eq!(decode_token("abc", &json).unwrap(), token);
+        assert_eq!(crate::token::decode_token("abc", &json).unwrap(), token);
         let read = lease_of(&json).unwrap();
         assert_eq!((read.holder.as_str(), read.until), ("h", i64::MAX));
         assert_eq!(read.failures, 3);

@@ -8,6 +8,7 @@ mod cache;
 mod index;
 mod layout;
 mod lease;
+mod record;
 mod repair;
 mod save;
 mod swap;
@@ -25,8 +26,9 @@ pub use builder::{
 pub use repair::RepairReport;
 
 use api::{Api, Fetched, counting_calls};
-use cache::{Cached, TokenCache, UserIds};
-use index::{Index, Snapshot};
+use cache::{Cached, Loaded, TokenCache, UserIds};
+use index::{Entry, Index, Snapshot};
+use record::TokenRecord;
 
 use layout::Layout;
 
@@ -34,14 +36,16 @@ use crate::error::StoreError;
 use crate::id::{is_valid_id, validate_id};
 use crate::lease::{LeaseFailure, LeaseRequest, RefreshLease};
 use crate::store::{LookupKey, TokenStore, check_user_name};
-use crate::token::{OAuthToken, decode_token};
+use crate::token::OAuthToken;
 
 /// How many API requests one `get_tokens` or `delete_tokens` keeps in flight.
 const CONCURRENCY: usize = 8;
 /// The most tokens one `BatchGetSecretValue` returns.
 const BATCH: usize = 20;
-/// Save attempts when concurrent writers keep changing what a save decided on.
-const SAVE_ATTEMPTS: u32 = 5;
+/// Save attempts when concurrent writers keep changing what a save decided
+/// on: every write of a token is a compare-and-swap, so N instances saving
+/// one token at once each lose up to N - 1 rounds.
+const SAVE_ATTEMPTS: u32 = 16;
 
 /// A [`TokenStore`] on AWS Secrets Manager, for serverless apps that share
 /// Zoho tokens without a disk or a database server.
@@ -61,6 +65,30 @@ const SAVE_ATTEMPTS: u32 = 5;
 ///   given or imported, and users renamed since, keep their ids).
 /// - Tokens read are cached (moka) for the cache TTL, but never past their
 ///   own `expiry_time`; the store's own writes update its cache at once.
+///
+/// # Writes over what they read
+///
+/// Every write of a token secret replaces the version it read, by
+/// compare-and-swap: the new version is put under one of eight staging
+/// labels `zts-save-N` (left on it; each put moves one), with a version id
+/// derived from the version read, which writers racing from one version
+/// share (the first stores it, the others are refused before anything is
+/// stored); then `AWSCURRENT` is moved to it from the version read, which
+/// Secrets Manager refuses if another writer moved it first. The save then reads the token again and
+/// merges onto what it holds, so a save from a stale cached copy never puts
+/// back an old refresh token or user name. A save that changes the token's
+/// user name, refresh or grant token writes the secret with its *intent*
+/// first (the new token beside the current one), then the index (the commit
+/// point), then the new token alone: after a failure at any one call,
+/// readers take the token as it was or as the save wanted (the index
+/// decides), and the next writer settles it.
+///
+/// A token saved without an id takes its user's derived id when no secret
+/// has it; if the name is still held by Secrets Manager (a deleted secret
+/// being purged, or scheduled for deletion), it takes a random id at once
+/// instead of waiting: the Zoho SDKs delete a revoked token and save its
+/// successor for the same user in the same second. That token is then
+/// found through the index, as a token with an id of its own.
 ///
 /// Clones share one cache and index. Build one per process (in a Lambda,
 /// once per cold start) with [`SecretsManagerStore::builder`].
@@ -94,11 +122,12 @@ const SAVE_ATTEMPTS: u32 = 5;
 /// | `find_token` by user, not cached, any other | 1 `GetSecretValue` (a miss) + 1 index path read (2 in a tree deeper than 4 levels) + 1 |
 /// | `find_token` by refresh or grant token, not cached | the index reads + 1 per candidate |
 /// | `find_token` by access token | the index reads + ⌈N/20⌉ unless cached |
-/// | `save_token`, user and refresh/grant token unchanged | 1 `PutSecretValue` |
+/// | `save_token`, user and refresh/grant token unchanged (the hourly refresh) | 1 `PutSecretValue` + 1 `UpdateSecretVersionStage` (one version) |
 /// | `save_token`, nothing changed | 1 `GetSecretValue`, no write |
-/// | `save_token`, new token | the lookup + 1 `CreateSecret` + an index update |
+/// | `save_token`, user, refresh or grant token changed | 2 × 2 (the secret with the save's intent, then alone) + an index update |
+/// | `save_token`, new token | the lookup + an index update + 1 `CreateSecret` + 1 index read (the check that the index says what the secret holds) |
 /// | `save_tokens` of N tokens | the index reads + N writes + a few index updates per index secret |
-/// | `delete_token` | 1 `DeleteSecret` + an index update |
+/// | `delete_token` | 1 `DeleteSecret` (with a recovery window, 1 `PutSecretValue` before it) + an index update |
 /// | `get_tokens` | the index reads + ⌈N/20⌉ `BatchGetSecretValue` |
 /// | `delete_tokens` | the index reads + N `DeleteSecret` + one update per index secret |
 ///
@@ -160,8 +189,8 @@ pub struct IndexStats {
 
 /// What the index says about a lookup key.
 enum Resolved {
-    /// The stored token that matches.
-    Found(Box<OAuthToken>),
+    /// The stored token that matches, as read.
+    Found(Arc<Cached>),
     /// The index gives the key's user name to this id, but its secret does
     /// not exist (yet, or any more): a save for that user takes the id over.
     Reserved(String),
@@ -173,8 +202,8 @@ enum Resolved {
 
 /// What the secret of a user name's derived id holds.
 enum Probe {
-    /// That user's token.
-    Found(Box<OAuthToken>),
+    /// That user's token, as read.
+    Found(Arc<Cached>),
     /// No secret has the id (this one): a new token for the user may take it.
     Free(String),
     /// Another token has the id (its user name changed since), or a value
@@ -184,6 +213,14 @@ enum Probe {
 
 impl Resolved {
     const MISSING: Self = Self::Missing { free_user_id: None };
+}
+
+/// The error for a token secret that holds binary data, not a token's JSON.
+fn binary_secret(id: &str) -> StoreError {
+    StoreError::Corrupt {
+        id: id.to_owned(),
+        reason: "a binary secret, not a token JSON string".into(),
+    }
 }
 
 impl SecretsManagerStore {
@@ -232,18 +269,40 @@ impl SecretsManagerStore {
         result
     }
 
-    /// Reads token `id` from Secrets Manager, bypassing the cache.
-    async fn fetch(&self, id: &str) -> Result<Option<OAuthToken>, StoreError> {
-        match self.inner.api.get(&self.inner.layout.token(id)).await? {
+    /// Reads token `id` from Secrets Manager, bypassing the cache. A save's
+    /// intent in the secret (see `record.rs`) is what the index says: the
+    /// token it wants when the index has its entry, else the token as it was.
+    async fn fetch(&self, id: &str) -> Result<Option<Loaded>, StoreError> {
+        let (json, version) = match self.inner.api.get(&self.inner.layout.token(id)).await? {
             Fetched::Value {
-                string: Some(json), ..
-            } => decode_token(id, &json).map(Some),
-            Fetched::Value { string: None, .. } => Err(StoreError::Corrupt {
-                id: id.to_owned(),
-                reason: "a binary secret, not a token JSON string".into(),
-            }),
-            Fetched::Absent | Fetched::Deleted => Ok(None),
-        }
+                string: Some(json),
+                version_id,
+            } => (json, version_id),
+            Fetched::Value { string: None, .. } => return Err(binary_secret(id)),
+            Fetched::Absent | Fetched::Deleted => return Ok(None),
+        };
+        let Some(record) = TokenRecord::decode_live(id, &json)? else {
+            return Ok(None);
+        };
+        let Some(intent) = record.intent else {
+            return Ok(Some(Loaded {
+                token: record.token,
+                version,
+                intent: false,
+            }));
+        };
+        let wanted = Entry::of(id, &intent);
+        let committed = self
+            .inner
+            .index
+            .entry_on(id, wanted.route())
+            .await?
+            .is_some_and(|entry| entry.same_keys(&wanted));
+        Ok(Some(Loaded {
+            token: if committed { intent } else { record.token },
+            version,
+            intent: true,
+        }))
     }
 
     /// Token `id`, from the cache or (coalesced) from Secrets Manager.
@@ -261,7 +320,7 @@ impl SecretsManagerStore {
         for id in snapshot.candidates(key) {
             match self.get(&id).await? {
                 Some(cached) if key.matches(&cached.token) => {
-                    return Ok(Resolved::Found(Box::new(cached.token.clone())));
+                    return Ok(Resolved::Found(cached));
                 }
                 None if matches!(key, LookupKey::UserName(_)) => reserved = Some(id),
                 _ => {}
@@ -278,13 +337,21 @@ impl SecretsManagerStore {
             // Access tokens change hourly, so they are not indexed: look in
             // the cache, then through every token.
             if let Some(cached) = self.inner.cache.iter().find(|c| key.matches(&c.token)) {
-                return Ok(Resolved::Found(Box::new(cached.token.clone())));
+                return Ok(Resolved::Found(cached));
             }
             let tokens = self.read_all().await?;
-            return Ok(tokens
+            let Some(id) = tokens
                 .into_iter()
                 .find(|t| key.matches(t))
-                .map_or(Resolved::MISSING, |t| Resolved::Found(Box::new(t))));
+                .and_then(|t| t.id)
+            else {
+                return Ok(Resolved::MISSING);
+            };
+            // Read again by id: a writer needs the version it merges onto.
+            return Ok(match self.get(&id).await? {
+                Some(cached) if key.matches(&cached.token) => Resolved::Found(cached),
+                _ => Resolved::MISSING,
+            });
         }
         if let LookupKey::UserName(user) = key {
             return self.resolve_user(user, key, recheck).await;
@@ -339,8 +406,8 @@ impl SecretsManagerStore {
             },
             resolved => resolved,
         };
-        if let Resolved::Found(token) = &resolved
-            && let Some(id) = &token.id
+        if let Resolved::Found(cached) = &resolved
+            && let Some(id) = &cached.token.id
         {
             self.inner.users.put(user, id);
         }
@@ -351,9 +418,7 @@ impl SecretsManagerStore {
     async fn probe_user_id(&self, user: &str, key: &LookupKey<'_>) -> Result<Probe, StoreError> {
         let id = layout::user_token_id(user);
         match self.get(&id).await {
-            Ok(Some(cached)) if key.matches(&cached.token) => {
-                Ok(Probe::Found(Box::new(cached.token.clone())))
-            }
+            Ok(Some(cached)) if key.matches(&cached.token) => Ok(Probe::Found(cached)),
             // Not this user's token: the index decides, and a lookup by
             // user name does not fail on another token's bad value.
             Ok(Some(_)) | Err(StoreError::Corrupt { .. }) => Ok(Probe::Taken),
@@ -381,12 +446,23 @@ impl SecretsManagerStore {
                 continue;
             };
             let Some(json) = value else {
-                return Err(StoreError::Corrupt {
-                    id: id.to_owned(),
-                    reason: "a binary secret, not a token JSON string".into(),
-                });
+                return Err(binary_secret(id));
             };
-            tokens.push(decode_token(id, &json)?);
+            let Some(record) = TokenRecord::decode_live(id, &json)? else {
+                continue;
+            };
+            // A save's intent: the token it wants if the index has it.
+            let token = match record.intent {
+                Some(intent)
+                    if snapshot
+                        .entry(id)
+                        .is_some_and(|e| e.same_keys(&Entry::of(id, &intent))) =>
+                {
+                    intent
+                }
+                _ => record.token,
+            };
+            tokens.push(token);
         }
         Ok(tokens)
     }
@@ -416,7 +492,7 @@ impl SecretsManagerStore {
     {
         Box::pin(self.traced("find_token", None, async move {
             match self.resolve(&key, true).await? {
-                Resolved::Found(stored) => Ok(Some(token.merged_over(&stored))),
+                Resolved::Found(stored) => Ok(Some(token.merged_over(&stored.token))),
                 Resolved::Reserved(_) | Resolved::Missing { .. } => Ok(None),
             }
         }))
@@ -506,10 +582,17 @@ impl TokenStore for SecretsManagerStore {
         let id = token.id.clone();
         let saved = self
             .traced("save_token", id.as_deref(), async {
-                let mut takeover = None;
-                for _ in 0..SAVE_ATTEMPTS {
-                    if let Some(saved) = self.try_save(token, &mut takeover).await? {
+                let mut attempts = save::Attempts::default();
+                for attempt in 0..SAVE_ATTEMPTS {
+                    attempts.number = attempt;
+                    if let Some(saved) = self.try_save(token, &mut attempts).await? {
                         return Ok(saved);
+                    }
+                    // Jittered, so that writers that keep colliding part.
+                    if attempt > 0 {
+                        let ceiling = 5 * 2u64.pow(attempt.min(6));
+                        let wait = fastrand::u64(1..=ceiling);
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                     }
                 }
                 Err(StoreError::Conflict {

@@ -5,9 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use futures::{StreamExt, TryStreamExt};
 
 use super::index::{Entry, Snapshot, UpdateError};
+use super::record::TokenRecord;
 use super::{BATCH, CONCURRENCY, SecretsManagerStore};
 use crate::error::StoreError;
-use crate::token::decode_token;
 
 /// What [`SecretsManagerStore::repair`] found and changed (or, from
 /// [`SecretsManagerStore::repair_dry_run`], what it would change).
@@ -111,9 +111,22 @@ async fn read_entries(
         };
         let decoded = value
             .ok_or(())
-            .and_then(|json| decode_token(id, &json).map_err(|_| ()));
+            .and_then(|json| TokenRecord::decode_live(id, &json).map_err(|_| ()));
         let entry = match decoded {
-            Ok(token) => Entry::of(id, &token),
+            // A tombstone: a deleted token whose re-save stopped half-way.
+            Ok(None) => continue,
+            Ok(Some(TokenRecord {
+                token,
+                intent: None,
+            })) => Entry::of(id, &token),
+            // A save's intent: what the index says it is.
+            Ok(Some(TokenRecord {
+                token,
+                intent: Some(_),
+            })) => match store.fetch(id).await {
+                Ok(Some(loaded)) => Entry::of(id, &loaded.token),
+                _ => Entry::of(id, &token),
+            },
             Err(()) => {
                 report.corrupt.push(id.to_owned());
                 Entry::of(id, &crate::token::OAuthToken::default())

@@ -422,6 +422,16 @@ impl Proxy {
         self.state.targets.lock().unwrap().clear();
     }
 
+    /// Whether the call [`Proxy::fail_call_number`] picked has come (and failed).
+    pub fn picked_call_came(&self) -> bool {
+        self.state
+            .numbered
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|n| n.seen.len() >= n.call)
+    }
+
     /// From now on, `BatchGetSecretValue` answers show secret `name` with
     /// `value` and `version_id` (an older version), while `GetSecretValue`
     /// follows its `AWSCURRENT` label: what LocalStack 4.13 does after an

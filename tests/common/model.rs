@@ -530,6 +530,11 @@ pub struct Model {
     own_user: BTreeMap<(usize, String), usize>,
     /// Every real id the model has seen.
     seen_ids: BTreeSet<String>,
+    /// Whether the fleet holds deleted names until a purge step.
+    pub holds_names: bool,
+    /// Ids deleted (or perhaps deleted) since the last purge step: their
+    /// secret names are still held when [`Model::holds_names`].
+    pub held_ids: BTreeSet<String>,
 }
 
 /// A read's answer the model does not allow.
@@ -597,6 +602,8 @@ impl Model {
             own_token: BTreeMap::new(),
             own_user: BTreeMap::new(),
             seen_ids: BTreeSet::new(),
+            holds_names: false,
+            held_ids: BTreeSet::new(),
         }
     }
 
@@ -903,6 +910,12 @@ impl Model {
     }
 
     /// A delete's outcome: `acknowledged`, or in doubt.
+    /// An operation that changed nothing.
+    pub fn unchanged(&mut self, step: usize, (start, end): (Instant, Instant)) {
+        let worlds = self.current().worlds.clone();
+        self.push_epoch(worlds, step, start, end);
+    }
+
     pub fn deleted(
         &mut self,
         step: usize,
@@ -1595,6 +1608,7 @@ pub async fn run_plan(fleet: &dyn Fleet, plan: &Plan, users: usize) -> Outcome {
         fleet.cache_slack(),
         Instant::now(),
     );
+    model.holds_names = plan.hold_names;
     let mut log = Vec::new();
     let mut faults = 0;
     if plan.hold_names {
@@ -1715,6 +1729,7 @@ async fn run_step(
         }
         Op::Purge => {
             fleet.purge().await;
+            model.held_ids.clear();
             return StepOutcome {
                 line: head("purge: AWS finishes purging the deleted names".into()),
                 extra,
@@ -1822,6 +1837,24 @@ async fn run_step(
                     format!("failed (in doubt): {}", error_text(&e)),
                     model.saved(number, i, &token, None, (start, end)),
                 ),
+                // A token the caller names by id must live under that id's
+                // secret name: while AWS still holds the name of the deleted
+                // secret, the save waits for the purge a while, then gives up
+                // with nothing stored (the store's documented answer).
+                Answer::Unfaulted(StoreError::Conflict { operation, .. })
+                    if model.holds_names
+                        && operation.contains("deletion is in flight")
+                        && token
+                            .id
+                            .as_ref()
+                            .is_some_and(|id| model.held_ids.contains(id)) =>
+                {
+                    model.unchanged(number, (start, end));
+                    (
+                        format!("refused while AWS holds the deleted name: {operation}"),
+                        Ok(()),
+                    )
+                }
                 Answer::Unfaulted(e) => {
                     let text = error_text(&e);
                     // Record it in doubt too, for the report's model state.
@@ -1846,6 +1879,7 @@ async fn run_step(
             let id = model.resolve(id, &users);
             let (answer, f) = call!(store.delete_token(&id));
             fired = f;
+            model.held_ids.insert(id.clone());
             let end = Instant::now();
             model.span(i, start, end);
             let users_before: Vec<(String, Option<String>)> = model

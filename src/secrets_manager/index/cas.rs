@@ -12,7 +12,7 @@ use super::planner::split_entries;
 use super::snapshot::{Node, unresolved};
 use crate::error::StoreError;
 use crate::secrets_manager::api::{Created, Fetched};
-use crate::secrets_manager::swap::Swap;
+use crate::secrets_manager::swap::{Staging, Swap};
 use crate::token::MAX_TOKEN_BYTES;
 
 /// The most names one `BatchGetSecretValue` takes.
@@ -262,7 +262,13 @@ impl Index {
         }
         match self
             .api
-            .swap(&name, &json, &request_token, previous, &self.label)
+            .swap(
+                &name,
+                &json,
+                &request_token,
+                previous,
+                Staging::Own(&self.label),
+            )
             .await?
         {
             Swap::Won(version) => Ok(Cas::Won(version)),

@@ -25,22 +25,21 @@
 //! # Concurrency
 //!
 //! Each node is changed by compare-and-swap on version stages ([`cas`]); an
-//! instance's concurrent changes are applied together (group commit, one
-//! write per node per round, see [`planner`]).
+//! instance's concurrent changes are applied together ([`commit`]: one
+//! write per node per round, as the [`planner`] plans it). `repair`
+//! replaces the whole tree ([`rewrite`]).
 
 mod cas;
+mod commit;
 mod node;
 mod planner;
+mod rewrite;
 mod snapshot;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use futures::StreamExt;
-use tokio::sync::oneshot;
 
 pub(crate) use node::{Entry, NodeKey, route_of_user};
 pub(crate) use snapshot::Snapshot;
@@ -48,10 +47,7 @@ pub(crate) use snapshot::Snapshot;
 use super::api::Api;
 use super::layout::Layout;
 use crate::error::StoreError;
-use cas::Cas;
-use node::{MAX_DEPTH, NodeBody};
-use planner::{Fresh, Limits, Op, Pending, plan};
-use snapshot::Node;
+use planner::{Fresh, Op, Pending};
 
 /// A leaf takes no more entries past this size, leaving room under the
 /// 64 KiB value limit for in-place updates; it is split instead.
@@ -135,12 +131,6 @@ impl Index {
         }
     }
 
-    /// This instance's staging label for versions not yet made current
-    /// (the token secrets' compare-and-swap uses it too).
-    pub(crate) fn label(&self) -> &str {
-        &self.label
-    }
-
     /// Now, in Unix milliseconds, by the store's clock (the lease times).
     pub(crate) fn now_millis(&self) -> i64 {
         (self.clock)()
@@ -198,6 +188,18 @@ impl Index {
             return Ok((snapshot, true));
         }
         let route = route_of_user(user);
+        Ok((Arc::new(self.path_now(route).await?), false))
+    }
+
+    /// Token `id`'s entry on the path of `route`, read now (not cached):
+    /// whether the index has committed a save's intent, whose entry routes
+    /// there.
+    pub(crate) async fn entry_on(&self, id: &str, route: u64) -> Result<Option<Entry>, StoreError> {
+        Ok(self.path_now(route).await?.entry(id).cloned())
+    }
+
+    /// The path from the root to the leaf of `route`, read now (not cached).
+    async fn path_now(&self, route: u64) -> Result<Snapshot, StoreError> {
         // The depth of the cached tree, however old, saves re-reads.
         let depth = self
             .cached()
@@ -205,7 +207,7 @@ impl Index {
             .map_or(0, NodeKey::depth);
         let read = self.reads.fetch_add(1, Ordering::SeqCst);
         let nodes = self.read_route(route, depth).await?;
-        Ok((Arc::new(Snapshot::new(nodes, read)), false))
+        Ok(Snapshot::new(nodes, read))
     }
 
     /// The index as read after this call began, cached for later calls.
@@ -285,438 +287,10 @@ impl Index {
             Err(UpdateError::UserTaken(_)) => Ok(()),
         }
     }
-
-    /// Queues `ops` and waits for them to be applied (group commit); one
-    /// outcome per op, in order.
-    ///
-    /// The first caller to get the write lock applies every queued change,
-    /// from this instance's concurrent operations, in as few node writes as
-    /// it can, then answers each caller. Serialising them instead would make
-    /// N concurrent saves N rounds of the CAS protocol.
-    ///
-    /// With `verify`, a change that the cached index shows as made already
-    /// is checked against a fresh read before it counts as done.
-    async fn submit(&self, ops: Vec<Op>, verify: bool) -> Vec<Result<(), UpdateError>> {
-        let mut outcomes: Vec<Option<Result<(), UpdateError>>> = ops.iter().map(|_| None).collect();
-        let mut waiting: Vec<usize> = (0..ops.len()).collect();
-        while !waiting.is_empty() {
-            let mut answers = Vec::with_capacity(waiting.len());
-            {
-                let mut queue = self.queue();
-                for &i in &waiting {
-                    let (reply, answer) = oneshot::channel();
-                    queue.push(Pending {
-                        seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-                        op: ops[i].clone(),
-                        verify,
-                        stepped: false,
-                        reply,
-                    });
-                    answers.push((i, answer));
-                }
-            }
-            let _writing = self.write_lock.lock().await;
-            waiting.clear();
-            // A leader that held the lock before may have answered them all.
-            let mut unanswered = Vec::new();
-            for (i, mut answer) in answers {
-                match answer.try_recv() {
-                    Ok(result) => outcomes[i] = Some(result),
-                    Err(oneshot::error::TryRecvError::Empty) => unanswered.push((i, answer)),
-                    // Its leader was cancelled mid-way: queue it again.
-                    Err(oneshot::error::TryRecvError::Closed) => waiting.push(i),
-                }
-            }
-            if unanswered.is_empty() {
-                continue;
-            }
-            let batch = std::mem::take(&mut *self.queue());
-            // Boxed: the commit's future is deep, and every save awaits it.
-            Box::pin(self.apply(batch)).await;
-            for (i, mut answer) in unanswered {
-                match answer.try_recv() {
-                    Ok(result) => outcomes[i] = Some(result),
-                    Err(_) => waiting.push(i),
-                }
-            }
-        }
-        outcomes.into_iter().map(|o| o.unwrap_or(Ok(()))).collect()
-    }
-
-    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn limits(&self) -> Limits {
-        Limits {
-            seal_bytes: SEAL_BYTES,
-            max_recent_writes: MAX_RECENT_WRITES,
-            now: self.now_secs(),
-        }
-    }
-
-    /// Applies `batch` (in order, as if one after the other) and answers
-    /// each of its callers. Runs under the write lock.
-    ///
-    /// Each round plans what is open against the snapshot, then either
-    /// splits full leaves, or confirms changes the index seems to have
-    /// already, or writes the planned nodes by compare-and-swap; what a
-    /// round leaves open goes to the next.
-    async fn apply(&self, batch: Vec<Pending>) {
-        let mut open = batch;
-        let mut state = match self.current().await {
-            Ok((snapshot, cached)) => Applying {
-                snapshot,
-                fresh: if cached { Fresh::none() } else { Fresh::All },
-                lost: HashMap::new(),
-                failures: 0,
-            },
-            Err(error) => return fail_all(open, &error),
-        };
-        while !open.is_empty() {
-            let limits = self.limits();
-            let round = plan(&state.snapshot, open, &state.fresh, limits, &state.lost);
-            for (pending, holder) in round.taken {
-                let _ = pending.reply.send(Err(UpdateError::UserTaken(holder)));
-            }
-            let next = if !round.splits.is_empty() {
-                self.split_round(&mut state, round.splits, round.later, limits.now)
-                    .await
-            } else if round.writes.is_empty() {
-                self.confirm_round(&mut state, round.stepped, round.later)
-                    .await
-            } else {
-                let writes = (round.writes, round.stepped, round.later);
-                self.write_round(&mut state, writes, limits.now).await
-            };
-            match next {
-                Ok(next) => open = next,
-                Err((pending, error)) => return fail_all(pending, &error),
-            }
-        }
-    }
-
-    /// A round that splits `splits` (full leaves, or out of versions for the
-    /// day); `later` waits for the next round, on the split leaves as they
-    /// are now.
-    async fn split_round(
-        &self,
-        state: &mut Applying,
-        splits: Vec<NodeKey>,
-        later: Vec<Pending>,
-        now: u64,
-    ) -> RoundResult {
-        let mut committed = true;
-        for &key in &splits {
-            let seen = state
-                .snapshot
-                .node(key)
-                .cloned()
-                .unwrap_or_else(Node::absent);
-            match self.split(key, &seen, now, &mut state.lost).await {
-                Ok(true) => {}
-                Ok(false) => committed = false,
-                Err(error) => return Err((later, error)),
-            }
-        }
-        if !committed && let Err(error) = state.lost_a_swap().await {
-            return Err((later, error));
-        }
-        // The split leaves (and their new children), as they are now.
-        match self
-            .refreshed(&state.snapshot, splits, &mut state.fresh)
-            .await
-        {
-            Ok(snapshot) => state.snapshot = snapshot,
-            Err(error) => return Err((later, error)),
-        }
-        Ok(later)
-    }
-
-    /// A round with nothing to write: every stepped change is in already,
-    /// and so is every `later` one as far as the cached index says. Their
-    /// leaves are read again to make sure (they may be cached, even when
-    /// other leaves were read again after a lost swap).
-    async fn confirm_round(
-        &self,
-        state: &mut Applying,
-        stepped: Vec<(Pending, Vec<NodeKey>, bool)>,
-        later: Vec<Pending>,
-    ) -> RoundResult {
-        for (pending, _, _) in stepped {
-            let _ = pending.reply.send(Ok(()));
-        }
-        if later.is_empty() {
-            return Ok(later);
-        }
-        let leaves = planner::leaves_of(&state.snapshot, &later);
-        if state.fresh.covers(leaves.as_deref()) {
-            let failures = state.failures;
-            return Err((later, conflict(failures)));
-        }
-        let reread = match leaves {
-            Some(leaves) => {
-                self.refreshed(&state.snapshot, leaves, &mut state.fresh)
-                    .await
-            }
-            None => {
-                state.fresh = Fresh::All;
-                self.load().await
-            }
-        };
-        match reread {
-            Ok(snapshot) => state.snapshot = snapshot,
-            Err(error) => return Err((later, error)),
-        }
-        Ok(later)
-    }
-
-    /// A round that writes the planned nodes by compare-and-swap, answers
-    /// the changes all of whose nodes it won, and leaves the rest (on the
-    /// lost nodes as they are now) to the next round.
-    async fn write_round(
-        &self,
-        state: &mut Applying,
-        (writes, stepped, later): PlannedWrites,
-        now: u64,
-    ) -> RoundResult {
-        let outcomes = self.write_nodes(state, writes, now).await;
-        let mut won: HashMap<NodeKey, Node> = HashMap::new();
-        let mut lost_nodes: Vec<NodeKey> = Vec::new();
-        let mut error = None;
-        for (key, body, outcome) in outcomes {
-            match outcome {
-                Ok(Cas::Won(version)) => {
-                    state.lost.remove(&key);
-                    let body = Arc::new(body);
-                    won.insert(
-                        key,
-                        Node {
-                            version: Some(version),
-                            body,
-                        },
-                    );
-                }
-                Ok(Cas::Lost { versioned }) => {
-                    lost_nodes.push(key);
-                    *state.lost.entry(key).or_default() += u32::from(versioned);
-                }
-                Err(e) => error = Some(e),
-            }
-        }
-        if !won.is_empty() {
-            let written = won.iter().map(|(k, n)| (*k, n.clone()));
-            state.snapshot = Arc::new(state.snapshot.with_nodes(written));
-            self.set_cached(Arc::clone(&state.snapshot));
-            // Known exactly: this call just made their current versions.
-            state.fresh.add(won.keys().copied());
-        }
-        let mut next: Vec<Pending> = Vec::new();
-        for (mut pending, nodes, complete) in stepped {
-            if nodes.iter().all(|key| won.contains_key(key)) {
-                if complete {
-                    let _ = pending.reply.send(Ok(()));
-                    continue;
-                }
-                pending.stepped = true;
-            }
-            next.push(pending);
-        }
-        next.extend(later);
-        next.sort_by_key(|p| p.seq);
-        if let Some(error) = error {
-            return Err((next, error));
-        }
-        if !lost_nodes.is_empty() {
-            // Lost to another writer: plan what is left on those nodes as
-            // they are now (not the whole tree again).
-            if let Err(error) = state.lost_a_swap().await {
-                return Err((next, error));
-            }
-            match self
-                .refreshed(&state.snapshot, lost_nodes, &mut state.fresh)
-                .await
-            {
-                Ok(snapshot) => state.snapshot = snapshot,
-                Err(error) => return Err((next, error)),
-            }
-        }
-        Ok(next)
-    }
-
-    /// Writes `writes` by compare-and-swap, [`CONCURRENCY`] at a time: each
-    /// node, the body written, and the outcome.
-    async fn write_nodes(
-        &self,
-        state: &Applying,
-        writes: Vec<(NodeKey, NodeBody)>,
-        now: u64,
-    ) -> Vec<(NodeKey, NodeBody, Result<Cas, StoreError>)> {
-        // A node version cached a while ago may have moved: checking it
-        // costs a read, losing the swap would cost a version.
-        let stale = state.snapshot.loaded_at.elapsed() > PRECHECK_AFTER;
-        futures::stream::iter(writes)
-            .map(|(key, body)| {
-                let precheck = stale && !state.fresh.covers(Some(&[key]));
-                let previous = state
-                    .snapshot
-                    .node(key)
-                    .cloned()
-                    .unwrap_or_else(Node::absent);
-                let versions = 1 + state.lost.get(&key).copied().unwrap_or(0);
-                let body = body.stamped(&previous.body, now, versions);
-                async move {
-                    let outcome = self
-                        .cas_node(key, previous.version.as_deref(), &body, precheck)
-                        .await;
-                    (key, body, outcome)
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await
-    }
-
-    /// Replaces the whole index with `entries` (used by `repair`): a tree
-    /// just deep enough for them, written leaves first, root last, each node
-    /// overwriting whatever is there (even a corrupt value). Nodes of the old
-    /// tree below the new leaves are no longer reachable. The number of
-    /// leaves written.
-    pub(crate) async fn rewrite(&self, entries: Vec<Entry>) -> Result<usize, StoreError> {
-        let _writing = self.write_lock.lock().await;
-        let now = self.now_secs();
-        let mut plan: Vec<(NodeKey, Vec<Entry>, bool)> = Vec::new();
-        layout_subtree(NodeKey::ROOT, entries, &mut plan);
-        let leaves = plan.iter().filter(|(_, _, split)| !split).count();
-        let deepest = plan
-            .iter()
-            .map(|(key, _, _)| key.depth())
-            .max()
-            .unwrap_or(0);
-        let mut seqs: HashMap<NodeKey, u64> = HashMap::new();
-        for depth in (0..=deepest).rev() {
-            for (key, entries, split) in plan.iter().filter(|(k, _, _)| k.depth() == depth) {
-                let mut failures = 0;
-                loop {
-                    // Read raw: a corrupt node is overwritten, not decoded.
-                    let name = self.layout.index_node(&key.suffix());
-                    let (previous, body) = match self.api.get(&name).await? {
-                        super::api::Fetched::Value { version_id, string } => {
-                            let body = string
-                                .and_then(|json| serde_json::from_str::<NodeBody>(&json).ok())
-                                .unwrap_or_else(NodeBody::empty);
-                            (version_id, body)
-                        }
-                        _ => (None, NodeBody::empty()),
-                    };
-                    let new = NodeBody {
-                        split: split.then(|| [seqs[&key.child(0)], seqs[&key.child(1)]]),
-                        entries: entries.clone(),
-                        ..NodeBody::empty()
-                    }
-                    .stamped(&body, now, 1);
-                    if let Cas::Won(_) = self
-                        .cas_node(*key, previous.as_deref(), &new, false)
-                        .await?
-                    {
-                        seqs.insert(*key, new.seq);
-                        break;
-                    }
-                    failures += 1;
-                    if failures >= MAX_ATTEMPTS {
-                        return Err(StoreError::Conflict {
-                            operation: format!("index rewrite of {name}"),
-                            attempts: failures,
-                        });
-                    }
-                    backoff(failures).await;
-                }
-            }
-        }
-        self.load().await?;
-        Ok(leaves)
-    }
-}
-
-/// The nodes of a tree just deep enough for `entries` under `key`:
-/// (node, its entries, whether it is split), parents before children.
-fn layout_subtree(key: NodeKey, entries: Vec<Entry>, out: &mut Vec<(NodeKey, Vec<Entry>, bool)>) {
-    let size: usize = entries.iter().map(Entry::encoded_len).sum::<usize>() + 64;
-    if size <= SEAL_BYTES || key.depth() >= MAX_DEPTH {
-        out.push((key, entries, false));
-        return;
-    }
-    out.push((key, Vec::new(), true));
-    let body = NodeBody {
-        entries,
-        ..NodeBody::empty()
-    };
-    let [left, right] = planner::split_entries(key, &body);
-    layout_subtree(key.child(0), left, out);
-    layout_subtree(key.child(1), right, out);
-}
-
-/// The state of one [`Index::apply`] call across its rounds.
-struct Applying {
-    snapshot: Arc<Snapshot>,
-    /// The nodes of `snapshot` read (or written) by this call, as opposed
-    /// to cached before it: only they can confirm a change to verify.
-    fresh: Fresh,
-    /// Versions of this writer's lost attempts, per node, to record with
-    /// its next write there.
-    lost: HashMap<NodeKey, u32>,
-    /// Rounds lost to other writers.
-    failures: u32,
-}
-
-impl Applying {
-    /// Counts a round lost to another writer and backs off; the conflict
-    /// error once there were [`MAX_ATTEMPTS`].
-    async fn lost_a_swap(&mut self) -> Result<(), StoreError> {
-        self.failures += 1;
-        if self.failures >= MAX_ATTEMPTS {
-            return Err(conflict(self.failures));
-        }
-        backoff(self.failures).await;
-        Ok(())
-    }
-}
-
-/// A round's planned node writes, the changes stepped by them, and those
-/// waiting for a later round.
-type PlannedWrites = (
-    Vec<(NodeKey, NodeBody)>,
-    Vec<(Pending, Vec<NodeKey>, bool)>,
-    Vec<Pending>,
-);
-
-/// What a round of [`Index::apply`] leaves open, or the error to answer
-/// those changes with.
-type RoundResult = Result<Vec<Pending>, (Vec<Pending>, StoreError)>;
-
-fn conflict(attempts: u32) -> StoreError {
-    StoreError::Conflict {
-        operation: "index update".into(),
-        attempts,
-    }
-}
-
-/// Answers every change of `batch` with `error`.
-fn fail_all(batch: Vec<Pending>, error: &StoreError) {
-    for pending in batch {
-        let _ = pending
-            .reply
-            .send(Err(UpdateError::Store(duplicate(error))));
-    }
-}
-
-/// A copy of `error` for each caller of a failed group commit.
-fn duplicate(error: &StoreError) -> StoreError {
-    error.clone()
 }
 
 /// Jittered exponential backoff after the `failures`-th lost race.
-async fn backoff(failures: u32) {
+pub(super) async fn backoff(failures: u32) {
     let ceiling = 10u64 * 2u64.pow(failures.min(6));
     tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=ceiling))).await;
 }

@@ -423,11 +423,9 @@ impl SecretsManagerStore {
                 if token.id.is_some() {
                     check_unique_user(updated, Some(&holder))?;
                 }
-                // Else this instance's index was stale: read it again, so
-                // that the next attempt finds the holder (a cached index
-                // that still names a reservation would be taken over, and
-                // refused, again and again).
-                self.inner.index.load().await?;
+                // Else this instance's index was stale (a refusal is only
+                // decided on a fresh read of the user's leaf, which is now
+                // cached): the next attempt finds the holder.
                 Ok(false)
             }
         }

@@ -398,8 +398,11 @@ impl View<'_> {
 /// `open` changes as far as they can, applied in order on a working copy of
 /// `snapshot`, or the splits that must come first.
 ///
-/// A change to verify that `snapshot` shows as made already is left for
-/// later unless the nodes it depends on are `fresh` (read by this commit).
+/// A change to verify that `snapshot` shows as made already, and a change
+/// whose user name `snapshot` gives another id, are left for later unless the
+/// nodes they depend on are `fresh` (read by this commit): a cached index may
+/// name a holder that has since been renamed or deleted, and a refusal (or a
+/// creator deleting what it created) must not rest on that.
 pub(crate) fn plan(
     snapshot: &Snapshot,
     open: Vec<Pending>,
@@ -441,6 +444,10 @@ pub(crate) fn plan(
                 round.later.push(pending);
             }
             Outcome::Step { nodes, complete } => round.stepped.push((pending, nodes, complete)),
+            Outcome::Taken(_) if !fresh.covers(leaves_of_op(snapshot, &pending.op).as_deref()) => {
+                blocked.extend(pending.op.ids().map(str::to_owned));
+                round.later.push(pending);
+            }
             Outcome::Taken(holder) => round.taken.push((pending, holder)),
             Outcome::Split(keys) => {
                 splits.extend(keys);

@@ -59,7 +59,7 @@ fn a_user_name_goes_to_the_first_change_that_claims_it() {
         pending(1, Op::Upsert(entry("y", "new"))),
         pending(2, Op::Upsert(entry("z", "new"))),
     ];
-    let round = plan(&snapshot, batch, &Fresh::none(), LIMITS, &no_loss());
+    let round = plan(&snapshot, batch, &Fresh::All, LIMITS, &no_loss());
     assert_eq!(round.taken.len(), 1);
     assert_eq!(round.taken[0].0.seq, 0);
     assert_eq!(round.taken[0].1, "a");
@@ -74,10 +74,27 @@ fn a_user_name_goes_to_the_first_change_that_claims_it() {
             body: Arc::new(body),
         },
     )]);
-    let round = plan(&next, round.later, &Fresh::none(), LIMITS, &no_loss());
+    let round = plan(&next, round.later, &Fresh::All, LIMITS, &no_loss());
     assert_eq!(round.taken.len(), 1);
     assert_eq!(round.taken[0].1, "y");
     assert!(round.writes.is_empty());
+}
+
+#[test]
+fn a_user_name_is_refused_only_on_a_fresh_read() {
+    // The cached index may name a holder another instance has renamed since:
+    // the refusal waits for a read of the user's leaf.
+    let snapshot = snapshot_of(vec![entry("a", "taken")]);
+    let batch = vec![pending(0, Op::Upsert(entry("x", "taken")))];
+    let round = plan(&snapshot, batch, &Fresh::none(), LIMITS, &no_loss());
+    assert!(round.taken.is_empty() && round.writes.is_empty());
+    assert_eq!(seqs(&round.later), vec![0]);
+
+    let mut fresh = Fresh::none();
+    fresh.add([NodeKey::ROOT]);
+    let round = plan(&snapshot, round.later, &fresh, LIMITS, &no_loss());
+    assert_eq!(round.taken.len(), 1);
+    assert_eq!(round.taken[0].1, "a");
 }
 
 #[test]

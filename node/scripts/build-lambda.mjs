@@ -16,7 +16,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 
-import { packageDir } from "../lib/native.js";
+import { packageDir } from "../lib/native.cjs";
 
 const TARGET = "x86_64-unknown-linux-gnu";
 const GLIBC = "2.17";
@@ -67,7 +67,7 @@ const layer = join(out, "layer");
 const pkg = join(layer, "nodejs", "node_modules", "zoho-token-store");
 rmSync(out, { recursive: true, force: true });
 mkdirSync(pkg, { recursive: true });
-for (const entry of ["package.json", "index.js", "index.d.ts", "lib", "README.md"]) {
+for (const entry of ["package.json", "index.js", "index.cjs", "index.d.ts", "index.d.cts", "lib", "README.md"]) {
   if (existsSync(join(packageDir, entry))) cpSync(join(packageDir, entry), join(pkg, entry), { recursive: true });
 }
 mkdirSync(join(pkg, "scripts"));

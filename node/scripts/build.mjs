@@ -1,4 +1,4 @@
-// Builds the native addon with cargo and puts it where lib/native.js loads
+// Builds the native addon with cargo and puts it where lib/native.cjs loads
 // it: `zoho-token-store.<platform>.node` in the package folder.
 //
 //     node scripts/build.mjs            # dev profile (the tests' build)
@@ -14,7 +14,7 @@ import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
-import { binaryName, packageDir } from "../lib/native.js";
+import { binaryName, packageDir } from "../lib/native.cjs";
 
 /**
  * Builds the crate of `manifest` in `profile` ("dev" or "release") and copies

@@ -15,7 +15,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 
-import { binaryName, packageDir } from "../lib/native.js";
+import { binaryName, packageDir } from "../lib/native.cjs";
 import { buildAddon } from "./build.mjs";
 
 const say = (message) => process.stderr.write(`zoho-token-store: ${message}\n`);

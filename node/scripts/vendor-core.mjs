@@ -9,7 +9,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 
-import { packageDir } from "../lib/native.js";
+import { packageDir } from "../lib/native.cjs";
 
 const packing = process.env.npm_package_resolved || ["pack", "publish"].includes(process.env.npm_command);
 if (!packing) process.exit(0);

@@ -387,6 +387,29 @@ impl NativeStore {
         found.as_ref().map(token_to_js).transpose()
     }
 
+    /// The warm path of `findTokenById`, on the JavaScript thread: the
+    /// token stored under `id` when this instance's cache holds it (and,
+    /// with `managed`, its access token is one a managed lookup answers
+    /// without a refresh); `null` otherwise, when the caller makes the
+    /// asynchronous call. Makes no call and never waits.
+    #[napi]
+    pub fn warm_find_token_by_id(
+        &self,
+        id: String,
+        managed: bool,
+    ) -> Result<Option<serde_json::Value>> {
+        let Some(store) = self.store.get() else {
+            return Ok(None);
+        };
+        let Some(token) = store.cached_token_by_id(&id) else {
+            return Ok(None);
+        };
+        if managed && !self.auth.get().is_some_and(|a| a.serves_as_stored(&id, &token)) {
+            return Ok(None);
+        }
+        token_to_js(&token).map(Some)
+    }
+
     /// Shows the prefix only: no token, no credential.
     #[napi(js_name = "toString")]
     pub fn describe(&self) -> String {

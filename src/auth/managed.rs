@@ -46,6 +46,22 @@ fn exchange_of(query: &OAuthToken) -> OAuthToken {
 }
 
 impl ZohoAuth {
+    /// Whether [`managed_find_token_by_id`](Self::managed_find_token_by_id)
+    /// answers `token`, stored under `id`, as it is, with no refresh: its
+    /// access token has more than
+    /// [`refresh_ahead`](super::ZohoAuthBuilder::refresh_ahead) left and was
+    /// not [invalidated](Self::invalidate). `false` means "ask
+    /// `managed_find_token_by_id`", which may refresh.
+    ///
+    /// With [`SecretsManagerStore::cached_token_by_id`](crate::SecretsManagerStore::cached_token_by_id),
+    /// a warm lookup that needs no `.await`.
+    pub fn serves_as_stored(&self, id: &str, token: &OAuthToken) -> bool {
+        let inner = &self.inner;
+        inner
+            .servable(id, token, inner.now_millis() + inner.refresh_ahead)
+            .is_some()
+    }
+
     /// The stored token `query` matches (the store's matching rules), with
     /// a valid access token: what a Zoho SDK's store answers from
     /// `find_token` under managed refresh (see the

@@ -244,6 +244,23 @@ impl SecretsManagerStore {
         self.inner.layout.prefix()
     }
 
+    /// The token stored under `id` if this instance's cache holds it: what
+    /// [`find_token_by_id`](TokenStore::find_token_by_id) answers on a cache
+    /// hit (within the cache TTL, never past the token's expiry, never after
+    /// this instance saved or deleted it), here with no call and no `.await`.
+    /// `None` on a miss or a malformed id: then make the
+    /// `find_token_by_id` call.
+    ///
+    /// For bindings whose callers pay for every trip to the runtime (the
+    /// Node package answers its SDK's per-request lookup from it on the
+    /// JavaScript thread).
+    pub fn cached_token_by_id(&self, id: &str) -> Option<OAuthToken> {
+        if !is_valid_id(id) {
+            return None;
+        }
+        self.inner.cache.get_token(id)
+    }
+
     /// Runs one operation in a `token_store` span that records the operation,
     /// prefix, id and the number of API calls made (never a secret value).
     async fn traced<T>(

@@ -1,13 +1,12 @@
 // Loads the native addon: `zoho-token-store.<platform>.node` in the package
 // folder, built by `npm install` (scripts/install.mjs), `npm run build`, or
 // shipped prebuilt (the Lambda build).
+"use strict";
 
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+const { join, dirname } = require("node:path");
 
 /** The package folder. */
-export const packageDir = dirname(dirname(fileURLToPath(import.meta.url)));
+const packageDir = dirname(__dirname);
 
 /** Whether this Linux runs musl rather than glibc (Alpine). */
 function isMusl() {
@@ -16,7 +15,7 @@ function isMusl() {
 }
 
 /** napi-rs's platform tag for this machine (`linux-x64-gnu`, `darwin-arm64`, ...). */
-export function platformTag() {
+function platformTag() {
   const { platform, arch } = process;
   if (platform === "linux") return `linux-${arch}-${isMusl() ? "musl" : "gnu"}`;
   if (platform === "win32") return `win32-${arch}-msvc`;
@@ -24,15 +23,15 @@ export function platformTag() {
 }
 
 /** The addon's file name for this machine. */
-export function binaryName() {
+function binaryName() {
   return `zoho-token-store.${platformTag()}.node`;
 }
 
 /** The addon's exports (`NativeStore`, ...). */
-export function loadNative() {
+function loadNative() {
   const file = join(packageDir, binaryName());
   try {
-    return createRequire(import.meta.url)(file);
+    return require(file);
   } catch (error) {
     throw new Error(
       `zoho-token-store: cannot load its native addon ${file} (${error.code ?? error.message}). ` +
@@ -41,3 +40,8 @@ export function loadNative() {
     );
   }
 }
+
+exports.packageDir = packageDir;
+exports.platformTag = platformTag;
+exports.binaryName = binaryName;
+exports.loadNative = loadNative;

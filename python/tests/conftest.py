@@ -16,6 +16,8 @@ import uuid
 import boto3
 import pytest
 
+from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
+
 from zoho_token_store import SecretsManagerStore
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -43,6 +45,26 @@ def endpoint():
         pytest.fail("LocalStack at {} has no Secrets Manager (state {!r})".format(url, state))
     os.environ["AWS_ENDPOINT_URL"] = url
     return url
+
+
+def forget_sdk_initializer():
+    """Starts the SDK afresh in this thread, as a new process would.
+
+    zohocrmsdk6-0 and 7-0 (not 8-0) keep the last initializer in a thread
+    local, which ``Initializer.initialize`` sets only after its first
+    ``get_token`` and which ``get_initializer`` prefers: a second
+    ``initialize`` in a thread runs that ``get_token`` on the previous
+    initializer's store and environment (another test's prefix and a fake
+    Zoho that is gone). 8-0 sets it only in ``switch_user``."""
+    Initializer.LOCAL.init = None
+
+
+@pytest.fixture(autouse=True)
+def fresh_sdk_initializer():
+    """Every test starts without the previous test's SDK initializer in this
+    thread (see ``forget_sdk_initializer``)."""
+    forget_sdk_initializer()
+    yield
 
 
 @pytest.fixture(scope="session")

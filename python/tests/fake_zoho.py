@@ -3,16 +3,23 @@ users API, enough for the SDK's own token flow. A real HTTP server in a thread.
 """
 
 import json
+import re
 import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# The CRM API paths the SDK calls to name a token's user, at any API version.
+_CRM_PATH = re.compile(r"/crm/v[0-9]+/(users|org)")
+
 
 class FakeZoho:
-    """Serves ``POST /oauth/v2/token``, ``GET /crm/v8/users`` and ``GET /crm/v8/org``.
+    """Serves ``POST /oauth/v2/token``, ``GET /crm/v{N}/users`` and ``GET /crm/v{N}/org``.
 
-    The SDK names a token's user ``{email}:{zgid}`` from the last two.
+    The SDK names a token's user ``{email}:{zgid}`` from the last two, at the
+    API version of its package (v8 for zohocrmsdk8-0, v7 for zohocrmsdk7-0,
+    v6 for zohocrmsdk6-0: tests/python-sdks runs them all), so any version is
+    answered.
 
     Each token request answers a new access token (``access-1``, ``access-2``,
     ...) that expires in ``expires_in_sec`` seconds, for the refresh token
@@ -74,9 +81,10 @@ class FakeZoho:
                 url = urllib.parse.urlsplit(self.path)
                 with fake._lock:
                     fake.crm_requests.append(self.headers.get("Authorization"))
-                if url.path == "/crm/v8/org":
+                crm = _CRM_PATH.fullmatch(url.path)
+                if crm and crm.group(1) == "org":
                     return self._answer(200, {"org": [{"id": "111", "zgid": fake.zgid}]})
-                if url.path != "/crm/v8/users":
+                if not crm:
                     return self._answer(404, {"code": "INVALID_URL_PATTERN"})
                 return self._answer(
                     200,

@@ -225,6 +225,9 @@ def test_the_warm_path_makes_no_api_call_with_or_without_managed_refresh(make_st
             store = SecretsManagerStore(prefix, endpoint_url=proxy.url, region_name=os.environ["AWS_REGION"],
                                         managed_refresh=managed)
             token = OAuthToken(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, refresh_token=REFRESH_TOKEN)
+            # A cold start with this store: 6-0 and 7-0 would look up on the previous
+            # initializer's (conftest's forget_sdk_initializer).
+            Initializer.LOCAL.init = None
             Initializer.initialize(environment, token, store=store, resource_path=str(tmp_path))
             assert proxy.total() > 0, "the cold lookup went through the proxy"
             proxy.reset()

@@ -188,11 +188,24 @@ impl SecretsManagerStore {
         if Entry::of(id, &target.token).same_keys(&entry) {
             return Ok(self.swap_token(id, json, read, attempt).await?.map(Some));
         }
+        // A new user name that another token holds is settled before any
+        // intent is staged: an intent left by a save that stops here would
+        // otherwise be committed by whoever settles it once that token is
+        // gone, long after the save was refused.
+        if let Some(user) = updated.user_name.as_deref().filter(|u| !u.is_empty())
+            && target.token.user_name.as_deref() != Some(user)
+        {
+            let (path, _) = self.inner.index.for_user(user, true).await?;
+            if let Some(holder) = path.user_holder(user).filter(|h| *h != id) {
+                self.user_taken(holder.to_owned(), token, updated).await?;
+                return Ok(None);
+            }
+        }
         let staged = encode_with_intent(id, &target.token, updated)?;
         let Some(staged_version) = self.swap_token(id, &staged, read, attempt).await? else {
             return Ok(None);
         };
-        match self.index_entry(entry, false, token, updated).await {
+        match self.index_entry(entry, token, updated).await {
             Ok(true) => {}
             refused => {
                 // Not committed (another token holds the user name): take
@@ -228,7 +241,7 @@ impl SecretsManagerStore {
         // The entry must really be in the index, whatever the cached index
         // says (another instance may have removed it).
         if !self
-            .index_entry(Entry::of(id, updated), true, token, updated)
+            .index_entry(Entry::of(id, updated), token, updated)
             .await?
         {
             return Ok(None);
@@ -352,7 +365,7 @@ impl SecretsManagerStore {
         else {
             return Ok(());
         };
-        let settled = match self.inner.index.upsert(Entry::of(id, &intent)).await {
+        let settled = match self.inner.index.ensure(Entry::of(id, &intent)).await {
             Ok(()) => intent,
             Err(UpdateError::UserTaken(_)) => token,
             Err(UpdateError::Store(error)) => return Err(error),
@@ -382,53 +395,60 @@ impl SecretsManagerStore {
         }
     }
 
-    /// Puts `entry` in the index (`verify`: see [`Index::ensure`]) for a
-    /// save of `token` that stores `updated`. `Ok(false)` when another token
-    /// holds the user name and the save should decide again.
+    /// Puts `entry` in the index for a save of `token` that stores
+    /// `updated`, checked against a fresh read where the cached index seems
+    /// to have it already (see [`Index::ensure`]): for a new token and for
+    /// a save's intent, this write is the commit point. `Ok(false)` when
+    /// another token holds the user name and the save should decide again.
     async fn index_entry(
         &self,
         entry: Entry,
-        verify: bool,
         token: &OAuthToken,
         updated: &OAuthToken,
     ) -> Result<bool, StoreError> {
-        let index = &self.inner.index;
-        let result = if verify {
-            index.ensure(entry).await
-        } else {
-            index.upsert(entry).await
-        };
-        match result {
+        match self.inner.index.ensure(entry).await {
             Ok(()) => Ok(true),
             Err(UpdateError::Store(error)) => Err(error),
             Err(UpdateError::UserTaken(holder)) => {
-                // A holder with no secret is a reservation: a first save
-                // under way, or one that stopped half-way (or a delete that
-                // failed after its secret went). It holds no token: take its
-                // entry out and decide again. A save under way finds its
-                // entry gone when it indexes what it created, and backs off;
-                // one that got in first is put back.
-                if self.fetch(&holder).await?.is_none() {
-                    index.remove(std::slice::from_ref(&holder)).await?;
-                    self.inner.cache.invalidate(&holder);
-                    if let Some(created) = self.fetch(&holder).await? {
-                        match index.ensure(Entry::of(&holder, &created.token)).await {
-                            Ok(()) | Err(UpdateError::UserTaken(_)) => {}
-                            Err(UpdateError::Store(error)) => return Err(error),
-                        }
-                    }
-                    return Ok(false);
-                }
-                // An explicit id may not take another token's user name.
-                if token.id.is_some() {
-                    check_unique_user(updated, Some(&holder))?;
-                }
-                // Else this instance's index was stale (a refusal is only
-                // decided on a fresh read of the user's leaf, which is now
-                // cached): the next attempt finds the holder.
+                self.user_taken(holder, token, updated).await?;
                 Ok(false)
             }
         }
+    }
+
+    /// What a save of `token` (storing `updated`) does when the index gives
+    /// its user name to `holder`: `Ok(())` to decide again, or the refusal.
+    async fn user_taken(
+        &self,
+        holder: String,
+        token: &OAuthToken,
+        updated: &OAuthToken,
+    ) -> Result<(), StoreError> {
+        let index = &self.inner.index;
+        // A holder with no secret is a reservation: a first save under way,
+        // or one that stopped half-way (or a delete that failed after its
+        // secret went). It holds no token: take its entry out and decide
+        // again. A save under way finds its entry gone when it indexes what
+        // it created, and backs off; one that got in first is put back.
+        if self.fetch(&holder).await?.is_none() {
+            index.remove(std::slice::from_ref(&holder)).await?;
+            self.inner.cache.invalidate(&holder);
+            if let Some(created) = self.fetch(&holder).await? {
+                match index.ensure(Entry::of(&holder, &created.token)).await {
+                    Ok(()) | Err(UpdateError::UserTaken(_)) => {}
+                    Err(UpdateError::Store(error)) => return Err(error),
+                }
+            }
+            return Ok(());
+        }
+        // An explicit id may not take another token's user name.
+        if token.id.is_some() {
+            check_unique_user(updated, Some(&holder))?;
+        }
+        // Else this instance's index was stale (a refusal is only decided on
+        // a fresh read of the user's leaf, which is now cached): the next
+        // attempt finds the holder.
+        Ok(())
     }
 
     /// Writes a secret that is scheduled for deletion: restores it (recovery

@@ -24,7 +24,8 @@ function parseForm(body, contentType = "") {
 }
 
 /**
- * Serves `POST /oauth/v2/token`, `GET /crm/v8/users` and `GET /crm/v8/org`.
+ * Serves `POST /oauth/v2/token`, `GET /crm/v{N}/users` and `GET /crm/v{N}/org`
+ * (each SDK calls the API version of its name: v8, v7, v6).
  * The SDK names a token's user `{email}:{zgid}` from the last two.
  *
  * Each token request answers a new access token (`access-1`, `access-2`,
@@ -103,11 +104,11 @@ export class FakeZoho {
           token_type: "Bearer",
         });
       }
-      if (request.method === "GET" && url.pathname === "/crm/v8/org") {
+      if (request.method === "GET" && /^\/crm\/v\d+\/org$/.test(url.pathname)) {
         this.crmRequests.push(request.headers.authorization);
         return this.#answer(response, 200, { org: [{ id: "111", zgid: this.zgid }] });
       }
-      if (request.method === "GET" && url.pathname === "/crm/v8/users") {
+      if (request.method === "GET" && /^\/crm\/v\d+\/users$/.test(url.pathname)) {
         this.crmRequests.push(request.headers.authorization);
         return this.#answer(response, 200, {
           users: [{ id: "1000000000001", email: this.userEmail, full_name: "Test User" }],

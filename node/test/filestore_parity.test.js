@@ -8,10 +8,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { FileStore, OAuthToken, SDKException, TokenStore, UserSignature } from "@zohocrm/nodejs-sdk-8.0";
+import { sdk, pkg } from "./under_test.js";
 
-import { SecretsManagerStore } from "../index.js";
 import { makeStore, newPrefix } from "./helpers.js";
+
+const { FileStore, OAuthToken, SDKException, TokenStore, UserSignature } = sdk;
+const { SecretsManagerStore } = pkg;
 
 function alice() {
   const token = new OAuthToken("1000.ALICE", "alice-secret", null, "1000.alice-refresh", "https://example.com/cb");

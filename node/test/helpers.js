@@ -21,7 +21,9 @@ import {
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 
-import { SecretsManagerStore } from "../index.js";
+import { pkg } from "./under_test.js";
+
+const { SecretsManagerStore } = pkg;
 
 /** The node/ folder. */
 export const PACKAGE_DIR = dirname(dirname(fileURLToPath(import.meta.url)));

@@ -8,11 +8,13 @@ import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { OAuthToken, UserSignature } from "@zohocrm/nodejs-sdk-8.0";
+import { sdk, pkg } from "./under_test.js";
 
-import { RefreshError } from "../index.js";
 import { FakeZoho } from "./fake_zoho.js";
 import { PACKAGE_DIR, makeStore, newPrefix } from "./helpers.js";
+
+const { OAuthToken, UserSignature } = sdk;
+const { RefreshError } = pkg;
 
 const CLIENT_ID = "1000.FLEET";
 const CLIENT_SECRET = "fleet-client-secret";

@@ -7,10 +7,12 @@ import { test } from "node:test";
 import { inspect } from "node:util";
 
 import { CreateSecretCommand } from "@aws-sdk/client-secrets-manager";
-import { OAuthToken, SDKException, UserSignature } from "@zohocrm/nodejs-sdk-8.0";
+import { sdk, pkg } from "./under_test.js";
 
-import { SecretsManagerStore } from "../index.js";
 import { makeStore, newPrefix, secretsManager } from "./helpers.js";
+
+const { OAuthToken, SDKException, UserSignature } = sdk;
+const { SecretsManagerStore } = pkg;
 
 const SECRETS = ["SECRET-client-7f3a", "SECRET-refresh-7f3a", "SECRET-access-7f3a", "SECRET-grant-7f3a"];
 

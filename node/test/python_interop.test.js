@@ -12,7 +12,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { OAuthToken, UserSignature } from "@zohocrm/nodejs-sdk-8.0";
+import { sdk } from "./under_test.js";
 
 import { ENDPOINT, PACKAGE_DIR, REGION, makeStore, newPrefix } from "./helpers.js";
 
@@ -42,6 +42,8 @@ else:
         "id": found.get_id(), "access_token": found.get_access_token(),
         "expires_in": found.get_expires_in(), "refresh_token": found.get_refresh_token()}))
 `;
+
+const { OAuthToken, UserSignature } = sdk;
 
 let checked = false;
 function python(...args) {

@@ -6,10 +6,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { OAuthToken, ParameterMap, UserSignature, Users } from "@zohocrm/nodejs-sdk-8.0";
+import { sdk } from "./under_test.js";
 
 import { makeStore, newPrefix, rustPeer } from "./helpers.js";
 import { CLIENT_SECRET, EMAIL, REFRESH_TOKEN, USER, fakeZoho, initialize, resourceFolder } from "./sdk_support.js";
+
+const { OAuthToken, ParameterMap, UserSignature, Users } = sdk;
 
 test("initialize, then a CRM call, refresh and save through the store (the SDK refreshes)", async (t) => {
   const prefix = newPrefix(t);

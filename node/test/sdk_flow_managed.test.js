@@ -5,10 +5,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ParameterMap, Users } from "@zohocrm/nodejs-sdk-8.0";
+import { sdk } from "./under_test.js";
 
 import { makeStore, newPrefix } from "./helpers.js";
 import { REFRESH_TOKEN, USER, fakeZoho, initialize, resourceFolder } from "./sdk_support.js";
+
+const { ParameterMap, Users } = sdk;
 
 test("initialize, then a CRM call whose refresh the store makes", async (t) => {
   const prefix = newPrefix(t);

@@ -7,9 +7,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { Environment, InitializeBuilder, OAuthBuilder } from "@zohocrm/nodejs-sdk-8.0";
+import { sdk } from "./under_test.js";
 
 import { FakeZoho } from "./fake_zoho.js";
+
+const { Environment, InitializeBuilder, OAuthBuilder } = sdk;
 
 export const CLIENT_ID = "1000.FAKECLIENT";
 export const CLIENT_SECRET = "fake-client-secret-value";

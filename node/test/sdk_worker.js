@@ -10,9 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
-import { Environment, InitializeBuilder, OAuthBuilder, UserSignature } from "@zohocrm/nodejs-sdk-8.0";
+import { sdk, pkg } from "./under_test.js";
 
-import { SecretsManagerStore } from "../index.js";
+const { Environment, InitializeBuilder, OAuthBuilder, UserSignature } = sdk;
+const { SecretsManagerStore } = pkg;
 
 const [prefix, accountsUrl, crmUrl, user, calls, managed] = process.argv.slice(2);
 const store = new SecretsManagerStore({

@@ -4,9 +4,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { OAuthToken, UserSignature } from "@zohocrm/nodejs-sdk-8.0";
+import { sdk } from "./under_test.js";
 
 import { makeStore, newPrefix, rustPeer } from "./helpers.js";
+
+const { OAuthToken, UserSignature } = sdk;
 
 function tokenFor(user, access = "1000.access-1", expiresIn = "1900000000000") {
   const token = new OAuthToken("1000.CLIENT", "client-secret", null, `1000.refresh-${user}`);

@@ -52,6 +52,8 @@ const { inspect } = require("node:util");
 /** The code of every SDKException the store raises (the SDK's Constants.TOKEN_STORE). */
 const TOKEN_STORE = "TOKEN_STORE";
 const NOT_FOUND = "Given ID is invalid";
+/** Warm answers kept at most per store (a bound on memory, not on correctness). */
+const WARM_ENTRIES = 10_000;
 
 /**
  * The store's classes and token conversions for `sdk` (see lib/sdk.cjs; undefined
@@ -272,6 +274,8 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
     #native;
     /** Whether findToken and findTokenById answer a token refreshed by the store. */
     #managed;
+    /** Warm findTokenById answers by id: `{ revision, token }` (see there). */
+    #warm = new Map();
 
     /**
      * @param {object} [options]
@@ -434,8 +438,18 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
       // answered on this thread, by the native cache's own rules (its TTL,
       // the token's expiry, this process's saves and deletes, and with
       // managed refresh the refresh-ahead point), with no trip to the runtime.
-      const warm = this.#native.warmFindTokenById(key, this.#managed);
-      if (warm) return toSdkToken(warm);
+      const revision = this.#native.warmRevision(key, this.#managed);
+      if (revision !== null) {
+        // The conversion of that revision, kept; a new revision is fetched
+        // with its token (also answered by the native cache's rules).
+        let warm = this.#warm.get(key);
+        if (warm?.revision !== revision) {
+          warm = this.#native.warmFindTokenById(key, this.#managed);
+          if (this.#warm.size >= WARM_ENTRIES) this.#warm.clear();
+          if (warm) this.#warm.set(key, warm);
+        }
+        if (warm) return toSdkToken(warm.token);
+      }
       let found;
       try {
         found = this.#managed
@@ -462,6 +476,7 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
       } catch (error) {
         throw sdkError("saveToken", error);
       }
+      this.#warm.delete(stored.id); // its revision changed: free the old answer
       token.setId(stored.id);
       fill(token, stored);
     }
@@ -471,6 +486,7 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
       const key = storeId(id);
       let existed = false;
       if (key !== undefined) {
+        this.#warm.delete(key);
         try {
           existed = await this.#native.deleteToken(key);
         } catch (error) {
@@ -491,6 +507,7 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
 
     /** Deletes every stored token. */
     async deleteTokens() {
+      this.#warm.clear();
       try {
         await this.#native.deleteTokens();
       } catch (error) {

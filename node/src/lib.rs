@@ -87,6 +87,15 @@ pub struct StoreOptions {
     pub accounts_url: Option<String>,
 }
 
+/// A warm hit of `warmFindTokenById`: the token and its cache revision.
+#[napi(object)]
+pub struct WarmHit {
+    /// Changes whenever the cached token does.
+    pub revision: f64,
+    /// The token, with the crate's field names.
+    pub token: serde_json::Value,
+}
+
 /// The JavaScript error for a store error: `"{kind}: {message}"`.
 fn store_error(error: &StoreError) -> Error {
     let kind = match error {
@@ -388,26 +397,54 @@ impl NativeStore {
     }
 
     /// The warm path of `findTokenById`, on the JavaScript thread: the
-    /// token stored under `id` when this instance's cache holds it (and,
-    /// with `managed`, its access token is one a managed lookup answers
-    /// without a refresh); `null` otherwise, when the caller makes the
-    /// asynchronous call. Makes no call and never waits.
+    /// revision (see `SecretsManagerStore::with_cached_token`) of the token
+    /// stored under `id` when this instance's cache holds it (and, with
+    /// `managed`, its access token is one a managed lookup answers without
+    /// a refresh); `null` otherwise, when the caller makes the asynchronous
+    /// call. Makes no call, never waits, converts no token: a caller that
+    /// kept the token of that revision (`warmFindTokenById`) serves it.
     #[napi]
-    pub fn warm_find_token_by_id(
-        &self,
-        id: String,
-        managed: bool,
-    ) -> Result<Option<serde_json::Value>> {
+    pub fn warm_revision(&self, id: String, managed: bool) -> Option<f64> {
+        let store = self.store.get()?;
+        let auth = if managed {
+            Some(self.auth.get()?)
+        } else {
+            None
+        };
+        store
+            .with_cached_token(&id, |token, revision| {
+                auth.is_none_or(|a| a.serves_as_stored(&id, token))
+                    .then_some(revision as f64)
+            })
+            .flatten()
+    }
+
+    /// `warmRevision` with the token itself: `{ revision, token }`, or
+    /// `null`.
+    #[napi]
+    pub fn warm_find_token_by_id(&self, id: String, managed: bool) -> Result<Option<WarmHit>> {
         let Some(store) = self.store.get() else {
             return Ok(None);
         };
-        let Some(token) = store.cached_token_by_id(&id) else {
-            return Ok(None);
+        let auth = if managed {
+            match self.auth.get() {
+                Some(auth) => Some(auth),
+                None => return Ok(None),
+            }
+        } else {
+            None
         };
-        if managed && !self.auth.get().is_some_and(|a| a.serves_as_stored(&id, &token)) {
-            return Ok(None);
+        let hit = store.with_cached_token(&id, |token, revision| {
+            auth.is_none_or(|a| a.serves_as_stored(&id, token))
+                .then(|| (token.clone(), revision))
+        });
+        match hit.flatten() {
+            Some((token, revision)) => Ok(Some(WarmHit {
+                revision: revision as f64,
+                token: token_to_js(&token)?,
+            })),
+            None => Ok(None),
         }
-        token_to_js(&token).map(Some)
     }
 
     /// Shows the prefix only: no token, no credential.

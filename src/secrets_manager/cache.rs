@@ -22,6 +22,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -48,7 +49,17 @@ pub(crate) struct Cached {
     /// what the index confirmed, and a writer must settle the intent before
     /// it merges onto it. Such a token is never kept in the cache.
     pub(crate) intent: bool,
+    /// Unique to this value: two reads that see the same revision of an id
+    /// see the same token (a binding may keep its own conversion of it).
+    pub(crate) revision: u64,
     expires_at: Instant,
+}
+
+/// The next [`Cached::revision`]: one counter for every cache of the process.
+static NEXT_REVISION: AtomicU64 = AtomicU64::new(1);
+
+fn next_revision() -> u64 {
+    NEXT_REVISION.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Cached {
@@ -58,6 +69,7 @@ impl Cached {
             token: loaded.token,
             version: loaded.version,
             intent: loaded.intent,
+            revision: next_revision(),
             expires_at: Instant::now(),
         })
     }
@@ -288,6 +300,7 @@ impl TokenCache {
             token,
             version,
             intent: false,
+            revision: next_revision(),
             expires_at: Instant::now() + lifetime,
         })
     }
@@ -318,7 +331,14 @@ impl TokenCache {
     /// under the hot map's read lock (no clone unless `f` makes one).
     #[inline]
     pub(crate) fn with_token<T>(&self, id: &str, f: impl FnOnce(&OAuthToken) -> T) -> Option<T> {
-        let result = self.hot.with(id, |cached| f(&cached.token))?;
+        self.with_cached(id, |cached| f(&cached.token))
+    }
+
+    /// `f` of the cached value of `id` (token and revision), as
+    /// [`with_token`](Self::with_token).
+    #[inline]
+    pub(crate) fn with_cached<T>(&self, id: &str, f: impl FnOnce(&Cached) -> T) -> Option<T> {
+        let result = self.hot.with(id, |cached| f(cached))?;
         self.touch(id);
         Some(result)
     }

@@ -255,10 +255,26 @@ impl SecretsManagerStore {
     /// Node package answers its SDK's per-request lookup from it on the
     /// JavaScript thread).
     pub fn cached_token_by_id(&self, id: &str) -> Option<OAuthToken> {
+        self.with_cached_token(id, |token, _| token.clone())
+    }
+
+    /// `f` of what [`cached_token_by_id`](Self::cached_token_by_id) would
+    /// answer, without cloning it, and of its *revision*: a number that
+    /// changes whenever the cached value of `id` does (in any store of the
+    /// process), so that a caller that converted the token once (a binding
+    /// making its own objects of it) can tell that its conversion still
+    /// holds. `None` on a miss.
+    pub fn with_cached_token<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&OAuthToken, u64) -> T,
+    ) -> Option<T> {
         if !is_valid_id(id) {
             return None;
         }
-        self.inner.cache.get_token(id)
+        self.inner
+            .cache
+            .with_cached(id, |cached| f(&cached.token, cached.revision))
     }
 
     /// Runs one operation in a `token_store` span that records the operation,

@@ -209,6 +209,24 @@ impl NativeStore {
             None => Ok(AccountsFallback::Refuse),
         }
     }
+
+    /// `f` of the cached token of `id` and its revision, when the warm path
+    /// may serve it: the store is built and caches it, and (with `managed`)
+    /// a managed lookup would answer it without a refresh.
+    fn warm<T>(&self, id: &str, managed: bool, f: impl FnOnce(&OAuthToken, u64) -> T) -> Option<T> {
+        let store = self.store.get()?;
+        let auth = if managed {
+            Some(self.auth.get()?)
+        } else {
+            None
+        };
+        store
+            .with_cached_token(id, |token, revision| {
+                auth.is_none_or(|a| a.serves_as_stored(id, token))
+                    .then(|| f(token, revision))
+            })
+            .flatten()
+    }
 }
 
 #[napi]
@@ -405,46 +423,21 @@ impl NativeStore {
     /// kept the token of that revision (`warmFindTokenById`) serves it.
     #[napi]
     pub fn warm_revision(&self, id: String, managed: bool) -> Option<f64> {
-        let store = self.store.get()?;
-        let auth = if managed {
-            Some(self.auth.get()?)
-        } else {
-            None
-        };
-        store
-            .with_cached_token(&id, |token, revision| {
-                auth.is_none_or(|a| a.serves_as_stored(&id, token))
-                    .then_some(revision as f64)
-            })
-            .flatten()
+        self.warm(&id, managed, |_, revision| revision as f64)
     }
 
     /// `warmRevision` with the token itself: `{ revision, token }`, or
     /// `null`.
     #[napi]
     pub fn warm_find_token_by_id(&self, id: String, managed: bool) -> Result<Option<WarmHit>> {
-        let Some(store) = self.store.get() else {
-            return Ok(None);
-        };
-        let auth = if managed {
-            match self.auth.get() {
-                Some(auth) => Some(auth),
-                None => return Ok(None),
-            }
-        } else {
-            None
-        };
-        let hit = store.with_cached_token(&id, |token, revision| {
-            auth.is_none_or(|a| a.serves_as_stored(&id, token))
-                .then(|| (token.clone(), revision))
-        });
-        match hit.flatten() {
-            Some((token, revision)) => Ok(Some(WarmHit {
+        let hit = self.warm(&id, managed, |token, revision| (token.clone(), revision));
+        hit.map(|(token, revision)| {
+            Ok(WarmHit {
                 revision: revision as f64,
                 token: token_to_js(&token)?,
-            })),
-            None => Ok(None),
-        }
+            })
+        })
+        .transpose()
     }
 
     /// Shows the prefix only: no token, no credential.

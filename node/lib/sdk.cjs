@@ -64,36 +64,51 @@ function resolveFrom(folder, name) {
   }
 }
 
-/** The version in the package.json of the package `name` that holds `entry`. */
-function versionOf(name, entry) {
+/** The folder and version of the package `name` that holds its file `entry`. */
+function packageOf(name, entry) {
   for (let folder = dirname(entry); folder !== dirname(folder); folder = dirname(folder)) {
     const manifest = join(folder, "package.json");
     if (!existsSync(manifest)) continue;
     try {
       const parsed = JSON.parse(readFileSync(manifest, "utf8"));
-      if (parsed.name === name) return parsed.version;
+      if (parsed.name === name) return { folder, version: parsed.version };
     } catch {
       // an unreadable package.json: keep looking up
     }
   }
-  return undefined;
+  return { folder: dirname(entry), version: undefined };
 }
 
-/** Where an SDK was found: its name and entry file; undefined when none is. */
-function locate(wanted) {
-  if (wanted !== undefined && !SDKS.includes(wanted)) {
+/**
+ * Where an SDK of `names` (the list of one family) was found: its name and
+ * entry file; `{ folders }`, the folders looked in, when none is.
+ */
+function locate(wanted, names = SDKS) {
+  if (wanted !== undefined && !names.includes(wanted)) {
     throw new Error(
-      `zoho-token-store: unsupported Zoho SDK ${JSON.stringify(wanted)}; supported: ${SDKS.join(", ")}`,
+      `zoho-token-store: unsupported Zoho SDK ${JSON.stringify(wanted)}; supported: ${names.join(", ")}`,
     );
   }
   const folders = searchFolders();
   for (const folder of folders) {
-    for (const name of wanted === undefined ? SDKS : [wanted]) {
+    for (const name of wanted === undefined ? names : [wanted]) {
       const entry = resolveFrom(folder, name);
       if (entry) return { name, entry };
     }
   }
   return { folders };
+}
+
+/** The located SDK of `names`, or an Error naming what to install and where it was looked for. */
+function find(wanted, names) {
+  const found = locate(wanted, names);
+  if (!found.entry) {
+    const what = wanted ?? `one of ${names.join(", ")}`;
+    throw new Error(
+      `zoho-token-store needs a Zoho CRM SDK: npm install ${wanted ?? names[0]} (${what}; looked from ${found.folders.join(", ")})`,
+    );
+  }
+  return found;
 }
 
 const loaded = new Map();
@@ -106,13 +121,7 @@ const loaded = new Map();
  * the folders looked in when none is installed.
  */
 function loadSdk(wanted) {
-  const found = locate(wanted);
-  if (!found.entry) {
-    const what = wanted ?? `one of ${SDKS.join(", ")}`;
-    throw new Error(
-      `zoho-token-store needs a Zoho CRM SDK: npm install ${wanted ?? SDKS[0]} (${what}; looked from ${found.folders.join(", ")})`,
-    );
-  }
+  const found = find(wanted, SDKS);
   const cached = loaded.get(found.entry);
   if (cached) return cached;
   let exports;
@@ -130,7 +139,7 @@ function loadSdk(wanted) {
   }
   const sdk = Object.freeze({
     name: found.name,
-    version: versionOf(found.name, found.entry),
+    version: packageOf(found.name, found.entry).version,
     TokenStore: typeof exports.TokenStore?.TokenStore === "function" ? exports.TokenStore.TokenStore : undefined,
     OAuthToken: exports.OAuthToken,
     UserSignature: exports.UserSignature,
@@ -147,13 +156,76 @@ function loadSdk(wanted) {
   return sdk;
 }
 
-/** The SDK ZOHO_TOKEN_STORE_SDK names, or the first found; undefined when none is installed. */
+/**
+ * The SDK ZOHO_TOKEN_STORE_SDK names, or the first found (also when it names
+ * a v2 SDK, which is the v2 entry's); undefined when none is installed.
+ */
 function defaultSdk() {
-  const wanted = process.env.ZOHO_TOKEN_STORE_SDK || undefined;
+  const named = process.env.ZOHO_TOKEN_STORE_SDK || undefined;
+  const wanted = V2_SDKS.includes(named) ? undefined : named;
   if (wanted === undefined && !locate(undefined).entry) return undefined;
   return loadSdk(wanted);
 }
 
+/**
+ * The SDKs of the v2 interface (`getToken(user, token)`), in the order one is
+ * picked when several are installed, with the folder of their modules inside
+ * the package (they have no index exporting the token classes, or only a
+ * TypeScript one).
+ */
+const V2_SDKS = Object.freeze(["@zohocrm/nodejs-sdk-2.0", "@zohocrm/typescript-sdk-2.1", "@zohocrm/typescript-sdk-2.0"]);
+const V2_ROOTS = { "@zohocrm/typescript-sdk-2.1": "dist" };
+/** The module of each part of a v2 SDK, and the name it exports the part as. */
+const V2_MODULES = {
+  TokenStore: "models/authenticator/store/token_store",
+  OAuthToken: "models/authenticator/oauth_token",
+  UserSignature: "routes/user_signature",
+  SDKException: "core/com/zoho/crm/api/exception/sdk_exception",
+  Initializer: "routes/initializer",
+};
+
+/**
+ * The v2 SDK `wanted` (a name of V2_SDKS; default the first found), as
+ * `{ name, version, TokenStore, OAuthToken, UserSignature, SDKException,
+ * Initializer }`, `TokenStore` being the class to extend (undefined for the
+ * TypeScript SDKs, where it is an interface). Throws an Error naming the
+ * folders looked in when none is installed.
+ */
+function loadV2Sdk(wanted) {
+  const found = find(wanted, V2_SDKS);
+  const cached = loaded.get(found.entry);
+  if (cached) return cached;
+  const { folder, version } = packageOf(found.name, found.entry);
+  const parts = {};
+  for (const [part, path] of Object.entries(V2_MODULES)) {
+    const file = join(folder, V2_ROOTS[found.name] ?? "", path);
+    let exported;
+    try {
+      exported = require(file)[part];
+    } catch (error) {
+      throw new Error(`zoho-token-store: ${found.name} ${version ?? ""} has no module ${file} (${error.message})`);
+    }
+    parts[part] = typeof exported === "function" ? exported : undefined;
+    if (part !== "TokenStore" && parts[part] === undefined) {
+      throw new Error(`zoho-token-store: ${found.name} (${file}) exports no ${part}`);
+    }
+  }
+  const sdk = Object.freeze({ name: found.name, version, ...parts });
+  loaded.set(found.entry, sdk);
+  return sdk;
+}
+
+/** The v2 SDK ZOHO_TOKEN_STORE_SDK names (when it names one), or the first found; undefined when none is. */
+function defaultV2Sdk() {
+  const named = process.env.ZOHO_TOKEN_STORE_SDK || undefined;
+  const wanted = V2_SDKS.includes(named) ? named : undefined;
+  if (wanted === undefined && !locate(undefined, V2_SDKS).entry) return undefined;
+  return loadV2Sdk(wanted);
+}
+
 exports.SDKS = SDKS;
+exports.V2_SDKS = V2_SDKS;
+exports.loadV2Sdk = loadV2Sdk;
+exports.defaultV2Sdk = defaultV2Sdk;
 exports.loadSdk = loadSdk;
 exports.defaultSdk = defaultSdk;

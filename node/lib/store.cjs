@@ -47,11 +47,8 @@
 
 "use strict";
 
-const { inspect } = require("node:util");
+const { NOT_FOUND, TOKEN_STORE, defineCommon, describeStore, empty, nativeParts, storeId } = require("./common.cjs");
 
-/** The code of every SDKException the store raises (the SDK's Constants.TOKEN_STORE). */
-const TOKEN_STORE = "TOKEN_STORE";
-const NOT_FOUND = "Given ID is invalid";
 /** Warm answers kept at most per store (a bound on memory, not on correctness). */
 const WARM_ENTRIES = 10_000;
 
@@ -63,8 +60,9 @@ const WARM_ENTRIES = 10_000;
  * whether `value` is a store of any of them.
  */
 function defineStore(sdk, { NativeStore, storeFor, isStore }) {
-  const { OAuthToken, UserSignature, SDKException = Error, Initializer, Utility } = sdk ?? {};
+  const { OAuthToken, UserSignature, Initializer, Utility } = sdk ?? {};
   const Base = sdk?.TokenStore ?? Object;
+  const { storeException, RefreshError, sdkError, sdkAccountsUrl, text, expiryMs, openNative } = defineCommon(sdk);
 
   /** The token fields that are strings, by the crate's name, with the SDK getter. */
   const TEXT_FIELDS = [
@@ -77,117 +75,6 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
     ["redirect_url", (t) => t.getRedirectURL()],
     ["api_domain", (t) => t.getAPIDomain()],
   ];
-
-  /** An SDKException for `operation` (the message never holds a secret value). */
-  function storeException(operation, message, kind) {
-    const error = new SDKException(
-      TOKEN_STORE,
-      `Exception in ${operation} - SecretsManagerStore : ${message}`,
-    );
-    error.kind = kind;
-    return error;
-  }
-
-  /** The kind and message of a native error ("kind: message"). */
-  function nativeParts(error) {
-    const text = String(error?.message ?? error);
-    const match = /^([a-z_]+): ([\s\S]*)$/.exec(text);
-    return match ? { kind: match[1], message: match[2] } : { kind: "other", message: text };
-  }
-
-  /**
-   * A managed refresh (or grant exchange) that could not give the SDK a valid
-   * access token. An SDKException, so the SDK's callers catch it as they catch
-   * its own; `kind` says what failed, and `code` is `TOKEN_REFRESH_` followed
-   * by it in capitals:
-   *
-   * - `rejected`: Zoho refused the refresh token or the client (a revoked
-   *   refresh token, a wrong client secret, a used grant). The stored token is
-   *   unchanged, and no process sharing the prefix asks Zoho again with it
-   *   until a token is saved again (re-authorize with a new grant).
-   * - `throttled`: Zoho's rate limit (10 access tokens per refresh token in 10
-   *   minutes); refreshes are retried after a backoff.
-   * - `transport`, `unexpected_response`: the accounts server could not be
-   *   reached, or answered nonsense; retried after a backoff.
-   * - `invalid_input`: e.g. no accounts server is known for the token (its
-   *   api_domain is not Zoho's, the SDK is not initialized and the store has
-   *   no accountsUrl); nothing was sent.
-   *
-   * Its message names the token id and Zoho's error code, never a secret.
-   */
-  class RefreshError extends SDKException {
-    constructor(kind, message) {
-      super(`TOKEN_REFRESH_${kind.toUpperCase()}`, message);
-      this.name = "RefreshError";
-      this.kind = kind;
-    }
-
-    /** Whether the same call may succeed later without a new token. */
-    get retryable() {
-      return ["throttled", "transport", "unexpected_response"].includes(this.kind);
-    }
-  }
-
-  const REFRESH_ADVICE = {
-    rejected:
-      " (a revoked refresh token or wrong client credentials: save a token from a new grant; " +
-      "until then no process sharing the prefix asks Zoho again with these)",
-    throttled: " (Zoho's limit on access tokens per refresh token; the refresh is retried after a backoff)",
-  };
-
-  /** The SDKException (a RefreshError for a managed refresh) for a native error of `operation`. */
-  function sdkError(operation, error) {
-    const { kind, message } = nativeParts(error);
-    if (kind.startsWith("auth_")) {
-      const refresh = kind.slice("auth_".length);
-      return new RefreshError(
-        refresh,
-        `Exception in ${operation} - SecretsManagerStore : ${message}${REFRESH_ADVICE[refresh] ?? ""}`,
-      );
-    }
-    return storeException(operation, message, kind);
-  }
-
-  /**
-   * The accounts URL (the full token URL) of the environment the SDK was
-   * initialized with, where the SDK itself would refresh a token whose
-   * api_domain names no Zoho data center; undefined outside an initialized SDK.
-   */
-  async function sdkAccountsUrl() {
-    try {
-      const url = (await Initializer.getInitializer())?.getEnvironment?.()?.getAccountsUrl?.();
-      return typeof url === "string" && url ? url : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** A string field of an SDK token, or undefined; anything else is refused. */
-  function text(operation, name, value) {
-    if (value === null || value === undefined) return undefined;
-    if (typeof value === "string") return value;
-    if (name === "id" && typeof value === "number" && Number.isSafeInteger(value)) {
-      return String(value); // FileStore compares ids with ==
-    }
-    throw storeException(operation, `token field ${name} must be a string`, "invalid_input");
-  }
-
-  /**
-   * The SDK's expiresIn (a string of epoch ms) as a number, or undefined. A
-   * value that is not a whole number is refused when `strict` (saving it would
-   * lose it), else ignored (it plays no part in matching).
-   */
-  function expiryMs(operation, expiresIn, strict) {
-    if (expiresIn === null || expiresIn === undefined || expiresIn === "") return undefined;
-    const value = typeof expiresIn === "number" ? expiresIn : Number(String(expiresIn).trim());
-    if (/^-?\d+$/.test(String(expiresIn).trim()) && Number.isSafeInteger(value)) return value;
-    if (!strict) return undefined;
-    throw storeException(
-      operation,
-      "expiresIn must be epoch milliseconds as a string of digits",
-      "invalid_input",
-    );
-  }
 
   /**
    * The fields of an SDK OAuthToken as the plain object the native store takes:
@@ -207,9 +94,6 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
     if (expiry !== undefined) plain.expiry_time = expiry;
     return plain;
   }
-
-  /** Whether an SDK field is empty as FileStore tests it (`== null`). */
-  const empty = (value) => value === null || value === undefined;
 
   /** Sets every empty field of `token` from the `stored` object, as FileStore's merge does. */
   function fill(token, stored) {
@@ -233,29 +117,6 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
   /** A new SDK OAuthToken from a stored token, made as FileStore makes the tokens it reads. */
   function toSdkToken(stored) {
     return fill(Reflect.construct(OAuthToken, []), stored);
-  }
-
-  /** The options the constructor takes. */
-  const OPTIONS = [
-    "prefix",
-    "endpointUrl",
-    "region",
-    "cacheTtl",
-    "cacheCapacity",
-    "recoveryWindowDays",
-    "attemptTimeout",
-    "operationTimeout",
-    "managedRefresh",
-    "refreshAhead",
-    "accountsUrl",
-    "sdk",
-  ];
-
-  /** An id as the store takes it, or undefined for one that cannot be stored. */
-  function storeId(id) {
-    if (typeof id === "string") return id;
-    if (typeof id === "number" && Number.isSafeInteger(id)) return String(id);
-    return undefined;
   }
 
   /**
@@ -300,40 +161,7 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
         return new (storeFor(wanted))(options);
       }
       super();
-      const unknown = Object.keys(options ?? {}).filter((name) => !OPTIONS.includes(name));
-      if (unknown.length > 0) {
-        throw storeException("SecretsManagerStore", `unknown option ${unknown.join(", ")}`, "invalid_input");
-      }
-      const {
-        prefix = "zoho/crm",
-        endpointUrl,
-        region,
-        cacheTtl = 300,
-        cacheCapacity,
-        recoveryWindowDays,
-        attemptTimeout,
-        operationTimeout,
-        managedRefresh = true,
-        refreshAhead,
-        accountsUrl,
-      } = options ?? {};
-      this.#managed = Boolean(managedRefresh);
-      try {
-        this.#native = new NativeStore({
-          prefix,
-          endpointUrl,
-          region,
-          cacheTtl,
-          cacheCapacity,
-          recoveryWindowDays,
-          attemptTimeout,
-          operationTimeout,
-          refreshAhead,
-          accountsUrl,
-        });
-      } catch (error) {
-        throw sdkError("SecretsManagerStore", error);
-      }
+      ({ native: this.#native, managed: this.#managed } = openNative(NativeStore, options));
     }
 
     /** The prefix of the store's secrets. */
@@ -355,21 +183,6 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
     /** Whether findToken and findTokenById answer a token the store refreshed. */
     get managedRefresh() {
       return this.#managed;
-    }
-
-    /** Shows the prefix and managedRefresh only: never a token or a credential. */
-    toString() {
-      return `SecretsManagerStore(prefix=${JSON.stringify(this.prefix)}, managedRefresh=${this.#managed})`;
-    }
-
-    /** What JSON.stringify shows: the prefix and managedRefresh only. */
-    toJSON() {
-      return { prefix: this.prefix, managedRefresh: this.#managed };
-    }
-
-    /** What util.inspect and console.log show: as toString. */
-    [inspect.custom]() {
-      return this.toString();
     }
 
     /**
@@ -516,6 +329,7 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
     }
   }
 
+  describeStore(SecretsManagerStore);
   return { SecretsManagerStore, RefreshError, fromSdkToken, toSdkToken };
 }
 

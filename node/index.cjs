@@ -10,37 +10,13 @@
 // are that default SDK's.
 "use strict";
 
+const { storeClasses } = require("./lib/classes.cjs");
 const { loadNative } = require("./lib/native.cjs");
 const { SDKS, defaultSdk, loadSdk } = require("./lib/sdk.cjs");
 const { TOKEN_STORE, defineStore } = require("./lib/store.cjs");
 
 const { NativeStore } = loadNative();
-
-/** The store classes made so far, by SDK name. */
-const classes = new Map();
-const brands = new Set();
-
-/** The SecretsManagerStore class for SDK `name` (the default one when undefined). */
-function storeFor(name) {
-  const sdk = loadSdk(name); // throws, naming the SDK and the folders, when it is not installed
-  if (!classes.has(sdk.name)) define(sdk);
-  return classes.get(sdk.name).SecretsManagerStore;
-}
-
-/** Whether `value` is a store of any of the classes made. */
-function isStore(value) {
-  for (const Class of brands) {
-    if (Function.prototype[Symbol.hasInstance].call(Class, value)) return true;
-  }
-  return false;
-}
-
-function define(sdk) {
-  const defined = defineStore(sdk, { NativeStore, storeFor, isStore });
-  if (sdk) classes.set(sdk.name, defined);
-  brands.add(defined.SecretsManagerStore);
-  return defined;
-}
+const { define } = storeClasses({ NativeStore, load: loadSdk, defineClass: defineStore });
 
 const { SecretsManagerStore, RefreshError, fromSdkToken, toSdkToken } = define(defaultSdk());
 

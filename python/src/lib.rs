@@ -349,6 +349,24 @@ impl NativeStore {
         found.map(|token| token_to_dict(py, &token)).transpose()
     }
 
+    /// The stored token that `query` matches, as stored, never refreshed
+    /// (also under managed refresh), with every field `query` sets taken
+    /// from `query`; `None` when none matches. What a save or a deletion
+    /// looks up first (the v2 SDK's store: a user's one token). A query
+    /// with nothing to match on is a `StoreError` of kind `invalid_input`.
+    fn find_stored<'py>(
+        &self,
+        py: Python<'py>,
+        query: &Bound<'py, PyDict>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let query = token_from_dict(query)?;
+        let rt = runtime()?;
+        py.detach(|| rt.block_on(self.store.find_token(&query)))
+            .map_err(|e| store_error(&e))?
+            .map(|token| token_to_dict(py, &token))
+            .transpose()
+    }
+
     /// The token stored under `id`, or `None`; with managed refresh, with a
     /// valid access token as `find_token` answers it.
     #[pyo3(signature = (id, accounts_url=None))]

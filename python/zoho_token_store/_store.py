@@ -50,31 +50,10 @@ from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
-from ._native import AuthError, NativeStore, StoreError
+from ._common import OPTIONS_DOC, REFRESH_ERROR_DOC, TOKEN_STORE, NativeBacked, RefreshErrorMixin, expiry_ms, kind_of
+from ._native import StoreError
 
-#: The code of every ``SDKException`` the store raises (the SDK's ``Constants.TOKEN_STORE``).
-TOKEN_STORE = "TOKEN_STORE"
 _NOT_FOUND = "Given ID is not found in SecretsManagerStore"
-
-
-def _expiry_ms(expires_in, strict):
-    """The SDK's ``expires_in`` (a string of epoch ms) as an int, or ``None``.
-
-    A value that is not a whole number is an ``SDKException`` when ``strict``
-    (saving it would lose it), else ignored (it plays no part in matching).
-    """
-    if expires_in is None or expires_in == "":
-        return None
-    try:
-        return int(expires_in)
-    except (TypeError, ValueError):
-        if strict:
-            raise SDKException(
-                code=TOKEN_STORE,
-                message="Exception in save_token - SecretsManagerStore: expires_in must be "
-                "epoch milliseconds as a string of digits",
-            ) from None
-        return None
 
 
 def from_sdk_token(token, strict=True):
@@ -92,7 +71,7 @@ def from_sdk_token(token, strict=True):
         "refresh_token": token.get_refresh_token(),
         "access_token": token.get_access_token(),
         "grant_token": token.get_grant_token(),
-        "expiry_time": _expiry_ms(token.get_expires_in(), strict),
+        "expiry_time": expiry_ms(token.get_expires_in(), strict, SDKException),
         "redirect_url": token.get_redirect_url(),
         "api_domain": token.get_api_domain(),
     }
@@ -145,176 +124,20 @@ def to_sdk_token(stored):
     return _fill(token, stored)
 
 
-def _sdk_error(operation, error):
-    """The ``SDKException`` for a native ``StoreError`` (whose message names
-    ids and operations, never secret values)."""
-    message = error.args[1] if len(error.args) > 1 else str(error)
-    return SDKException(
-        code=TOKEN_STORE,
-        message="Exception in {} - SecretsManagerStore: {}".format(operation, message),
-    )
+class RefreshError(RefreshErrorMixin, SDKException):
+    __doc__ = REFRESH_ERROR_DOC
 
 
-class RefreshError(SDKException):
-    """A managed refresh (or grant exchange) that could not give the SDK a
-    valid access token. An ``SDKException``, so the SDK's callers catch it as
-    they catch its own; ``kind`` says what failed, and ``code`` is
-    ``TOKEN_REFRESH_`` followed by it in capitals:
+class SecretsManagerStore(NativeBacked, TokenStore):
+    __doc__ = """A Zoho SDK ``TokenStore`` (``zohocrmsdk``) keeping tokens in AWS Secrets Manager.
 
-    - ``rejected``: Zoho refused the refresh token or the client (a revoked
-      refresh token, a wrong client secret, a used grant). The stored token is
-      unchanged, and no process sharing the prefix asks Zoho again with it
-      until a token is saved again (re-authorize with a new grant).
-    - ``throttled``: Zoho's rate limit (10 access tokens per refresh token in
-      10 minutes); refreshes are retried after a backoff.
-    - ``transport``, ``unexpected_response``: the accounts server could not
-      be reached, or answered nonsense; retried after a backoff.
-    - ``invalid_input``: e.g. no accounts server is known for the token (its
-      ``api_domain`` is not Zoho's, the SDK is not initialized and the store
-      has no ``accounts_url``); nothing was sent.
+    With managed refresh, ``find_token`` and ``find_token_by_id`` answer the
+    refreshed token (the SDK asks its store before every API call).
+    """ + OPTIONS_DOC
 
-    Its message names the token id and Zoho's error code, never a secret.
-    """
-
-    def __init__(self, kind, code, message):
-        SDKException.__init__(self, code=code, message=message)
-        self.kind = kind
-
-    @property
-    def retryable(self):
-        """Whether the same call may succeed later without a new token."""
-        return self.kind in ("throttled", "transport", "unexpected_response")
-
-
-_REFRESH_ADVICE = {
-    "rejected": " (a revoked refresh token or wrong client credentials: save a token from a new "
-    "grant; until then no process sharing the prefix asks Zoho again with these)",
-    "throttled": " (Zoho's limit on access tokens per refresh token; the refresh is retried after a "
-    "backoff)",
-}
-
-
-def _refresh_error(operation, error):
-    """The ``RefreshError`` for a native ``AuthError`` (whose message names
-    ids and Zoho's error codes, never secret values)."""
-    kind = _kind(error)
-    message = error.args[1] if len(error.args) > 1 else str(error)
-    return RefreshError(
-        kind,
-        "TOKEN_REFRESH_" + kind.upper(),
-        "Exception in {} - SecretsManagerStore: {}{}".format(operation, message, _REFRESH_ADVICE.get(kind, "")),
-    )
-
-
-def _sdk_accounts_url():
-    """The accounts URL (the full token URL) of the environment the SDK was
-    initialized with, where the SDK itself would refresh a token whose
-    ``api_domain`` names no Zoho data center; ``None`` outside an
-    initialized SDK."""
-    try:
-        environment = Initializer.get_initializer().environment
-    except AttributeError:
-        return None
-    url = getattr(environment, "accounts_url", None)
-    return url if isinstance(url, str) and url else None
-
-
-def _kind(error):
-    """The kind of a native ``StoreError`` (``invalid_input``, ``backend``, ...)."""
-    return error.args[0] if error.args else "other"
-
-
-class SecretsManagerStore(TokenStore):
-    """A Zoho SDK ``TokenStore`` keeping tokens in AWS Secrets Manager.
-
-    ``prefix`` is the namespace of its secrets: ``{prefix}/tokens/{id}`` for
-    each token, ``{prefix}/index/...`` for the index. Programs (Python or
-    Rust) built with the same prefix share the same tokens.
-
-    Keyword options:
-
-    - ``managed_refresh`` (default ``True``): ``find_token`` and
-      ``find_token_by_id`` answer the SDK a token with a valid access token,
-      refreshed first through the Rust crate's ``ZohoAuth`` when fewer than
-      ``refresh_ahead`` seconds (default 300) are left of it: one refresh per
-      token for every thread, process and Rust program sharing the prefix,
-      where the SDK alone would refresh in each process. ``False``: plain
-      persistence, and the SDK refreshes by itself.
-    - ``accounts_url``: where a token whose ``api_domain`` names no Zoho data
-      center is refreshed when the SDK is not initialized (a full token URL
-      such as ``https://accounts.zoho.eu/oauth/v2/token``, or a base URL). A
-      token's credentials go to the accounts server of its ``api_domain``'s
-      Zoho data center; else to the accounts URL of the environment the SDK
-      was initialized with; else here; never to a host taken from an
-      ``api_domain`` that is not Zoho's.
-    - ``refresh_timeout`` (seconds, default 10): limit on one call to Zoho's
-      accounts server.
-    - ``endpoint_url``, ``region_name``: as boto3's; by default the AWS
-      configuration is read from the environment (``AWS_REGION``,
-      ``AWS_ENDPOINT_URL``, the Lambda's role credentials, ...).
-    - ``cache_ttl`` (seconds, default 300): how long a token read is served
-      from this instance's cache. A cached token is never served past its
-      ``expires_in``, and this instance's own writes update its cache at once.
-    - ``cache_capacity``: tokens cached at most (default 10,000).
-    - ``recovery_window_days``: schedule deletions with a recovery window of
-      7 to 30 days instead of deleting at once.
-    - ``attempt_timeout``, ``operation_timeout`` (seconds): limits on one
-      HTTP attempt and on one API call with its retries (defaults 3 and 10).
-
-    Building it makes no network call. Make one per process (in a Lambda, at
-    module level) and share it between threads: calls release the GIL.
-    """
-
-    def __init__(
-        self,
-        prefix="zoho/crm",
-        *,
-        managed_refresh=True,
-        refresh_ahead=300,
-        accounts_url=None,
-        refresh_timeout=None,
-        endpoint_url=None,
-        region_name=None,
-        cache_ttl=300,
-        cache_capacity=None,
-        recovery_window_days=None,
-        attempt_timeout=None,
-        operation_timeout=None,
-    ):
-        try:
-            self._native = NativeStore(
-                prefix,
-                managed_refresh=bool(managed_refresh),
-                refresh_ahead=float(refresh_ahead),
-                accounts_url=accounts_url,
-                refresh_timeout=None if refresh_timeout is None else float(refresh_timeout),
-                endpoint_url=endpoint_url,
-                region_name=region_name,
-                cache_ttl=float(cache_ttl),
-                cache_capacity=cache_capacity,
-                recovery_window_days=recovery_window_days,
-                attempt_timeout=None if attempt_timeout is None else float(attempt_timeout),
-                operation_timeout=None if operation_timeout is None else float(operation_timeout),
-            )
-        except StoreError as error:
-            raise _sdk_error("SecretsManagerStore", error) from error
-        except AuthError as error:
-            raise _refresh_error("SecretsManagerStore", error) from error
-        self._managed = self._native.managed_refresh
-
-    @property
-    def prefix(self):
-        """The prefix of the store's secrets."""
-        return self._native.prefix
-
-    @property
-    def managed_refresh(self):
-        """Whether ``find_token`` / ``find_token_by_id`` refresh (see the class)."""
-        return self._managed
-
-    def __repr__(self):
-        """Shows the prefix and the refresh mode only: never a token or a credential."""
-        return "SecretsManagerStore(prefix={!r}, managed_refresh={!r})".format(self.prefix, self._managed)
+    _sdk_exception = SDKException
+    _refresh_error = RefreshError
+    _initializer = Initializer
 
     def find_token(self, token):
         """Fills ``token``'s ``None`` fields from the stored token it matches
@@ -325,18 +148,7 @@ class SecretsManagerStore(TokenStore):
         if signature is not None and not signature.get_name():
             # FileStore: a user signature decides alone, and an empty name matches nothing.
             return None
-        query = from_sdk_token(token, strict=False)
-        try:
-            if self._managed:
-                found = self._native.find_token(query, _sdk_accounts_url())
-            else:
-                found = self._native.find_token(query)
-        except StoreError as error:
-            if _kind(error) == "invalid_input":
-                return None  # nothing to match on: FileStore finds nothing
-            raise _sdk_error("find_token", error) from error
-        except AuthError as error:
-            raise _refresh_error("find_token", error) from error
+        found = self._find("find_token", from_sdk_token(token, strict=False))
         if found is None:
             return None
         if self._managed:
@@ -373,27 +185,14 @@ class SecretsManagerStore(TokenStore):
         except StoreError as error:
             # E.g. another stored token already has that user name.
             logging.getLogger("SDKLogger").info(
-                "SecretsManagerStore: the user name of token %s was not saved (%s)", found["id"], _kind(error)
+                "SecretsManagerStore: the user name of token %s was not saved (%s)", found["id"], kind_of(error)
             )
             return found
 
     def find_token_by_id(self, id):
         """A new ``OAuthToken`` for the token stored under ``id``; raises
         ``SDKException`` (code ``TOKEN_STORE``) when there is none."""
-        if not isinstance(id, str):
-            raise SDKException(TOKEN_STORE, _NOT_FOUND)
-        try:
-            if self._managed:
-                found = self._native.find_token_by_id(id, _sdk_accounts_url())
-            else:
-                found = self._native.find_token_by_id(id)
-        except StoreError as error:
-            if _kind(error) == "invalid_input":
-                found = None  # a malformed id is never stored
-            else:
-                raise _sdk_error("find_token_by_id", error) from error
-        except AuthError as error:
-            raise _refresh_error("find_token_by_id", error) from error
+        found = self._find_by_id("find_token_by_id", id)
         if found is None:
             raise SDKException(TOKEN_STORE, _NOT_FOUND)
         return to_sdk_token(found)
@@ -403,38 +202,20 @@ class SecretsManagerStore(TokenStore):
         from what is stored. Anything that is not an ``OAuthToken`` is ignored."""
         if not isinstance(token, OAuthToken):
             return
-        try:
-            stored = self._native.save_token(from_sdk_token(token, strict=True))
-        except StoreError as error:
-            raise _sdk_error("save_token", error) from error
+        stored = self._save("save_token", from_sdk_token(token, strict=True))
         token.set_id(stored["id"])
         _fill(token, stored)
 
     def delete_token(self, id):
         """Deletes the token stored under ``id``; raises ``SDKException``
         (code ``TOKEN_STORE``) when there is none."""
-        if not isinstance(id, str):
-            raise SDKException(TOKEN_STORE, _NOT_FOUND)
-        try:
-            existed = self._native.delete_token(id)
-        except StoreError as error:
-            if _kind(error) == "invalid_input":
-                existed = False
-            else:
-                raise _sdk_error("delete_token", error) from error
-        if not existed:
+        if not self._delete("delete_token", id):
             raise SDKException(TOKEN_STORE, _NOT_FOUND)
 
     def get_tokens(self):
         """Every stored token, as a list of new ``OAuthToken`` objects."""
-        try:
-            return [to_sdk_token(stored) for stored in self._native.get_tokens()]
-        except StoreError as error:
-            raise _sdk_error("get_tokens", error) from error
+        return [to_sdk_token(stored) for stored in self._all("get_tokens")]
 
     def delete_tokens(self):
         """Deletes every stored token."""
-        try:
-            self._native.delete_tokens()
-        except StoreError as error:
-            raise _sdk_error("delete_tokens", error) from error
+        self._delete_all("delete_tokens")

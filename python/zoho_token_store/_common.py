@@ -50,6 +50,24 @@ def expiry_ms(expires_in, strict, sdk_exception):
         return None
 
 
+def token_fields(token, user_name, strict, sdk_exception):
+    """The fields that an ``OAuthToken`` of either SDK holds alike (both have
+    the same getters for them), as the dict the native store takes, with
+    ``user_name`` (each SDK holds its user in its own way) and
+    ``expires_in`` as ``expiry_time`` (see ``expiry_ms``)."""
+    return {
+        "id": token.get_id(),
+        "user_name": user_name,
+        "client_id": token.get_client_id(),
+        "client_secret": token.get_client_secret(),
+        "refresh_token": token.get_refresh_token(),
+        "access_token": token.get_access_token(),
+        "grant_token": token.get_grant_token(),
+        "expiry_time": expiry_ms(token.get_expires_in(), strict, sdk_exception),
+        "redirect_url": token.get_redirect_url(),
+    }
+
+
 class RefreshErrorMixin:
     """The behaviour of each SDK's ``RefreshError`` (which also subclasses
     that SDK's ``SDKException``): ``kind`` says what failed, ``code`` is

@@ -50,7 +50,7 @@ from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
-from ._common import OPTIONS_DOC, REFRESH_ERROR_DOC, TOKEN_STORE, NativeBacked, RefreshErrorMixin, expiry_ms, kind_of
+from ._common import OPTIONS_DOC, REFRESH_ERROR_DOC, TOKEN_STORE, NativeBacked, RefreshErrorMixin, kind_of, token_fields
 from ._native import StoreError
 
 _NOT_FOUND = "Given ID is not found in SecretsManagerStore"
@@ -63,18 +63,9 @@ def from_sdk_token(token, strict=True):
     ``user_signature`` becomes ``user_name``.
     """
     signature = token.get_user_signature()
-    return {
-        "id": token.get_id(),
-        "user_name": signature.get_name() if signature is not None else None,
-        "client_id": token.get_client_id(),
-        "client_secret": token.get_client_secret(),
-        "refresh_token": token.get_refresh_token(),
-        "access_token": token.get_access_token(),
-        "grant_token": token.get_grant_token(),
-        "expiry_time": expiry_ms(token.get_expires_in(), strict, SDKException),
-        "redirect_url": token.get_redirect_url(),
-        "api_domain": token.get_api_domain(),
-    }
+    fields = token_fields(token, signature.get_name() if signature is not None else None, strict, SDKException)
+    fields["api_domain"] = token.get_api_domain()
+    return fields
 
 
 def _fill(token, stored):

@@ -23,22 +23,14 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
 from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
 
+from fleet import described
 from zoho_token_store import SecretsManagerStore
-
-
-def described(error):
-    return {
-        "code": getattr(error, "code", None),
-        "kind": getattr(error, "kind", None),
-        "text": "".join(traceback.format_exception(type(error), error, error.__traceback__)) + repr(error),
-    }
 
 
 def main():

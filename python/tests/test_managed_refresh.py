@@ -8,11 +8,8 @@ of a test starts at the same instant (``go_at``) so that all of them meet
 the expired token at once.
 """
 
-import json
 import os
 import pathlib
-import subprocess
-import sys
 import time
 
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
@@ -22,6 +19,7 @@ from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from counting_proxy import CountingProxy
 from fake_zoho import FakeZoho
+from fleet import Fleet, from_the_rust_crate, go_soon
 from zoho_token_store import RefreshError, SecretsManagerStore
 
 WORKER = pathlib.Path(__file__).with_name("sdk_worker.py")
@@ -59,41 +57,8 @@ def worker_config(endpoint, prefix, zoho, go_at, threads=1, calls=1, **extra):
     return config
 
 
-def start_worker(config):
-    return subprocess.Popen([sys.executable, str(WORKER), json.dumps(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(process):
-    """The worker's JSON result; its stderr must be empty of secrets too."""
-    out, err = process.communicate(timeout=180)
-    assert process.returncode == 0, "sdk_worker failed: " + err
-    result = json.loads(out)
-    assert_no_secret(err)
-    assert_no_secret(result["log"])
-    for error in result["errors"]:
-        assert_no_secret(error["text"])
-    return result
-
-
-def run_fleet(configs):
-    return [finish(p) for p in [start_worker(c) for c in configs]]
-
-
-def assert_no_secret(text):
-    for secret in SECRETS:
-        assert secret not in text, "a secret value was shown: " + text
-
-
-def go_soon():
-    """A start time every process of a test reaches first (a Python process
-    with the SDK imported takes about a second to start)."""
-    return time.time() + 4.0
-
-
-def from_the_rust_crate(agent):
-    """The SDK refreshes with python-requests; the Rust crate sends no User-Agent."""
-    return agent is None or "python-requests" not in agent
+FLEET = Fleet(WORKER, SECRETS)
+start_worker, finish, run_fleet, assert_no_secret = FLEET.start, FLEET.finish, FLEET.run, FLEET.assert_no_secret
 
 
 def test_a_fleet_of_sdk_processes_and_threads_makes_one_refresh(make_store, prefix, endpoint):

@@ -4,6 +4,7 @@ and a JSON configuration, that prints one JSON object with ``log`` and
 ``errors`` (each ``described``), none of which may show a secret."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -29,6 +30,20 @@ def go_soon():
 def from_the_rust_crate(agent):
     """The SDKs refresh with python-requests; the Rust crate sends no User-Agent."""
     return agent is None or "python-requests" not in agent
+
+
+def worker_config(endpoint, prefix, zoho, go_at, threads, calls, **values):
+    """A worker's configuration: the store's prefix and LocalStack, the SDK's
+    environment on the fake Zoho ``zoho``, ``threads`` threads making
+    ``calls`` calls each from ``go_at`` (epoch seconds) on, and ``values``
+    (the client, the token, the store's options, ...)."""
+    config = {
+        "prefix": prefix, "endpoint": endpoint, "region": os.environ["AWS_REGION"],
+        "crm_url": zoho.crm_url, "accounts_url": zoho.accounts_url,
+        "threads": threads, "calls": calls, "go_at": go_at,
+    }
+    config.update(values)
+    return config
 
 
 class Fleet:

@@ -19,6 +19,7 @@ from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from counting_proxy import CountingProxy
 from fake_zoho import FakeZoho
+import fleet
 from fleet import Fleet, from_the_rust_crate, go_soon
 from zoho_token_store import RefreshError, SecretsManagerStore
 
@@ -47,14 +48,9 @@ def save_expiring(store, left_ms, refresh_token=REFRESH_TOKEN, user=USER, api_do
 
 
 def worker_config(endpoint, prefix, zoho, go_at, threads=1, calls=1, **extra):
-    config = {
-        "prefix": prefix, "endpoint": endpoint, "region": os.environ["AWS_REGION"],
-        "crm_url": zoho.crm_url, "accounts_url": zoho.accounts_url,
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN,
-        "threads": threads, "calls": calls, "go_at": go_at,
-    }
-    config.update(extra)
-    return config
+    values = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN}
+    values.update(extra)
+    return fleet.worker_config(endpoint, prefix, zoho, go_at, threads, calls, **values)
 
 
 FLEET = Fleet(WORKER, SECRETS)

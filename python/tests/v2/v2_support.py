@@ -1,7 +1,6 @@
 """What the v2 tests share: the test client and user, the SDK's
 initialization on a fake Zoho, and the fleet of ``v2_worker.py`` processes."""
 
-import os
 import pathlib
 import time
 
@@ -11,6 +10,7 @@ from zcrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
 from zcrmsdk.src.com.zoho.crm.api.initializer import Initializer
 from zcrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
+import fleet
 from fleet import Fleet, from_the_rust_crate, go_soon  # noqa: F401 - the tests take them from here
 
 WORKER = pathlib.Path(__file__).with_name("v2_worker.py")
@@ -71,14 +71,9 @@ def bearer(token):
 
 def worker_config(endpoint, prefix, zoho, go_at, threads=1, calls=1, **extra):
     """The configuration of one ``v2_worker.py`` process."""
-    config = {
-        "prefix": prefix, "endpoint": endpoint, "region": os.environ["AWS_REGION"],
-        "crm_url": zoho.crm_url, "accounts_url": zoho.accounts_url, "email": EMAIL,
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN,
-        "threads": threads, "calls": calls, "go_at": go_at,
-    }
-    config.update(extra)
-    return config
+    values = {"email": EMAIL, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN}
+    values.update(extra)
+    return fleet.worker_config(endpoint, prefix, zoho, go_at, threads, calls, **values)
 
 
 FLEET = Fleet(WORKER, SECRETS)

@@ -201,16 +201,18 @@ function defineV2Store(sdk, { NativeStore, storeFor, isStore }) {
 
     /** The stored token `token` would be answered (managed: refreshed when due), or null. */
     async #lookup(operation, email, token) {
-      const query = fromV2Token(token, email, { operation, strict: false });
       let found;
       try {
-        found = await this.#native.findToken(query);
+        // The user name alone: a find lays the query's fields over the
+        // stored token's, and FileStore's test needs the stored ones.
+        found = await this.#native.findToken({ user_name: email });
         if (found && !sameGrant(token, found)) return null;
         if (!this.#managed) return found;
         const accountsUrl = await sdkAccountsUrl();
         if (found) return await this.#native.managedFindTokenById(found.id, accountsUrl);
         // Nothing stored for the user: a grant is exchanged once for the fleet.
-        return empty(token.getGrantToken()) ? null : await this.#native.managedFindToken(query, accountsUrl);
+        if (empty(token.getGrantToken())) return null;
+        return await this.#native.managedFindToken(fromV2Token(token, email, { operation, strict: false }), accountsUrl);
       } catch (error) {
         throw sdkError(operation, error);
       }
@@ -258,13 +260,14 @@ function defineV2Store(sdk, { NativeStore, storeFor, isStore }) {
       const email = emailOf("saveToken", user);
       if (email === undefined) throw noEmail("saveToken");
       const plain = fromV2Token(token, email, { operation: "saveToken", strict: true });
+      // First, as FileStore does: typescript-sdk-2.1 does not wait for its saves.
+      token.setUserMail(email);
       let stored;
       try {
         stored = await this.#native.saveToken(plain);
       } catch (error) {
         throw sdkError("saveToken", error);
       }
-      token.setUserMail(email);
       token.setId(stored.id);
       if (this.#managed) watch(token, this.#aheadMs);
     }
@@ -275,7 +278,7 @@ function defineV2Store(sdk, { NativeStore, storeFor, isStore }) {
       const email = text("deleteToken", "user mail", token.getUserMail()) || undefined;
       if (email === undefined) throw noEmail("deleteToken");
       try {
-        const found = await this.#native.findToken(fromV2Token(token, email, { operation: "deleteToken", strict: false }));
+        const found = await this.#native.findToken({ user_name: email });
         if (found && sameGrant(token, found)) await this.#native.deleteToken(found.id);
       } catch (error) {
         throw sdkError("deleteToken", error);

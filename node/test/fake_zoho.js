@@ -104,11 +104,11 @@ export class FakeZoho {
           token_type: "Bearer",
         });
       }
-      if (request.method === "GET" && /^\/crm\/v\d+\/org$/.test(url.pathname)) {
+      if (request.method === "GET" && /^\/crm\/v\d+(\.\d+)?\/org$/.test(url.pathname)) {
         this.crmRequests.push(request.headers.authorization);
         return this.#answer(response, 200, { org: [{ id: "111", zgid: this.zgid }] });
       }
-      if (request.method === "GET" && /^\/crm\/v\d+\/users$/.test(url.pathname)) {
+      if (request.method === "GET" && /^\/crm\/v\d+(\.\d+)?\/users$/.test(url.pathname)) {
         this.crmRequests.push(request.headers.authorization);
         return this.#answer(response, 200, {
           users: [{ id: "1000000000001", email: this.userEmail, full_name: "Test User" }],

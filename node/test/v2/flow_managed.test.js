@@ -55,18 +55,3 @@ test("the store refreshes an expired token once, and again when the SDK's copy n
   const stored = await makeStore(prefix, { managedRefresh: false }).getTokenById(saved.getId(), sdkToken());
   assert.equal(stored.getAccessToken(), "access-2");
 });
-
-test("a grant token with nothing stored is exchanged by the store", async (t) => {
-  const prefix = newPrefix(t);
-  const zoho = await fakeZoho(t, 3600);
-  zoho.grantToken = "1000.v2-grant";
-  const token = new sdk.OAuthToken(sdkToken().getClientId(), sdkToken().getClientSecret(), "1000.v2-grant", null);
-  await initialize(zoho, makeStore(prefix), token, scratchFolder(t));
-  await getUsers();
-  assert.deepEqual(zoho.tokenRequests.map((request) => [request.kind, request.grant_type]), [["form", "authorization_code"]]);
-  assert.equal(zoho.crmRequests.at(-1), "Zoho-oauthtoken access-1");
-  const [stored] = await makeStore(prefix, { managedRefresh: false }).getTokens();
-  assert.equal(stored.getUserMail(), EMAIL);
-  assert.equal(stored.getAccessToken(), "access-1");
-  assert.ok(stored.getRefreshToken());
-});

@@ -69,6 +69,21 @@ export async function initialize(zoho, store, token, folder, email = EMAIL) {
   return token;
 }
 
+/**
+ * Resolves once `email`'s stored token has the access token `access`:
+ * typescript-sdk-2.1 does not wait for the saves of its refreshes (its
+ * refreshAccessToken calls saveToken without await).
+ */
+export async function stored(prefix, email, access) {
+  const store = makeStore(prefix, { managedRefresh: false });
+  for (let i = 0; i < 200; i++) {
+    const found = await store.getToken(new UserSignature(email), sdkToken());
+    if (found?.getAccessToken() === access) return found;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`${email}'s stored token never got the access token ${access}`);
+}
+
 /** The users of the fake CRM, through the SDK (a request the SDK authenticates). */
 export async function getUsers() {
   const response = await new sdk.Users.UsersOperations().getUsers();

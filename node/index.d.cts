@@ -9,11 +9,8 @@
 // (`TokenStore.MasterModel`, `InitializeBuilder.store()`): its methods answer
 // what that interface's `Token` asks for.
 
-/** A Zoho SDK's `OAuthToken` (of the SDK the store was made for), as far as the store uses it. */
-export interface OAuthToken {
-  getId(): string | null;
-  setId(id: string | null): void;
-  getUserSignature(): { getName(): string } | null | undefined;
+/** The fields every Zoho SDK's `OAuthToken` has (v2 included), as far as the stores use them. */
+export interface OAuthTokenFields {
   getClientId(): string | null | undefined;
   getClientSecret(): string | null | undefined;
   getRefreshToken(): string | null | undefined;
@@ -22,11 +19,18 @@ export interface OAuthToken {
   /** Epoch milliseconds as a string. */
   getExpiresIn(): string | null | undefined;
   getRedirectURL(): string | null | undefined;
+  setId(id: string | null): void;
+  /** The SDK's `Token` interface: removes the token from the store. */
+  remove(): Promise<boolean>;
+}
+
+/** A Zoho SDK's `OAuthToken` (of the SDK the store was made for), as far as the store uses it. */
+export interface OAuthToken extends OAuthTokenFields {
+  getId(): string | null;
+  getUserSignature(): { getName(): string } | null | undefined;
   getAPIDomain(): string | null | undefined;
   /** The SDK's `Token` interface: sets the token on an SDK request. */
   authenticate(urlConnection: any): unknown;
-  /** The SDK's `Token` interface: removes the token from the store. */
-  remove(): Promise<boolean>;
   /** The SDK's `Token` interface: revokes the refresh token. */
   revoke(id: string): Promise<boolean | undefined>;
   /** The SDK's `Token` interface: generates an access token. */

@@ -6,28 +6,17 @@
 // uses, shaped so that a SecretsManagerStore is assignable, under `--strict`,
 // wherever typescript-sdk-2.0 and 2.1 take their `TokenStore`.
 
-import type { SecretsManagerStoreOptions } from "./index.cjs";
+import type { OAuthTokenFields, SecretsManagerStoreOptions } from "./index.cjs";
 
 export type { SDKException } from "./index.cjs";
 export { RefreshError, TOKEN_STORE } from "./index.cjs";
 
 /** A v2 Zoho SDK's `OAuthToken` (of the SDK the store was made for), as far as the store uses it. */
-export interface OAuthToken {
+export interface OAuthToken extends OAuthTokenFields {
   getId(): string | null | undefined;
-  setId(id: string | null): void;
   getUserMail(): string | null | undefined;
-  getClientId(): string | null | undefined;
-  getClientSecret(): string | null | undefined;
-  getRefreshToken(): string | null | undefined;
-  getAccessToken(): string | null | undefined;
-  getGrantToken(): string | null | undefined;
-  /** Epoch milliseconds as a string. */
-  getExpiresIn(): string | null | undefined;
-  getRedirectURL(): string | null | undefined;
   /** The SDK's `Token` interface: sets the token on an SDK request. */
   authenticate(urlConnection: any): Promise<void>;
-  /** The SDK's `Token` interface: removes the token from the store. */
-  remove(): Promise<boolean>;
 }
 
 /** A v2 Zoho SDK's `UserSignature`: its email (typescript-sdk-2.0 calls it its name). */

@@ -30,6 +30,19 @@ const OPTIONS = Object.freeze([
 /** The refreshAhead default, in seconds (the native store's). */
 const REFRESH_AHEAD = 300;
 
+/**
+ * The string fields every Zoho SDK's OAuthToken has, by the crate's name,
+ * with the SDK getter (the `findToken` SDKs add an id and an API domain).
+ */
+const TOKEN_TEXT_FIELDS = Object.freeze([
+  ["client_id", (t) => t.getClientId()],
+  ["client_secret", (t) => t.getClientSecret()],
+  ["refresh_token", (t) => t.getRefreshToken()],
+  ["access_token", (t) => t.getAccessToken()],
+  ["grant_token", (t) => t.getGrantToken()],
+  ["redirect_url", (t) => t.getRedirectURL()],
+]);
+
 /** Whether an SDK field is empty as FileStore tests it (`== null`). */
 const empty = (value) => value === null || value === undefined;
 
@@ -226,6 +239,7 @@ function defineCommon({ SDKException = Error, Initializer } = {}) {
 exports.TOKEN_STORE = TOKEN_STORE;
 exports.NOT_FOUND = NOT_FOUND;
 exports.OPTIONS = OPTIONS;
+exports.TOKEN_TEXT_FIELDS = TOKEN_TEXT_FIELDS;
 exports.empty = empty;
 exports.storeId = storeId;
 exports.nativeParts = nativeParts;

@@ -47,7 +47,16 @@
 
 "use strict";
 
-const { NOT_FOUND, TOKEN_STORE, defineCommon, describeStore, empty, nativeParts, storeId } = require("./common.cjs");
+const {
+  NOT_FOUND,
+  TOKEN_STORE,
+  TOKEN_TEXT_FIELDS,
+  defineCommon,
+  describeStore,
+  empty,
+  nativeParts,
+  storeId,
+} = require("./common.cjs");
 
 /** Warm answers kept at most per store (a bound on memory, not on correctness). */
 const WARM_ENTRIES = 10_000;
@@ -65,16 +74,7 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
   const { storeException, RefreshError, sdkError, sdkAccountsUrl, text, expiryMs, openNative } = defineCommon(sdk);
 
   /** The token fields that are strings, by the crate's name, with the SDK getter. */
-  const TEXT_FIELDS = [
-    ["id", (t) => t.getId()],
-    ["client_id", (t) => t.getClientId()],
-    ["client_secret", (t) => t.getClientSecret()],
-    ["refresh_token", (t) => t.getRefreshToken()],
-    ["access_token", (t) => t.getAccessToken()],
-    ["grant_token", (t) => t.getGrantToken()],
-    ["redirect_url", (t) => t.getRedirectURL()],
-    ["api_domain", (t) => t.getAPIDomain()],
-  ];
+  const TEXT_FIELDS = [["id", (t) => t.getId()], ...TOKEN_TEXT_FIELDS, ["api_domain", (t) => t.getAPIDomain()]];
 
   /**
    * The fields of an SDK OAuthToken as the plain object the native store takes:

@@ -38,7 +38,9 @@
 // rejects with a RefreshError (an SDKException).
 "use strict";
 
-const { NOT_FOUND, defineCommon, describeStore, empty, nativeParts, storeId } = require("./common.cjs");
+const { NOT_FOUND, TOKEN_TEXT_FIELDS, defineCommon, describeStore, empty, nativeParts, storeId } = require(
+  "./common.cjs",
+);
 
 /** The SDK tokens whose authenticate() the store has wrapped (see watch). */
 const watched = new WeakSet();
@@ -57,16 +59,6 @@ function defineV2Store(sdk, { NativeStore, storeFor, isStore }) {
   const Base = sdk?.TokenStore ?? Object;
   const { storeException, RefreshError, sdkError, sdkAccountsUrl, text, expiryMs, openNative } = defineCommon(sdk);
 
-  /** The token fields that are strings, by the crate's name, with the SDK getter. */
-  const TEXT_FIELDS = [
-    ["client_id", (t) => t.getClientId()],
-    ["client_secret", (t) => t.getClientSecret()],
-    ["refresh_token", (t) => t.getRefreshToken()],
-    ["access_token", (t) => t.getAccessToken()],
-    ["grant_token", (t) => t.getGrantToken()],
-    ["redirect_url", (t) => t.getRedirectURL()],
-  ];
-
   /** The email of an SDK UserSignature (typescript-sdk-2.0 calls it its name), or undefined. */
   function emailOf(operation, user) {
     const email = text(operation, "user email", user?.getEmail?.() ?? user?.getName?.());
@@ -84,7 +76,7 @@ function defineV2Store(sdk, { NativeStore, storeFor, isStore }) {
    */
   function fromV2Token(token, email, { operation, strict }) {
     const plain = { user_name: email };
-    for (const [name, get] of TEXT_FIELDS) {
+    for (const [name, get] of TOKEN_TEXT_FIELDS) {
       const value = text(operation, name, get(token));
       if (value !== undefined) plain[name] = value;
     }

@@ -46,6 +46,13 @@ export class FakeZoho {
     this.server = createServer((request, response) => this.#handle(request, response));
   }
 
+  /** A fake Zoho started for the test `t` (options as the constructor's), stopped after it. */
+  static async forTest(t, options) {
+    const zoho = await new FakeZoho(options).start();
+    t.after(() => zoho.stop());
+    return zoho;
+  }
+
   /** Starts listening on a free loopback port. */
   async start() {
     await new Promise((resolve) => this.server.listen(0, "127.0.0.1", resolve));

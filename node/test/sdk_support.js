@@ -21,16 +21,9 @@ export const EMAIL = "flow.user@example.com";
 export const USER = `${EMAIL}:70001`;
 
 /** A fake Zoho for the test `t`, stopped after it. */
-export async function fakeZoho(t, expiresInSec) {
-  const zoho = await new FakeZoho({
-    clientId: CLIENT_ID,
-    clientSecret: CLIENT_SECRET,
-    refreshToken: REFRESH_TOKEN,
-    userEmail: EMAIL,
-    expiresInSec,
-  }).start();
-  t.after(() => zoho.stop());
-  return zoho;
+export function fakeZoho(t, expiresInSec) {
+  const options = { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, refreshToken: REFRESH_TOKEN, userEmail: EMAIL };
+  return FakeZoho.forTest(t, { ...options, expiresInSec });
 }
 
 /** A resource folder of the test `t`'s own (the SDK writes field files there). */

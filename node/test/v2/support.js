@@ -20,16 +20,9 @@ export const REFRESH_TOKEN = "1000.v2-refresh-token-value";
 export const EMAIL = "v2.user@example.com";
 
 /** A fake Zoho for the test `t`, stopped after it. */
-export async function fakeZoho(t, expiresInSec = 3600) {
-  const zoho = await new FakeZoho({
-    clientId: CLIENT_ID,
-    clientSecret: CLIENT_SECRET,
-    refreshToken: REFRESH_TOKEN,
-    userEmail: EMAIL,
-    expiresInSec,
-  }).start();
-  t.after(() => zoho.stop());
-  return zoho;
+export function fakeZoho(t, expiresInSec = 3600) {
+  const options = { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, refreshToken: REFRESH_TOKEN, userEmail: EMAIL };
+  return FakeZoho.forTest(t, { ...options, expiresInSec });
 }
 
 /** A v2 store on LocalStack under `prefix`. */

@@ -8,6 +8,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 
+import { FakeZoho } from "./fake_zoho.js";
 import { makeStore, newPrefix } from "./helpers.js";
 import { APP, SDK_NAME, pkg, requirePackage, sdk } from "./under_test.js";
 
@@ -77,4 +78,36 @@ test("a warm answer is dropped when this process saves or deletes the token", as
 
   await store.deleteToken(token.getId());
   await assert.rejects(store.findTokenById(token.getId()), SDKException);
+});
+
+test("a warm answer is never served within refreshAhead of expiry, and ends with the cache TTL", async (t) => {
+  const prefix = newPrefix(t);
+  const zoho = await FakeZoho.forTest(t, {
+    clientId: "1000.PKG",
+    clientSecret: "package-client-secret",
+    refreshToken: "1000.warm-refresh",
+    userEmail: "warm@example.com",
+  });
+  const store = makeStore(prefix, { accountsUrl: zoho.accountsUrl, cacheTtl: 1 });
+  const token = new OAuthToken("1000.PKG", "package-client-secret", null, "1000.warm-refresh");
+  token.setUserSignature(new UserSignature("warm@example.com"));
+  token.setAccessToken("1000.aging-access");
+  token.setExpiresIn(String(Date.now() + 60_000)); // within refreshAhead (300 s)
+  token.setAPIDomain(zoho.crmUrl); // not Zoho's: the accountsUrl option is used
+  await store.saveToken(token); // in this store's cache now
+
+  // Cached, but within refreshAhead: refreshed (once), never served as it is.
+  assert.equal((await store.findTokenById(token.getId())).getAccessToken(), "access-1");
+  assert.equal((await store.findTokenById(token.getId())).getAccessToken(), "access-1");
+  assert.equal(zoho.tokenRequests.length, 1);
+
+  // Another process's write is seen once this store's cache TTL (1 s) is over.
+  const other = new OAuthToken("1000.PKG", "package-client-secret", null, "1000.warm-refresh");
+  other.setId(token.getId());
+  other.setAccessToken("1000.from-another-process");
+  other.setExpiresIn(String(Date.now() + 3_600_000));
+  await makeStore(prefix, { managedRefresh: false }).saveToken(other);
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  assert.equal((await store.findTokenById(token.getId())).getAccessToken(), "1000.from-another-process");
+  assert.equal(zoho.tokenRequests.length, 1);
 });

@@ -2,7 +2,7 @@
 emulator: from exec to the first invoke's answer, and the second invoke.
 
 Needs the emulator (`cargo lambda watch --only-lambda-apis`, on :9000),
-LocalStack on :4566 and `cargo run --example fake_zoho` (see README, "The
+LocalStack on :4566 and `cargo run --example fake_zoho` (see docs/lambda.md, "The
 Lambda example, locally"). Usage, with release builds of examples/lambda.rs:
 
     python3 benches/lambda_cold_start.py target/release/examples/lambda ...

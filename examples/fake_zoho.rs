@@ -12,7 +12,7 @@
 //! cargo run --example fake_zoho
 //! ```
 //!
-//! The README's "The Lambda example, locally" has the whole recipe.
+//! docs/lambda.md ("The Lambda example, locally") has the whole recipe.
 
 #[path = "../tests/fake_zoho/mod.rs"]
 mod fake_zoho;

@@ -21,8 +21,8 @@
 //! | `ZOHO_API_DOMAIN` | the token's | a CRM API origin to use instead (tests) |
 //!
 //! Run it locally under cargo-lambda's emulator, against LocalStack and the
-//! fake Zoho of `examples/fake_zoho.rs`: see the README ("The Lambda example,
-//! locally"). Deploy with [cargo lambda](https://www.cargo-lambda.info/):
+//! fake Zoho of `examples/fake_zoho.rs`: see docs/lambda.md ("The Lambda
+//! example, locally"). Deploy with [cargo lambda](https://www.cargo-lambda.info/):
 //!
 //! ```text
 //! cargo lambda build --release --arm64 --example lambda

@@ -1,5 +1,5 @@
 //! The API-call budgets of `SecretsManagerStore` (its docs' "API calls"
-//! table and the README's cost model), counted by an SDK interceptor on LocalStack
+//! table and the cost model of docs/quotas-and-cost.md), counted by an SDK interceptor on LocalStack
 //! (never by timing). Each test also asserts Secrets Manager's version quota
 //! (100 versions of a secret in 24 hours) on the versions it made.
 

@@ -67,7 +67,9 @@ const layer = join(out, "layer");
 const pkg = join(layer, "nodejs", "node_modules", "zoho-token-store");
 rmSync(out, { recursive: true, force: true });
 mkdirSync(pkg, { recursive: true });
-for (const entry of ["package.json", "index.js", "index.cjs", "index.d.ts", "index.d.cts", "lib", "README.md"]) {
+// Both entries (the main one and zoho-token-store/v2), as package.json's exports name them.
+const ENTRIES = ["index.js", "index.cjs", "index.d.ts", "index.d.cts", "v2.js", "v2.cjs", "v2.d.ts", "v2.d.cts"];
+for (const entry of ["package.json", ...ENTRIES, "lib", "README.md"]) {
   if (existsSync(join(packageDir, entry))) cpSync(join(packageDir, entry), join(pkg, entry), { recursive: true });
 }
 mkdirSync(join(pkg, "scripts"));

@@ -18,5 +18,5 @@ cd "$(dirname "$0")"
 export CARGO_TERM_QUIET=true
 npm ci --no-audit --no-fund --loglevel=error --ignore-scripts
 node scripts/build.mjs
-cargo build --quiet --example rust_peer
+cargo build --quiet --manifest-path ../Cargo.toml --example rust_peer
 node --test --test-reporter=tap --test-concurrency=1 test/*.test.js

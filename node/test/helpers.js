@@ -132,7 +132,7 @@ export function rustPeer(command, prefix, ...rest) {
         "build",
         "--quiet",
         "--manifest-path",
-        join(PACKAGE_DIR, "Cargo.toml"),
+        join(PACKAGE_DIR, "..", "Cargo.toml"), // the root crate's example, shared with python/
         "--example",
         "rust_peer",
         "--message-format=json",

@@ -160,7 +160,7 @@ def rust_peer():
             "build",
             "--quiet",
             "--manifest-path",
-            str(PYTHON_CRATE / "Cargo.toml"),
+            str(REPO / "Cargo.toml"),  # the root crate's example, shared with node/
             "--example",
             "rust_peer",
             "--message-format=json",

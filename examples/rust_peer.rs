@@ -1,7 +1,9 @@
-//! A Rust program on the same prefix as the Python tests: it saves and reads
-//! tokens with the crate's `SecretsManagerStore`, and gets access tokens
-//! with its `ZohoAuth`, so that `pytest` can check that Python and Rust read
-//! each other's tokens and share one refresh.
+//! A Rust program on the same prefix as the Python and Node packages' tests:
+//! it saves and reads tokens with the crate's `SecretsManagerStore`, and gets
+//! access tokens with its `ZohoAuth`, so that `pytest` and `node --test` can
+//! check that Python, Node and Rust read each other's tokens and share one
+//! refresh. Both suites build it from this crate's manifest
+//! (`cargo build --example rust_peer`).
 //!
 //! ```text
 //! rust_peer save PREFIX          # token JSON on stdin; prints the stored token's JSON

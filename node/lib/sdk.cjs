@@ -20,6 +20,10 @@
 // The first folder where any supported SDK resolves decides; within it the
 // order of SDKS. The `sdk` option, or the ZOHO_TOKEN_STORE_SDK environment
 // variable, names one when an application has several.
+//
+// The SDKs of the v2 interface (`getToken(user, token)`: nodejs-sdk-2.0,
+// typescript-sdk-2.1 and -2.0), for the package's v2 entry, are found the
+// same way (V2_SDKS, loadV2Sdk); their parts are loaded by path.
 "use strict";
 
 const { existsSync, readFileSync, realpathSync } = require("node:fs");

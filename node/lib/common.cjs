@@ -233,7 +233,26 @@ function defineCommon({ SDKException = Error, Initializer } = {}) {
     return { native, managed: Boolean(managedRefresh), refreshAheadMs };
   }
 
-  return { storeException, RefreshError, sdkError, sdkAccountsUrl, text, expiryMs, openNative };
+  /**
+   * The token stored under `id` (refreshed first when `managed`, as a managed
+   * lookup answers it), for `operation`; an id that is not stored, or cannot
+   * be, rejects with SDKException code TOKEN_STORE, as FileStore does.
+   */
+  async function storedById(native, managed, operation, id) {
+    const key = storeId(id);
+    if (key === undefined) throw storeException(operation, NOT_FOUND, "not_found");
+    let found;
+    try {
+      found = managed ? await native.managedFindTokenById(key, await sdkAccountsUrl()) : await native.findTokenById(key);
+    } catch (error) {
+      if (nativeParts(error).kind !== "invalid_input") throw sdkError(operation, error);
+      found = null; // a malformed id is never stored
+    }
+    if (!found) throw storeException(operation, NOT_FOUND, "not_found");
+    return found;
+  }
+
+  return { storeException, RefreshError, sdkError, sdkAccountsUrl, text, expiryMs, openNative, storedById };
 }
 
 exports.TOKEN_STORE = TOKEN_STORE;

@@ -71,7 +71,8 @@ const WARM_ENTRIES = 10_000;
 function defineStore(sdk, { NativeStore, storeFor, isStore }) {
   const { OAuthToken, UserSignature, Initializer, Utility } = sdk ?? {};
   const Base = sdk?.TokenStore ?? Object;
-  const { storeException, RefreshError, sdkError, sdkAccountsUrl, text, expiryMs, openNative } = defineCommon(sdk);
+  const { storeException, RefreshError, sdkError, sdkAccountsUrl, text, expiryMs, openNative, storedById } =
+    defineCommon(sdk);
 
   /** The token fields that are strings, by the crate's name, with the SDK getter. */
   const TEXT_FIELDS = [["id", (t) => t.getId()], ...TOKEN_TEXT_FIELDS, ["api_domain", (t) => t.getAPIDomain()]];
@@ -263,17 +264,7 @@ function defineStore(sdk, { NativeStore, storeFor, isStore }) {
         }
         if (warm) return toSdkToken(warm.token);
       }
-      let found;
-      try {
-        found = this.#managed
-          ? await this.#native.managedFindTokenById(key, await sdkAccountsUrl())
-          : await this.#native.findTokenById(key);
-      } catch (error) {
-        if (nativeParts(error).kind !== "invalid_input") throw sdkError("findTokenById", error);
-        found = null; // a malformed id is never stored
-      }
-      if (!found) throw storeException("findTokenById", NOT_FOUND, "not_found");
-      return toSdkToken(found);
+      return toSdkToken(await storedById(this.#native, this.#managed, "findTokenById", key));
     }
 
     /**

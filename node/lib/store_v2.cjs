@@ -38,9 +38,7 @@
 // rejects with a RefreshError (an SDKException).
 "use strict";
 
-const { NOT_FOUND, TOKEN_TEXT_FIELDS, defineCommon, describeStore, empty, nativeParts, storeId } = require(
-  "./common.cjs",
-);
+const { TOKEN_TEXT_FIELDS, defineCommon, describeStore, empty } = require("./common.cjs");
 
 /** The SDK tokens whose authenticate() the store has wrapped (see watch). */
 const watched = new WeakSet();
@@ -57,7 +55,8 @@ function defineV2Store(sdk, { NativeStore, storeFor, isStore }) {
   /** What getToken answers when nothing matches: what the SDK's own FileStore answers. */
   const NONE = sdk?.name === "@zohocrm/nodejs-sdk-2.0" ? null : undefined;
   const Base = sdk?.TokenStore ?? Object;
-  const { storeException, RefreshError, sdkError, sdkAccountsUrl, text, expiryMs, openNative } = defineCommon(sdk);
+  const { storeException, RefreshError, sdkError, sdkAccountsUrl, text, expiryMs, openNative, storedById } =
+    defineCommon(sdk);
 
   /** The email of an SDK UserSignature (typescript-sdk-2.0 calls it its name), or undefined. */
   function emailOf(operation, user) {
@@ -228,18 +227,7 @@ function defineV2Store(sdk, { NativeStore, storeFor, isStore }) {
 
     /** Sets every field of `token` from the token stored under `id`; rejects when there is none. */
     async getTokenById(id, token) {
-      const key = storeId(id);
-      if (key === undefined) throw storeException("getTokenById", NOT_FOUND, "not_found");
-      let found;
-      try {
-        found = this.#managed
-          ? await this.#native.managedFindTokenById(key, await sdkAccountsUrl())
-          : await this.#native.findTokenById(key);
-      } catch (error) {
-        if (nativeParts(error).kind !== "invalid_input") throw sdkError("getTokenById", error);
-        found = null; // a malformed id is never stored
-      }
-      if (!found) throw storeException("getTokenById", NOT_FOUND, "not_found");
+      const found = await storedById(this.#native, this.#managed, "getTokenById", id);
       if (!(token instanceof OAuthToken)) return toV2Token(found);
       fillAll(token, found);
       if (this.#managed) watch(token, this.#aheadMs);
